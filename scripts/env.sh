@@ -1,0 +1,53 @@
+# Shared set-up for scripts/run and scripts/test (sourced, not run). Idempotent:
+# creates or reuses .venv, installs the project when pyproject.toml changed, and on Linux
+# installs Debian's OpenBLAS when it can (MLX's bundled BLAS is ~30x slower).
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+OPENBLAS=/usr/lib/x86_64-linux-gnu/libopenblas.so.0
+[ "$(uname -m)" = aarch64 ] && OPENBLAS=/usr/lib/aarch64-linux-gnu/libopenblas.so.0
+
+ensure_openblas() {
+    [ "$(uname -s)" = Linux ] || return 0
+    [ -e "$OPENBLAS" ] && return 0
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        if sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+            echo "note: OpenBLAS is not installed and this user cannot install it (not root, no passwordless sudo)." >&2
+            echo "      MLX will use its slow reference BLAS. To fix: sudo apt-get install libopenblas0-pthread" >&2
+            return 0
+        fi
+    fi
+    if ! command -v apt-get >/dev/null; then
+        echo "note: no apt-get here; install OpenBLAS with your package manager for ~30x faster MLX on CPU." >&2
+        return 0
+    fi
+    echo "installing Debian's OpenBLAS (libopenblas0-pthread) for fast MLX on CPU ..." >&2
+    { $sudo apt-get install -y -qq libopenblas0-pthread >/dev/null 2>&1 ||
+      { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq libopenblas0-pthread >/dev/null 2>&1; }; } ||
+        echo "note: could not install libopenblas0-pthread; MLX will use its slow reference BLAS." >&2
+}
+
+ensure_venv() {
+    local python="${PYTHON:-python3}"
+    if [ ! -x .venv/bin/python ]; then
+        echo "creating .venv ..." >&2
+        "$python" -m venv .venv
+    fi
+    local stamp
+    stamp="$(sha256sum pyproject.toml | cut -d" " -f1)"
+    if [ "$(cat .venv/.workbench-installed 2>/dev/null)" != "$stamp" ]; then
+        echo "installing reasoning-workbench into .venv (first run takes a minute) ..." >&2
+        .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+        .venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v -i "^warning: location" >&2 || true
+        .venv/bin/python -c "import workbench, mlx.core, mlx_lm, textual" ||
+            { echo "error: installing the project into .venv failed (see above)" >&2; exit 1; }
+        echo "$stamp" > .venv/.workbench-installed
+    fi
+}
+
+use_openblas() {
+    # For processes started by the scripts themselves (pytest); `workbench` does this on its own.
+    if [ "$(uname -s)" = Linux ] && [ -e "$OPENBLAS" ] && [ -z "${WORKBENCH_NO_OPENBLAS:-}" ]; then
+        export LD_PRELOAD="$OPENBLAS${LD_PRELOAD:+ $LD_PRELOAD}"
+    fi
+}

@@ -1,0 +1,57 @@
+"""The `workbench` command.
+
+Each subcommand lives in its own module under `workbench/commands/` with two functions:
+`add_arguments(parser)` (argparse only, cheap to import) and `main(args) -> int` (imports
+what it needs, MLX included, when it runs). `workbench --help` therefore never imports MLX.
+With no subcommand, `workbench` opens the TUI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from workbench import __version__
+from workbench.errors import UserError
+
+# name -> (module under workbench.commands, one-line help). Add a command by adding a line.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run", "generate one response headless: thinking, answer, stats"),
+    "models": ("models", "list local models"),
+    "doctor": ("doctor", "report platform, memory, BLAS, MLX versions and distributed backends"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="Reasoning Workbench: run reasoning models locally and read how they think. "
+        "Without a command, opens the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"workbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        command = importlib.import_module(f"workbench.commands.{module}")
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    from workbench.blas import reexec_with_openblas
+
+    reexec_with_openblas(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module = getattr(args, "_module", None) or "app"
+    command = importlib.import_module(f"workbench.commands.{module}")
+    try:
+        return command.main(args) or 0
+    except UserError as e:
+        print(f"workbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""One module per `workbench` subcommand: `add_arguments(parser)` (cheap) and `main(args) -> int`."""

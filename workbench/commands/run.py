@@ -1,0 +1,102 @@
+"""`workbench run "PROMPT"`: one response, streamed to stdout (thinking, answer, stats)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_sampling_arguments(parser) -> None:
+    parser.add_argument("--temp", type=float, default=None, help="temperature (profile default: 0.6)")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (profile default: 0.95)")
+    parser.add_argument("--max-tokens", type=int, default=None, help="generation limit (profile default)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed for sampling")
+
+
+def add_model_arguments(parser) -> None:
+    parser.add_argument("--model", "-m", default=None, help="model folder or name (default: the embedded r1-nano)")
+    parser.add_argument("--adapter", default=None, help="LoRA adapter folder (mlx-lm format)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow model folders that need custom Python code (off by default)")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("prompt", help="the prompt, or - to read it from stdin")
+    add_model_arguments(parser)
+    add_sampling_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="one JSON event per line: think, answer, done")
+
+
+def sampling_from_args(args):
+    from workbench.engine.events import Sampling
+
+    return Sampling(temperature=args.temp, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed)
+
+
+class Printer:
+    """Thinking dimmed under a header, then the answer, then one stats line (plain text when piped)."""
+
+    def __init__(self, stream=sys.stdout) -> None:
+        self.out = stream
+        self.tty = stream.isatty()
+        self.phase = None
+
+    def _style(self, code: str) -> str:
+        return f"\x1b[{code}m" if self.tty else ""
+
+    def write(self, event) -> None:
+        from workbench.engine.events import Answer, Done, Think
+
+        if isinstance(event, Think):
+            if self.phase != "think":
+                self.out.write(f"{self._style('1')}Thinking{self._style('0')}\n{self._style('2')}")
+                self.phase = "think"
+            self.out.write(safe_text(event.text))
+        elif isinstance(event, Answer):
+            if self.phase != "answer":
+                sep = "\n\n" if self.phase else ""
+                self.out.write(f"{self._style('0')}{sep}{self._style('1')}Answer{self._style('0')}\n")
+                self.phase = "answer"
+            self.out.write(safe_text(event.text))
+        elif isinstance(event, Done):
+            self.out.write(f"{self._style('0')}\n\n{self._style('2')}[{event.stats.summary()}]{self._style('0')}\n")
+        self.out.flush()
+
+
+def safe_text(text: str) -> str:
+    """Model output is untrusted: control characters (ANSI/OSC escapes) are shown, not obeyed."""
+    return "".join(c if c in "\n\t" or (c.isprintable()) else f"\\x{ord(c):02x}" for c in text)
+
+
+def main(args) -> int:
+    from workbench.engine.events import ChatRequest, Done, Failed, event_to_dict
+    from workbench.engine.worker import Engine
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    engine = Engine()
+    _, _, loaded = engine.load(args.model, args.adapter, args.trust_remote_code).collect()
+    if isinstance(loaded, Failed):
+        print(f"workbench: error: {loaded.message}", file=sys.stderr)
+        return 2
+    job = engine.generate(ChatRequest.single(prompt, sampling_from_args(args)))
+    printer = Printer()
+    status = 0
+    events = iter(job)
+    while True:
+        try:
+            event = next(events)
+        except KeyboardInterrupt:  # Ctrl-C: stop generation, still print the stats
+            job.cancel("cancelled")
+            continue
+        except StopIteration:
+            break
+        if isinstance(event, Failed):
+            print(f"workbench: error: {event.message}", file=sys.stderr)
+            status = 1
+        elif args.json:
+            print(json.dumps(event_to_dict(event)), flush=True)
+        else:
+            printer.write(event)
+        if isinstance(event, Done) and event.stats.finish_reason == "cancelled":
+            status = 130
+    return status

@@ -1,0 +1,186 @@
+"""What callers send to an engine and what comes back. Pure Python, no MLX.
+
+Every engine (the local MLX thread, a remote endpoint, the fakes in tests) speaks this
+vocabulary: a job yields `Think` / `Answer` deltas and ends with exactly one `Done` or `Failed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Union
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling settings. None means "use the model profile's default"."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+
+    def over(self, defaults: "Sampling") -> "Sampling":
+        """These settings, with unset ones taken from `defaults`."""
+        return Sampling(
+            **{f.name: getattr(defaults, f.name) if getattr(self, f.name) is None else getattr(self, f.name) for f in fields(self)}
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Sampling":
+        return cls(**{k: d[k] for k in (f.name for f in fields(cls)) if k in d})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat turn. Assistant turns keep their thinking here; prompts leave it out."""
+
+    role: str  # "system" | "user" | "assistant"
+    content: str
+    thinking: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: tuple[Message, ...]
+    sampling: Sampling = Sampling()
+
+    @classmethod
+    def single(cls, prompt: str, sampling: Sampling = Sampling()) -> "ChatRequest":
+        return cls((Message("user", prompt),), sampling)
+
+
+@dataclass
+class Stats:
+    """Per-response numbers. Times in seconds; token counts use the model's tokenizer."""
+
+    prompt_tokens: int = 0
+    thinking_tokens: int = 0
+    answer_tokens: int = 0
+    time_to_first_token: float = 0.0  # request start (incl. prompt processing) to first token
+    thinking_time: float = 0.0  # first token to the end of thinking
+    answer_time: float = 0.0  # end of thinking to the last token
+    total_time: float = 0.0
+    peak_memory_gb: float = 0.0
+    finish_reason: str = ""  # "stop" | "length" | "cancelled" | "loop" | "error"
+    thinking_closed: bool = False  # False: thinking was cut off (max tokens, stop) or absent
+
+    @property
+    def generated_tokens(self) -> int:
+        return self.thinking_tokens + self.answer_tokens
+
+    @property
+    def thinking_tps(self) -> float:
+        return self.thinking_tokens / self.thinking_time if self.thinking_time > 0 else 0.0
+
+    @property
+    def answer_tps(self) -> float:
+        return self.answer_tokens / self.answer_time if self.answer_time > 0 else 0.0
+
+    @property
+    def generation_tps(self) -> float:
+        t = self.thinking_time + self.answer_time
+        return self.generated_tokens / t if t > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(thinking_tps=self.thinking_tps, answer_tps=self.answer_tps, generation_tps=self.generation_tps)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Stats":
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+    def summary(self) -> str:
+        """One line, e.g. 'thought for 12.4 s, 1,832 tokens · answer 212 tokens at 45.1 tok/s · …'."""
+        parts = [
+            f"thought for {self.thinking_time:.1f} s, {self.thinking_tokens:,} tokens"
+            + (" (cut off)" if self.thinking_tokens and not self.thinking_closed else ""),
+            f"answer {self.answer_tokens:,} tokens at {self.answer_tps:.1f} tok/s",
+            f"{self.generation_tps:.1f} tok/s overall",
+            f"first token {self.time_to_first_token:.2f} s",
+            f"prompt {self.prompt_tokens:,} tokens",
+        ]
+        if self.peak_memory_gb:
+            parts.append(f"peak {self.peak_memory_gb:.2f} GB")
+        parts.append(self.finish_reason or "?")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    path: str
+    model_type: str = ""
+    quantization: str = ""  # e.g. "4-bit", "" for full precision
+    parameters: int = 0
+    adapter: str | None = None
+    location: str = "local"  # "local", or the endpoint URL of a remote engine
+    profile: dict = field(default_factory=dict)
+
+
+# ---- events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Think:
+    text: str
+    tokens: int = 0  # model tokens this delta accounts for (0 when unknown)
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Done:
+    stats: Stats
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str  # one line, shown to the user as is
+
+
+@dataclass(frozen=True)
+class Loading:
+    model: str
+
+
+@dataclass(frozen=True)
+class Loaded:
+    info: ModelInfo
+
+
+Event = Union[Think, Answer, Done, Failed, Loading, Loaded]
+TERMINAL = (Done, Failed, Loaded)
+
+
+def event_to_dict(event: Event) -> dict:
+    """The `--json` line format: {"type": "think", "text": ...}, ..., {"type": "done", "stats": {...}}."""
+    if isinstance(event, (Think, Answer)):
+        return {"type": type(event).__name__.lower(), "text": event.text}
+    if isinstance(event, Done):
+        return {"type": "done", "stats": event.stats.to_dict()}
+    if isinstance(event, Failed):
+        return {"type": "error", "message": event.message}
+    if isinstance(event, Loading):
+        return {"type": "loading", "model": event.model}
+    if isinstance(event, Loaded):
+        return {"type": "loaded", "model": asdict(event.info)}
+    raise TypeError(f"not an event: {event!r}")
+
+
+def merge_deltas(events) -> list:
+    """Adjacent deltas of the same kind joined (for tests and storage)."""
+    out: list = []
+    for e in events:
+        if out and isinstance(e, (Think, Answer)) and type(out[-1]) is type(e):
+            out[-1] = replace(out[-1], text=out[-1].text + e.text, tokens=out[-1].tokens + e.tokens)
+        else:
+            out.append(e)
+    return out

@@ -1,0 +1,79 @@
+"""Model profiles: per-model defaults (sampling, prompt rules, published claims).
+
+A profile comes from, in order: built-in defaults, a built-in entry matched on the model's
+name, and a `profile.toml` (or `profile.json`) in the model folder. Requests override sampling.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from workbench.engine.events import Sampling
+from workbench.errors import ModelLoadError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PROFILE_FILES = ("profile.toml", "profile.json")
+
+
+@dataclass(frozen=True)
+class Profile:
+    # DeepSeek's recommendation for R1 and its distills.
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_tokens: int = 32768
+    force_think: bool = True  # end the generation prompt with "<think>\n"
+    system_prompt: str | None = None  # DeepSeek: no system prompt
+    # Published scores, suite name -> percent, e.g. {"aime24": 28.9, "math500": 83.9}.
+    claims: dict = field(default_factory=dict)
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Profile":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# Substring of the model folder name (lower case) -> profile values. First match wins.
+BUILT_IN: list[tuple[str, dict]] = [
+    ("deepseek-r1", {"temperature": 0.6, "top_p": 0.95, "max_tokens": 32768}),
+]
+
+
+def read_profile_file(model_dir: Path) -> dict:
+    for name in PROFILE_FILES:
+        path = model_dir / name
+        if not path.exists():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = tomllib.loads(text) if name.endswith(".toml") else json.loads(text)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ModelLoadError(f"{path}: not a valid profile ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ModelLoadError(f"{path}: a profile must be a table of settings")
+        return data
+    return {}
+
+
+def load_profile(model_dir: Path) -> Profile:
+    values: dict = {}
+    lowered = model_dir.name.lower()
+    for needle, preset in BUILT_IN:
+        if needle in lowered:
+            values.update(preset)
+            break
+    values.update(read_profile_file(model_dir))
+    return Profile.from_dict(values)

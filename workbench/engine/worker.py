@@ -1,0 +1,157 @@
+"""The engine thread: one long-lived thread owns MLX (load and generate).
+
+Since mlx 0.31 streams belong to the thread that created them, so a model loaded on one
+thread can fail on another. Everything MLX happens on `Engine`'s thread; other threads (the
+TUI, the CLI, eval) submit jobs and read events from each job's thread-safe queue.
+
+The interface every engine offers (this one, a remote endpoint, the fakes in tests):
+    engine.load(model, adapter=None) -> Job      # Loading ... then Loaded(info) or Failed
+    engine.generate(request) -> Job              # Think/Answer deltas, then Done(stats) or Failed
+    engine.info -> ModelInfo | None              # the loaded model
+    engine.close()
+A `Job` is iterable (blocking) and has `cancel()`: generation stops within one token.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from workbench.engine.events import (
+    TERMINAL, Answer, ChatRequest, Done, Event, Failed, Loaded, Loading, ModelInfo, Stats, Think,
+)
+from workbench.errors import UserError
+
+
+class Job:
+    """The events of one submitted job, in order, ending with one terminal event."""
+
+    def __init__(self) -> None:
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop_reason: str | None = None
+        self.finished = threading.Event()
+
+    # engine side
+    def put(self, event: Event) -> None:
+        self._events.put(event)
+        if isinstance(event, TERMINAL):
+            self.finished.set()
+
+    def stop_reason(self) -> str | None:
+        return self._stop_reason
+
+    # caller side
+    def cancel(self, reason: str = "cancelled") -> None:
+        self._stop_reason = self._stop_reason or reason
+
+    def get(self, timeout: float | None = None) -> Event:
+        """The next event; raises queue.Empty after `timeout` seconds."""
+        return self._events.get(timeout=timeout)
+
+    def __iter__(self) -> Iterator[Event]:
+        while True:
+            event = self._events.get()
+            yield event
+            if isinstance(event, TERMINAL):
+                return
+
+    def collect(self) -> tuple[str, str, Event]:
+        """Block until the end: (thinking, answer, terminal event)."""
+        thinking, answer, last = [], [], None
+        for last in self:
+            if isinstance(last, Think):
+                thinking.append(last.text)
+            elif isinstance(last, Answer):
+                answer.append(last.text)
+        return "".join(thinking), "".join(answer), last
+
+
+def one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+class Engine:
+    def __init__(self) -> None:
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._loaded = None  # engine thread only
+        self.info: ModelInfo | None = None
+        self._thread = threading.Thread(target=self._serve, name="mlx-engine", daemon=True)
+        self._thread.start()
+
+    # ---- caller side -----------------------------------------------------------------------
+    def load(self, model: str | Path | None = None, adapter: str | Path | None = None,
+             trust_remote_code: bool = False) -> Job:
+        job = Job()
+        self._inbox.put(("load", job, (model, adapter, trust_remote_code)))
+        return job
+
+    def generate(self, request: ChatRequest) -> Job:
+        job = Job()
+        self._inbox.put(("generate", job, request))
+        return job
+
+    def call(self, fn: Callable[[Any], Any]) -> Future:
+        """Run `fn(loaded_model)` on the engine thread (e.g. count tokens with the model's tokenizer)."""
+        future: Future = Future()
+        self._inbox.put(("call", future, fn))
+        return future
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._inbox.put(("close", None, None))
+        self._thread.join(timeout)
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- engine thread ---------------------------------------------------------------------
+    def _serve(self) -> None:
+        while True:
+            kind, job, payload = self._inbox.get()
+            if kind == "close":
+                return
+            try:
+                if kind == "load":
+                    self._load(job, *payload)
+                elif kind == "generate":
+                    self._generate(job, payload)
+                elif kind == "call":
+                    if job.set_running_or_notify_cancel():
+                        job.set_result(payload(self._loaded))
+            except Exception as e:  # noqa: BLE001 - the engine thread must survive any job
+                if kind == "call":
+                    job.set_exception(e)
+                else:
+                    job.put(Failed(one_line(e)))
+
+    def _load(self, job: Job, model, adapter, trust_remote_code) -> None:
+        from workbench.engine.loader import load_model
+        from workbench.models.local import resolve_model
+
+        try:
+            folder = resolve_model(str(model) if model else None)
+            job.put(Loading(folder.name))
+            loaded = load_model(folder, adapter=adapter, trust_remote_code=trust_remote_code)
+        except UserError as e:
+            job.put(Failed(str(e)))
+            return
+        self._loaded, self.info = loaded, loaded.info
+        job.put(Loaded(loaded.info))
+
+    def _generate(self, job: Job, request: ChatRequest) -> None:
+        from workbench.engine.generate import stream_reasoning
+
+        if job.stop_reason():
+            job.put(Done(Stats(finish_reason=job.stop_reason())))
+            return
+        if self._loaded is None:
+            job.put(Failed("no model loaded"))
+            return
+        for event in stream_reasoning(self._loaded, request, stop=job.stop_reason):
+            job.put(event)
