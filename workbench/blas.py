@@ -23,8 +23,8 @@ CANDIDATES = (
 )
 
 
-def find_openblas(candidates=CANDIDATES) -> str | None:
-    for path in candidates:
+def find_openblas() -> str | None:
+    for path in CANDIDATES:
         if Path(path).exists():
             return path
     return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 
 
@@ -81,22 +83,30 @@ def main(args) -> int:
     job = engine.generate(ChatRequest.single(prompt, sampling_from_args(args)))
     printer = Printer()
     status = 0
-    events = iter(job)
-    while True:
-        try:
-            event = next(events)
-        except KeyboardInterrupt:  # Ctrl-C: stop generation, still print the stats
-            job.cancel("cancelled")
-            continue
-        except StopIteration:
-            break
-        if isinstance(event, Failed):
-            print(f"workbench: error: {event.message}", file=sys.stderr)
-            status = 1
-        elif args.json:
-            print(json.dumps(event_to_dict(event)), flush=True)
-        else:
-            printer.write(event)
-        if isinstance(event, Done) and event.stats.finish_reason == "cancelled":
-            status = 130
+    with stop_on_ctrl_c(job):
+        for event in job:
+            if isinstance(event, Failed):
+                print(f"workbench: error: {event.message}", file=sys.stderr)
+                status = 1
+            elif args.json:
+                print(json.dumps(event_to_dict(event)), flush=True)
+            else:
+                printer.write(event)
+            if isinstance(event, Done) and event.stats.finish_reason == "cancelled":
+                status = 130
     return status
+
+
+@contextlib.contextmanager
+def stop_on_ctrl_c(job):
+    """First Ctrl-C stops generation (the stats still print); a second one quits at once."""
+    def handler(signum, frame):
+        if job.stop_reason():
+            raise KeyboardInterrupt
+        job.cancel("cancelled")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -15,6 +15,7 @@ A `Job` is iterable (blocking) and has `cancel()`: generation stops within one t
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -115,6 +116,11 @@ class Engine:
         while True:
             kind, job, payload = self._inbox.get()
             if kind == "close":
+                self._loaded = None
+                if "mlx.core" in sys.modules:
+                    # A thread that made MLX streams must destroy them before it ends, or the
+                    # process aborts at exit ("terminate called without an active exception").
+                    sys.modules["mlx.core"].clear_streams()
                 return
             try:
                 if kind == "load":

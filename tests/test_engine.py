@@ -1,0 +1,97 @@
+"""The engine thread: load, stream Think/Answer/Done, stats, cancel, and MLX staying on one thread."""
+
+import threading
+
+import pytest
+
+from workbench.engine.events import Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, Sampling, Think
+from workbench.engine.worker import Engine
+
+GREEDY = Sampling(temperature=0.0, max_tokens=200)
+
+
+@pytest.fixture(scope="module")
+def engine(taught_model):
+    e = Engine()
+    events = list(e.load(taught_model))
+    assert isinstance(events[0], Loading) and isinstance(events[-1], Loaded)
+    yield e
+    e.close()
+
+
+def test_streams_thinking_then_answer_with_stats(engine):
+    events = list(engine.generate(ChatRequest.single("What is 12+30?", GREEDY)))
+    kinds = [type(e) for e in events]
+    assert kinds[-1] is Done and Failed not in kinds
+    first_answer = kinds.index(Answer)
+    assert Think in kinds[:first_answer] and Think not in kinds[first_answer:]
+    thinking = "".join(e.text for e in events if isinstance(e, Think))
+    answer = "".join(e.text for e in events if isinstance(e, Answer))
+    assert "12+30" in thinking and "</think>" not in thinking
+    assert answer == "The answer is \\boxed{42}."
+    stats = events[-1].stats
+    assert stats.finish_reason == "stop" and stats.thinking_closed
+    assert stats.answer_tokens == len(answer.encode())  # byte-level tokenizer: one token per byte
+    assert stats.thinking_tokens >= len(thinking.encode())
+    assert stats.prompt_tokens > 0 and stats.time_to_first_token > 0 and stats.thinking_time > 0
+    assert sum(e.tokens for e in events if isinstance(e, (Think, Answer))) <= stats.generated_tokens
+
+
+def test_max_tokens_cuts_thinking(engine):
+    events = list(engine.generate(ChatRequest.single("What is 12+30?", Sampling(temperature=0.0, max_tokens=5))))
+    stats = events[-1].stats
+    assert stats.finish_reason == "length" and not stats.thinking_closed
+    assert stats.generated_tokens == 5 and stats.answer_tokens == 0
+
+
+def test_cancel_stops_within_one_token(engine):
+    job = engine.generate(ChatRequest.single("What is 12+30?", GREEDY))
+    seen = 0
+    for event in job:
+        if isinstance(event, Think):
+            seen += event.tokens
+            if seen == 3:
+                job.cancel()
+    assert isinstance(event, Done)
+    assert event.stats.finish_reason == "cancelled"
+    # The engine checks before each new token; at most one more token may be in flight.
+    assert event.stats.generated_tokens <= 4
+
+
+def test_cancel_before_start(engine):
+    job = engine.generate(ChatRequest.single("x", GREEDY))
+    job.cancel()
+    *_, last = list(job)
+    assert isinstance(last, Done) and last.stats.finish_reason == "cancelled"
+
+
+def test_multi_turn_history_is_accepted(engine):
+    request = ChatRequest((Message("user", "What is 12+30?"), Message("assistant", "42", thinking="long"),
+                           Message("user", "What is 12+30?")), GREEDY)
+    *_, last = list(engine.generate(request))
+    assert isinstance(last, Done)
+
+
+def test_mlx_runs_on_the_engine_thread_only(engine):
+    names = engine.call(lambda loaded: threading.current_thread().name).result(timeout=30)
+    assert names == "mlx-engine"
+    tokens = engine.call(lambda loaded: loaded.tokenizer.encode("abc")).result(timeout=30)
+    assert len(tokens) == 3
+
+
+def test_generate_without_a_model_fails_cleanly():
+    e = Engine()
+    try:
+        *_, last = list(e.generate(ChatRequest.single("hi")))
+        assert isinstance(last, Failed) and last.message == "no model loaded"
+        *_, last = list(e.load("/nonexistent/model"))
+        assert isinstance(last, Failed) and "no model named" in last.message
+    finally:
+        e.close()
+
+
+def test_engine_survives_a_failing_call(engine):
+    with pytest.raises(ZeroDivisionError):
+        engine.call(lambda loaded: 1 / 0).result(timeout=30)
+    *_, last = list(engine.generate(ChatRequest.single("What is 12+30?", Sampling(temperature=0, max_tokens=3))))
+    assert isinstance(last, Done)
