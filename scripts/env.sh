@@ -38,9 +38,12 @@ ensure_venv() {
     if [ "$(cat .venv/.workbench-installed 2>/dev/null)" != "$stamp" ]; then
         echo "installing reasoning-workbench into .venv (first run takes a minute) ..." >&2
         .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-        .venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v -i "^warning: location" >&2 || true
-        .venv/bin/python -c "import workbench, mlx.core, mlx_lm, textual" ||
-            { echo "error: installing the project into .venv failed (see above)" >&2; exit 1; }
+        if ! .venv/bin/python -m pip install -e ".[dev]" > .venv/install.log 2>&1 ||
+           ! .venv/bin/python -c "import workbench, mlx.core, mlx_lm, textual"; then
+            tail -n 20 .venv/install.log >&2
+            echo "error: installing the project into .venv failed (full log: .venv/install.log)" >&2
+            exit 1
+        fi
         echo "$stamp" > .venv/.workbench-installed
     fi
 }
