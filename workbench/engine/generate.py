@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 
 from workbench.engine.events import Answer, ChatRequest, Done, Sampling, Stats, Think
 from workbench.engine.loader import LoadedModel
+from workbench.engine.memory import wired_limit
 from workbench.engine.prompt import build_prompt, opens_thinking
 from workbench.engine.splitter import ReasoningSplitter
 
@@ -63,23 +64,24 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
             deltas[0] = type(deltas[0])(deltas[0].text, 1)
         return deltas
 
-    for n, (token, _) in enumerate(
-        generate_step(mx.array(tokens), model, max_tokens=sampling.max_tokens or -1, sampler=sampler)
-    ):
-        now = time.perf_counter()
-        if n == 0:
-            first = now
-            stats.time_to_first_token = now - start
-        reason = stop() if stop else None
-        if reason:
-            finish = reason
-            break
-        if token in eos:
-            finish = "stop"
-            break
-        detokenizer.add_token(token)
-        was_thinking = splitter.phase == "think"
-        yield from account(splitter.feed(detokenizer.last_segment), was_thinking, now)
+    with wired_limit(mx):
+        for n, (token, _) in enumerate(
+            generate_step(mx.array(tokens), model, max_tokens=sampling.max_tokens or -1, sampler=sampler)
+        ):
+            now = time.perf_counter()
+            if n == 0:
+                first = now
+                stats.time_to_first_token = now - start
+            reason = stop() if stop else None
+            if reason:
+                finish = reason
+                break
+            if token in eos:
+                finish = "stop"
+                break
+            detokenizer.add_token(token)
+            was_thinking = splitter.phase == "think"
+            yield from account(splitter.feed(detokenizer.last_segment), was_thinking, now)
 
     detokenizer.finalize()
     yield from splitter.feed(detokenizer.last_segment)
