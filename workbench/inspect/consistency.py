@@ -1,0 +1,98 @@
+"""Answer consistency: the final answer reached in the thinking versus the one in the answer pane.
+
+Answers are extracted as the last `\\boxed{...}`, else the last "answer is X", else the last number.
+They are compared with the math verifier (`workbench.verify`, when installed), else after light
+normalisation (spaces, $, trailing period, thousands commas) and numerically when both are numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+ANSWER_IS = re.compile(r"(?i)(?:final answer|answer)\s*(?:is|:|=)\s*:?\s*([^\n]+)")
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last \\boxed{...} (braces balanced), or None."""
+    i = text.rfind("\\boxed{")
+    while i >= 0:
+        depth, j = 0, i + len("\\boxed")
+        for k in range(j, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[k], 0)
+            if depth == 0:
+                return text[j + 1:k].strip()
+        i = text.rfind("\\boxed{", 0, i)  # unbalanced (cut off): try an earlier one
+    return None
+
+
+def extract_answer(text: str) -> str | None:
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return boxed
+    found = ANSWER_IS.findall(text)
+    if found:
+        return found[-1].strip().rstrip(".").strip()
+    numbers = NUMBER.findall(text)
+    return numbers[-1] if numbers else None
+
+
+def normalise(answer: str) -> str:
+    a = answer.strip().strip("$").strip().rstrip(".")
+    a = re.sub(r"\\(?:left|right|!|,|;)", "", a)
+    a = re.sub(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}", r"(\1)/(\2)", a)
+    a = re.sub(r"\s+", "", a)
+    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", a):
+        a = a.replace(",", "")
+    return a
+
+
+def _number(a: str) -> Fraction | None:
+    m = re.fullmatch(r"\(?(-?\d+(?:\.\d+)?)\)?(?:/\(?(\d+)\)?)?", a)
+    if not m:
+        return None
+    value = Fraction(m.group(1))
+    return value / int(m.group(2)) if m.group(2) else value
+
+
+def same_answer(a: str, b: str) -> bool:
+    na, nb = normalise(a), normalise(b)
+    if na == nb:
+        return True
+    x, y = _number(na), _number(nb)
+    return x is not None and y is not None and x == y
+
+
+def math_verifier():
+    """The math verifier from `workbench.verify`, or None when that package is not there."""
+    try:
+        from workbench.verify import get_verifier
+
+        return get_verifier("math")
+    except Exception:  # noqa: BLE001 - optional: fall back to the normalised comparison
+        return None
+
+
+def verify_against(completion: str, gold: str, verifier=None) -> dict:
+    """Check `completion` against a gold answer: with the math verifier if present, else by comparison."""
+    verifier = math_verifier() if verifier is None else verifier  # False: compare without a verifier
+    if verifier:
+        try:
+            verdict = verifier(completion, {"answer": gold, "gold": gold})
+            return {"score": float(verdict.score), "reason": str(verdict.reason), "method": "math verifier"}
+        except Exception as e:  # noqa: BLE001 - model output is untrusted; a verifier crash is a verdict
+            return {"score": 0.0, "reason": f"verifier failed: {type(e).__name__}: {e}", "method": "math verifier"}
+    got = extract_answer(completion)
+    ok = got is not None and same_answer(got, gold)
+    return {"score": 1.0 if ok else 0.0, "reason": f"extracted {got!r}, expected {gold!r}", "method": "normalised"}
+
+
+def consistency(thinking: str, answer: str, verifier=None) -> dict:
+    in_thinking, in_answer = extract_answer(thinking), extract_answer(answer)
+    result = {"thinking_answer": in_thinking, "final_answer": in_answer, "consistent": None, "method": None}
+    if in_thinking is None or in_answer is None:
+        return result
+    verdict = verify_against(f"\\boxed{{{in_answer}}}", in_thinking, verifier)
+    result.update(consistent=verdict["score"] >= 1.0, method=verdict["method"])
+    return result
