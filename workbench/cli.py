@@ -19,6 +19,9 @@ from workbench.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "generate one response headless: thinking, answer, stats"),
     "models": ("models", "list local models"),
+    "sessions": ("sessions", "saved sessions: list, show, export (md/jsonl/html), search, import"),
+    "pull": ("pull", "download a catalog model or hub repo, with a fit check and a sha256 manifest"),
+    "import": ("import_gguf", "turn a GGUF file (llama.cpp, Ollama, LM Studio) into an MLX model folder"),
     "doctor": ("doctor", "report platform, memory, BLAS, MLX versions and distributed backends"),
 }
 

@@ -27,6 +27,9 @@ def add_arguments(parser) -> None:
     add_model_arguments(parser)
     add_sampling_arguments(parser)
     parser.add_argument("--json", action="store_true", help="one JSON event per line: think, answer, done")
+    from workbench.commands.sessions import add_save_arguments
+
+    add_save_arguments(parser)
 
 
 def sampling_from_args(args):
@@ -81,9 +84,11 @@ def main(args) -> int:
         print(f"workbench: error: {loaded.message}", file=sys.stderr)
         return 2
     job = engine.generate(ChatRequest.single(prompt, sampling_from_args(args)))
+    from workbench.sessions.recorder import recorder_for_run
+
     printer = Printer()
     status = 0
-    with stop_on_ctrl_c(job):
+    with stop_on_ctrl_c(job), recorder_for_run(args, prompt, engine.info, job) as recorder:
         for event in job:
             if isinstance(event, Failed):
                 print(f"workbench: error: {event.message}", file=sys.stderr)
@@ -94,6 +99,7 @@ def main(args) -> int:
                 printer.write(event)
             if isinstance(event, Done) and event.stats.finish_reason == "cancelled":
                 status = 130
+            recorder.feed(event)  # saved as a session (cheap: buffered, written every 0.5 s)
     return status
 
 

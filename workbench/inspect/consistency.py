@@ -31,9 +31,10 @@ def extract_answer(text: str) -> str | None:
     boxed = last_boxed(text)
     if boxed is not None:
         return boxed
-    found = ANSWER_IS.findall(text)
+    found = [a.strip().rstrip(".").strip() for a in ANSWER_IS.findall(text)]
+    found = [a for a in found if re.search(r"\w", a)]  # "The answer is \" (cut off) names nothing
     if found:
-        return found[-1].strip().rstrip(".").strip()
+        return found[-1]
     numbers = NUMBER.findall(text)
     return numbers[-1] if numbers else None
 

@@ -1,0 +1,110 @@
+"""`workbench sessions [list | show ID | export ID | search TEXT | import FILE]`: the saved sessions."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    p = sub.add_parser("list", help="newest sessions first")
+    p.add_argument("--limit", type=int, default=30)
+    p.add_argument("--json", action="store_true", help="a JSON array")
+    p = sub.add_parser("show", help="one session: thinking, answers, stats, inspection")
+    p.add_argument("id", help="a session id, or 'last' for the newest")
+    p.add_argument("--json", action="store_true", help="the session as JSON")
+    p = sub.add_parser("export", help="write a session as Markdown, JSONL or HTML")
+    p.add_argument("id", help="a session id, or 'last'")
+    p.add_argument("--format", choices=("md", "jsonl", "html"), default="md")
+    p.add_argument("--output", "-o", default=None, help="a file (default: stdout)")
+    p = sub.add_parser("search", help="sessions whose thinking, answers or titles contain TEXT")
+    p.add_argument("text")
+    p.add_argument("--limit", type=int, default=30)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("import", help="add sessions from a JSONL file (chat messages, reasoning_content)")
+    p.add_argument("file")
+
+
+def add_save_arguments(parser) -> None:
+    """Options of commands that record responses (run, compare)."""
+    parser.add_argument("--no-save", action="store_true", help="do not keep this response in the session store")
+    parser.add_argument("--stop-on-loop", action="store_true",
+                        help="stop generating when the thinking is stuck in a repetition loop")
+
+
+def main(args) -> int:
+    from workbench.sessions import Store
+
+    action = args.action or "list"
+    with Store.open() as store:
+        if action == "list":
+            rows = store.list_sessions(getattr(args, "limit", 30))
+            if getattr(args, "json", False):
+                print(json.dumps(rows, indent=1, ensure_ascii=False))
+            elif not rows:
+                print(f"no sessions yet in {store.path}")
+            for r in rows if not getattr(args, "json", False) else ():
+                print(f"{r['id']:>5}  {_when(r['updated'])}  {r['status'] or '-':<11} {(r['model'] or '-')[:20]:<20}  "
+                      f"{_safe(r['title'])}")
+        elif action == "show":
+            session = store.session(args.id)
+            if args.json:
+                print(json.dumps(session, indent=1, ensure_ascii=False))
+            else:
+                print_session(session)
+        elif action == "export":
+            from workbench.sessions.export import EXPORTERS
+
+            text = EXPORTERS[args.format](store.session(args.id))
+            if args.output:
+                with open(args.output, "w", encoding="utf-8") as f:
+                    f.write(text)
+            else:
+                sys.stdout.write(text)
+        elif action == "search":
+            hits = store.search(args.text, args.limit)
+            if args.json:
+                print(json.dumps(hits, indent=1, ensure_ascii=False))
+            for h in hits if not args.json else ():
+                print(f"{h['session']:>5}  {h['in']:<9} {_safe(h['title'])[:40]:<40}  …{_safe(h['snippet'])}…")
+        elif action == "import":
+            from workbench.sessions.export import import_jsonl
+
+            ids = import_jsonl(store, args.file)
+            print(f"imported {len(ids)} session{'s' * (len(ids) != 1)}: {', '.join(map(str, ids))}")
+    return 0
+
+
+def print_session(session: dict, out=sys.stdout) -> None:
+    from workbench.engine.events import Stats
+    from workbench.sessions.export import inspection_summary
+
+    out.write(f"session {session['id']}: {_safe(session['title'])}  ({session['kind']}, {_when(session['created'])})\n")
+    for t in session["turns"]:
+        if t["role"] != "assistant":
+            out.write(f"\n[{t['role']}]\n{_safe(t['content'])}\n")
+            continue
+        label = f" {t['label']}" if t.get("label") else ""
+        out.write(f"\n[assistant: {_safe(t.get('model') or '?')}{_safe(label)} · {t.get('status')}]\n")
+        if t["thinking"]:
+            out.write(f"Thinking\n{_safe(t['thinking'])}\n\n")
+        out.write(f"Answer\n{_safe(t['content'])}\n")
+        stats = t.get("stats") or {}
+        if "generation_tps" in stats:
+            out.write(f"[{Stats.from_dict(stats).summary()}]\n")
+        summary = inspection_summary(t.get("inspection"))
+        if summary:
+            out.write(f"[{_safe(summary)}]\n")
+
+
+def _safe(text) -> str:
+    from workbench.commands.run import safe_text
+
+    return safe_text(str(text))
+
+
+def _when(t: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))

@@ -1,0 +1,173 @@
+"""Record a streaming response into the store: text is written at least every 0.5 s, so a killed
+process loses at most the last half second; inspection runs on each delta and is stored at the end.
+
+The caller's loop stays cheap: `feed(event)` appends to a buffer and updates the incremental
+inspector; a background thread does the writing.
+
+    with Recorder.for_prompt(store, prompt, info, sampling, job=job) as recorder:
+        for event in job:
+            recorder.feed(event)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+from workbench.engine.events import Answer, Done, Failed, Think
+from workbench.inspect import Inspector
+
+FLUSH_EVERY = 0.5  # seconds
+STATUS_OF_FINISH = {"stop": "complete", "length": "complete", "cancelled": "stopped", "loop": "stopped",
+                    "error": "stopped"}
+
+
+class Recorder:
+    def __init__(self, store, session_id: int, prompt: str, info=None, sampling=None, label: str | None = None,
+                 job=None, stop_on_loop: bool = False, flush_every: float = FLUSH_EVERY) -> None:
+        self.store, self.session_id = store, session_id
+        self.job, self.stop_on_loop = job, stop_on_loop
+        self.inspector = Inspector(prompt)
+        self.turn = store.start_response(session_id, label=label, **response_columns(info, sampling))
+        self.status: str | None = None
+        self.owns_store = False
+        self._think: list[str] = []  # received, not yet written
+        self._answer: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._flush_every = flush_every
+        self._writer = threading.Thread(target=self._write_loop, name="session-writer", daemon=True)
+        self._writer.start()
+
+    @classmethod
+    def for_prompt(cls, store, prompt: str, info=None, sampling=None, kind: str = "run", **kw) -> "Recorder":
+        """A new session holding the prompt and this response."""
+        session_id = store.new_session(title_of(prompt), kind)
+        store.add_turn(session_id, "user", prompt)
+        return cls(store, session_id, prompt, info, sampling, **kw)
+
+    # ---- the caller's loop ---------------------------------------------------------------------
+    def feed(self, event) -> None:
+        kind = type(event)
+        if kind is Think:
+            with self._lock:
+                self._think.append(event.text)
+            self.inspector.feed_thinking(event.text)
+            if self.stop_on_loop and self.job is not None and self.inspector.loop:
+                self.job.cancel("loop")
+        elif kind is Answer:
+            with self._lock:
+                self._answer.append(event.text)
+            self.inspector.feed_answer(event.text)
+        elif kind is Done:
+            self.finish(event.stats.to_dict(), STATUS_OF_FINISH.get(event.stats.finish_reason, "complete"), event.stats)
+        elif kind is Failed:
+            self.finish({"finish_reason": "error", "error": event.message}, "stopped")
+
+    # ---- writing -------------------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        while not self._stop.wait(self._flush_every):
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            if not (self._think or self._answer):
+                return
+            thinking, answer = "".join(self._think), "".join(self._answer)
+            self._think, self._answer = [], []
+        self.store.append_response(self.turn, thinking, answer)
+
+    def finish(self, stats: dict | None, status: str, stats_obj=None) -> None:
+        if self.status is not None:
+            return
+        self.status = status
+        self._stop.set()
+        self._writer.join()
+        self.flush()
+        self.store.finish_response(self.turn, status, stats, self.inspector.report(stats_obj))
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        # Left without a Done (an exception, a second Ctrl-C): keep what came, say it was cut short.
+        if self.status is None:
+            self.finish({"finish_reason": "cancelled"} if exc_type else None, "interrupted")
+        if self.owns_store:
+            self.store.close()
+
+
+def recorder_for_run(args, prompt: str, info, job):
+    """The recorder of `workbench run` (or a no-op with --no-save); it closes the store it opens."""
+    if getattr(args, "no_save", False):
+        return NoRecorder()
+    from workbench.commands.run import sampling_from_args
+    from workbench.sessions.store import Store
+
+    store = Store.open()
+    recorder = Recorder.for_prompt(store, prompt, info, sampling_from_args(args), job=job,
+                                   stop_on_loop=getattr(args, "stop_on_loop", False))
+    recorder.owns_store = True
+    return recorder
+
+
+class NoRecorder:
+    """`--no-save`: the same interface, doing nothing."""
+
+    turn = session_id = None
+
+    def feed(self, event) -> None:
+        pass
+
+    def __enter__(self) -> "NoRecorder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def title_of(prompt: str) -> str:
+    line = " ".join(prompt.split())
+    return (line[:77] + "…") if len(line) > 78 else (line or "(empty prompt)")
+
+
+def response_columns(info, sampling) -> dict:
+    """Model, adapter (with fingerprints), effective sampling settings and seed of a response."""
+    out: dict = {}
+    if info is not None:
+        out.update(model=info.name, model_hash=fingerprint(info.path),
+                   adapter=info.adapter, adapter_hash=fingerprint(info.adapter) if info.adapter else None)
+    if sampling is not None:
+        if info is not None and info.profile:
+            from workbench.engine.profiles import Profile
+
+            sampling = sampling.over(Profile.from_dict(info.profile).sampling)
+        out.update(sampling=sampling.to_dict(), seed=sampling.seed)
+    return out
+
+
+_fingerprints: dict = {}
+
+
+def fingerprint(path) -> str | None:
+    """A quick identity of a model or adapter folder: sha256 over its JSON files and, per weight
+    file, its size and first and last MiB (hashing whole multi-GB weights would take minutes)."""
+    folder = Path(path) if path else None
+    if folder is None or not folder.is_dir():
+        return None
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors") and p.is_file())
+    key = (str(folder), tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    if key not in _fingerprints:
+        h = hashlib.sha256()
+        for p in files:
+            h.update(p.name.encode() + b"\0" + str(p.stat().st_size).encode() + b"\0")
+            with open(p, "rb") as f:
+                if p.suffix == ".json":
+                    h.update(f.read())
+                else:
+                    h.update(f.read(1 << 20))
+                    f.seek(max(0, p.stat().st_size - (1 << 20)))
+                    h.update(f.read())
+        _fingerprints[key] = "sha256:" + h.hexdigest()[:16]
+    return _fingerprints[key]
