@@ -1,0 +1,166 @@
+"""The program every rank runs under `mlx.launch` (`workbench cluster serve` starts it).
+
+All ranks load their shard and then move in lockstep: rank 0 serves HTTP and broadcasts each
+request (or, when idle, a ping that keeps the deadlines meaningful); the others follow headless.
+Every rank generates the same tokens (same logits, same seed); only rank 0 streams them out.
+
+    python -m workbench.distributed.rank --model FOLDER [--mode pipeline|tensor] [--split 10,14]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import queue
+import random
+import signal
+import sys
+import threading
+from pathlib import Path
+
+STOP_EVERY = 8  # tokens between the collective that lets rank 0 cancel (each one syncs the stream)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="workbench.distributed.rank")
+    p.add_argument("--model", required=True, help="model folder (the same path on every host)")
+    p.add_argument("--mode", choices=("pipeline", "tensor"), default="pipeline")
+    p.add_argument("--split", default=None, help="layer counts per rank, rank 0 first (default: by free memory)")
+    p.add_argument("--backend", default="ring")
+    p.add_argument("--host", default="127.0.0.1", help="address rank 0 binds")
+    p.add_argument("--port", type=int, default=8123)
+    p.add_argument("--token-file", default=None, help="file holding the bearer token (rank 0)")
+    p.add_argument("--hosts", default=None, help="host names by rank, for messages")
+    p.add_argument("--deadline", type=float, default=20.0, help="seconds a collective may take")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import mlx.core as mx
+
+    from workbench.distributed.deadline import Control, Watchdog, peers_text
+    from workbench.distributed.shard import free_memory_bytes, load_sharded, parse_split
+    from workbench.errors import UserError
+
+    # Joining the ring blocks until every rank is up: bound that too.
+    joining = Watchdog(args.deadline * 3, "the other ranks (they never joined)")
+    with joining.guard("joining the ring"):
+        group = mx.distributed.init(strict=True, backend=args.backend)
+    rank, size = group.rank(), group.size()
+    hosts = args.hosts.split(",") if args.hosts else [f"rank-{r}" for r in range(size)]
+    hosts = (hosts + [f"rank-{r}" for r in range(len(hosts), size)])[:size]
+    server = None
+
+    def on_lost(message: str) -> None:
+        if server is not None:
+            server.fail(message)
+
+    watchdog = Watchdog(args.deadline, peers_text(rank, hosts), on_lost)
+    control = Control(group, watchdog)
+    try:
+        split = parse_split(args.split, size) if args.split else None
+        free = [r["free"] for r in control.gather_json({"free": free_memory_bytes()})]
+        with watchdog.guard("loading the model", seconds=max(args.deadline, 600)):
+            loaded, shard = load_sharded(Path(args.model), group, args.mode, split, hosts[rank], free)
+        print(shard.describe(), flush=True)
+        shards = control.gather_json(shard.to_dict())
+        if rank == 0:
+            token = Path(args.token_file).read_text().strip() if args.token_file else None
+            from workbench.distributed.server import ChatServer
+
+            inbox: queue.Queue = queue.Queue()
+            server = ChatServer((args.host, args.port), lambda request: _submit(inbox, request),
+                                loaded.info.name, token, cluster=lambda: shards)
+            threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+            signal.signal(signal.SIGTERM, lambda *_: inbox.put(None))
+            signal.signal(signal.SIGINT, lambda *_: inbox.put(None))
+            print(f"serving {loaded.info.name} on http://{args.host}:{server.server_address[1]}/v1 "
+                  f"({size} ranks, {args.mode} parallel)", flush=True)
+            lead(loaded, control, inbox, shards, ping_every=args.deadline / 4)
+            server.shutdown()
+        else:
+            follow(loaded, control)
+    except UserError as e:
+        print(f"workbench: error: rank {rank} ({hosts[rank]}): {e}", file=sys.stderr, flush=True)
+        return 2
+    except RuntimeError as e:  # the ring backend: "connection to a peer was lost"
+        watchdog.fire(f"lost {peers_text(rank, hosts)} ({str(e).strip().splitlines()[0]})")
+    return 0
+
+
+def _submit(inbox: queue.Queue, request):
+    from workbench.engine.worker import Job
+
+    job = Job()
+    inbox.put((request, job))
+    return job
+
+
+def lead(loaded, control, inbox: queue.Queue, shards: list, ping_every: float) -> None:
+    """Rank 0: one request at a time, broadcast to all ranks, events streamed into its Job."""
+    from workbench.engine.events import Done, Stats
+    from workbench.engine.prompt import build_prompt
+
+    profile = loaded.profile
+    while True:
+        try:
+            item = inbox.get(timeout=ping_every)
+        except queue.Empty:
+            control.broadcast_json({"kind": "ping"})
+            continue
+        if item is None:  # Ctrl-C or SIGTERM: let the others end too
+            control.broadcast_json({"kind": "stop"})
+            return
+        request, job = item
+        if job.stop_reason():
+            job.put(Done(Stats(finish_reason="cancelled")))
+            continue
+        prompt = build_prompt(loaded.tokenizer, request.messages, force_think=profile.force_think,
+                              system_prompt=profile.system_prompt)
+        sampling = request.sampling.over(profile.sampling).to_dict()
+        if sampling["seed"] is None:  # every rank must sample alike
+            sampling["seed"] = random.randrange(2**31)
+        message = {"kind": "generate", "prompt": prompt, "sampling": sampling}
+        control.broadcast_json(message)
+        status = generate(loaded, control, message, job)
+        for shard, peak in zip(shards, status):
+            shard["peak_gb"] = max(shard.get("peak_gb", 0.0), peak)
+
+
+def follow(loaded, control) -> None:
+    """The other ranks: wait for rank 0's next message (it pings while idle) and do the same work."""
+    while True:
+        message = control.broadcast_json(None)
+        if message["kind"] == "stop":
+            return
+        if message["kind"] == "generate":
+            generate(loaded, control, message, None)
+
+
+def generate(loaded, control, message: dict, job) -> list[float]:
+    """One completion on this rank; rank 0's `job` gets the events. Returns every rank's peak memory (GB)."""
+    import mlx.core as mx
+
+    from workbench.engine.events import Sampling
+    from workbench.engine.generate import stream_prompt
+
+    calls = itertools.count()
+
+    def stop():
+        control.watchdog.beat()  # a token arrived: the collectives inside it completed
+        if next(calls) % STOP_EVERY:
+            return None
+        return "cancelled" if control.any(job is not None and job.stop_reason() is not None) else None
+
+    with control.watchdog.guard("generating"):
+        for event in stream_prompt(loaded.model, loaded.tokenizer, message["prompt"],
+                                   Sampling.from_dict(message["sampling"]), stop):
+            if job is not None:
+                job.put(event)
+    return [r["peak"] for r in control.gather_json({"peak": mx.get_peak_memory() / 1e9})]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The OpenAI-compatible HTTP server rank 0 runs. Pure Python (stdlib http.server, no MLX).
+
+`GET /v1/models`, `POST /v1/chat/completions` (SSE streaming or one JSON answer, thinking in
+`reasoning_content`), and `GET /v1/cluster` (which layers each rank holds, its memory).
+Requests become `ChatRequest`s handed to `submit`, which returns a `Job` of engine events; the
+rank-0 loop (or, in tests, a local `Engine`) fills it. With a token, every request must carry
+`Authorization: Bearer <token>`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import queue
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+from workbench.engine.events import Answer, ChatRequest, Done, Failed, Message, Sampling, Stats, Think
+
+MAX_BODY = 4 << 20
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def request_from_openai(body) -> ChatRequest:
+    """An OpenAI chat request as a ChatRequest; ValueError names what is wrong."""
+    if not isinstance(body, dict):
+        raise ValueError("the request body must be a JSON object")
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("'messages' must be a non-empty list")
+    messages = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
+            raise ValueError(f"messages[{i}]: needs a role of system, user or assistant")
+        content = m.get("content") or ""
+        if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if not isinstance(content, str):
+            raise ValueError(f"messages[{i}].content must be a string")
+        thinking = m.get("reasoning_content")
+        messages.append(Message(m["role"], content, thinking if isinstance(thinking, str) else None))
+
+    def number(key, kind, low, high):
+        value = body.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ValueError(f"'{key}' must be a number from {low} to {high}")
+        return kind(value)
+
+    max_tokens = number("max_completion_tokens", int, 1, 1 << 20) or number("max_tokens", int, 1, 1 << 20)
+    sampling = Sampling(temperature=number("temperature", float, 0, 10), top_p=number("top_p", float, 0, 1),
+                        max_tokens=max_tokens, seed=number("seed", int, 0, 2**32 - 1))
+    return ChatRequest(tuple(messages), sampling)
+
+
+def finish_reason(stats: Stats) -> str:
+    return "length" if stats.finish_reason == "length" else "stop"
+
+
+def usage(stats: Stats) -> dict:
+    return {"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.generated_tokens,
+            "total_tokens": stats.prompt_tokens + stats.generated_tokens,
+            "completion_tokens_details": {"reasoning_tokens": stats.thinking_tokens}}
+
+
+class ChatServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], submit: Callable[[ChatRequest], object], model_id: str,
+                 token: str | None = None, cluster: Callable[[], list] = list):
+        if address[0] not in LOOPBACK and not token:
+            raise ValueError(f"binding {address[0]} (not loopback) needs a token: anyone on the network could use it")
+        self.submit, self.model_id, self.token, self.cluster = submit, model_id, token, cluster
+        self.failure: str | None = None  # set when the cluster is lost: every request gets it
+        self.active: set = set()
+        self.lock = threading.Lock()
+        super().__init__(address, Handler)
+
+    def fail(self, message: str) -> None:
+        """The cluster is gone: end every open response with this error, refuse new ones."""
+        self.failure = message
+        with self.lock:
+            for job in list(self.active):
+                job.put(Failed(message))
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: ChatServer
+    server_version = "workbench"
+
+    def log_message(self, format, *args) -> None:  # quiet: the rank's stdout is the user's console
+        pass
+
+    def _json(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+        self._json(status, {"error": {"message": message, "type": kind}})
+
+    def _allowed(self) -> bool:
+        if self.server.token:
+            given = self.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.server.token}".encode()):
+                self._error(401, "missing or wrong bearer token", "authentication_error")
+                return False
+        if self.server.failure:
+            self._error(503, self.server.failure, "server_error")
+            return False
+        return True
+
+    def do_GET(self) -> None:
+        if not self._allowed():
+            return
+        path = self.path.split("?")[0].rstrip("/")
+        if path == "/v1/models":
+            self._json(200, {"object": "list", "data": [
+                {"id": self.server.model_id, "object": "model", "created": 0, "owned_by": "workbench"}]})
+        elif path == "/v1/cluster":
+            self._json(200, {"model": self.server.model_id, "ranks": self.server.cluster()})
+        else:
+            self._error(404, f"no such endpoint: {path}")
+
+    def do_POST(self) -> None:
+        if not self._allowed():
+            return
+        if self.path.split("?")[0].rstrip("/") != "/v1/chat/completions":
+            self._error(404, f"no such endpoint: {self.path}")
+            return
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+            if not 0 < length <= MAX_BODY:
+                raise ValueError(f"the body must be 1 byte to {MAX_BODY >> 20} MB")
+            body = json.loads(self.rfile.read(length))
+            request = request_from_openai(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            self._error(400, str(e).splitlines()[0] if str(e) else "bad request")
+            return
+        job = self.server.submit(request)
+        with self.server.lock:
+            self.server.active.add(job)
+        try:
+            if body.get("stream"):
+                self._stream(job)
+            else:
+                self._complete(job)
+        finally:
+            with self.server.lock:
+                self.server.active.discard(job)
+
+    def _events(self, job):
+        while True:
+            try:
+                event = job.get(timeout=1.0)
+            except queue.Empty:
+                if self.server.failure:
+                    yield Failed(self.server.failure)
+                    return
+                continue
+            yield event
+            if isinstance(event, (Done, Failed)):
+                return
+
+    def _complete(self, job) -> None:
+        thinking, answer = [], []
+        for event in self._events(job):
+            if isinstance(event, Think):
+                thinking.append(event.text)
+            elif isinstance(event, Answer):
+                answer.append(event.text)
+            elif isinstance(event, Failed):
+                self._error(503, event.message, "server_error")
+            elif isinstance(event, Done):
+                message = {"role": "assistant", "content": "".join(answer)}
+                if thinking:
+                    message["reasoning_content"] = "".join(thinking)
+                self._json(200, {
+                    "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+                    "model": self.server.model_id,
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(event.stats)}],
+                    "usage": usage(event.stats), "stats": event.stats.to_dict()})
+
+    def _stream(self, job) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": self.server.model_id}
+
+        def send(payload) -> None:
+            data = payload if isinstance(payload, str) else json.dumps(payload)
+            self.wfile.write(f"data: {data}\n\n".encode())
+            self.wfile.flush()
+
+        def chunk(delta: dict, reason: str | None = None, **extra) -> dict:
+            return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": reason}], **extra}
+
+        try:
+            send(chunk({"role": "assistant", "content": ""}))
+            for event in self._events(job):
+                if isinstance(event, Think):
+                    send(chunk({"reasoning_content": event.text}))
+                elif isinstance(event, Answer):
+                    send(chunk({"content": event.text}))
+                elif isinstance(event, Failed):
+                    send({"error": {"message": event.message, "type": "server_error"}})
+                elif isinstance(event, Done):
+                    send(chunk({}, finish_reason(event.stats), usage=usage(event.stats), stats=event.stats.to_dict()))
+                    send("[DONE]")
+        except (BrokenPipeError, ConnectionResetError):
+            job.cancel("cancelled")  # the client went away: stop generating for it

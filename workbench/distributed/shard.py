@@ -1,0 +1,152 @@
+"""Load a model folder sharded over a distributed group: pipeline (layer slices) or tensor (`shard()`).
+
+Runs on every rank, on its main thread. Weights load lazily, so a rank reads only what it keeps.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from workbench.engine.events import ModelInfo
+from workbench.engine.loader import LoadedModel, check_model_folder, check_model_type
+from workbench.errors import ModelLoadError
+from workbench.models.local import quantization_label
+
+OUR_PIPELINE = ("qwen2", "llama")  # mlx-lm has no (or only an even) pipeline split for these
+
+
+@dataclass
+class Shard:
+    """What one rank holds; rank 0 shows the table in `cluster status`."""
+
+    rank: int
+    host: str
+    mode: str  # "pipeline" | "tensor" | "single"
+    first_layer: int
+    end_layer: int  # exclusive
+    total_layers: int
+    memory_gb: float = 0.0  # active memory after loading
+    peak_gb: float = 0.0  # peak while generating (updated after each request)
+    free_gb: float = 0.0  # free memory before loading
+    pid: int = 0
+
+    def describe(self) -> str:
+        if self.mode == "tensor":
+            layers = f"1/{self.end_layer} of every layer's heads and MLP ({self.total_layers} layers)"
+        else:
+            layers = f"layers {self.first_layer}-{self.end_layer - 1} of {self.total_layers}"
+        return (f"rank {self.rank} ({self.host}): {layers} · {self.memory_gb:.2f} GB loaded"
+                + (f" · peak {self.peak_gb:.2f} GB" if self.peak_gb else "") + f" · {self.free_gb:.1f} GB were free")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Shard":
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
+def free_memory_bytes() -> int:
+    """Memory available for a new process on this machine (the seam tests and `cluster init` use)."""
+    if platform.system() == "Darwin":
+        out = subprocess.run(["vm_stat"], capture_output=True, text=True, timeout=5).stdout
+        page = int(out.split("page size of")[1].split()[0]) if "page size of" in out else 16384
+        pages = 0
+        for line in out.splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() in ("Pages free", "Pages inactive", "Pages speculative", "Pages purgeable"):
+                pages += int(value.strip().rstrip("."))
+        return pages * page
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def split_by_memory(n_layers: int, free: list[float]) -> list[int]:
+    """Layer counts per rank proportional to free memory, each rank at least one (largest remainder)."""
+    if n_layers < len(free):
+        raise ValueError(f"{n_layers} layers cannot be split over {len(free)} ranks")
+    weights = [max(f, 0.0) for f in free]
+    if sum(weights) <= 0:
+        weights = [1.0] * len(free)
+    shares = [w / sum(weights) * n_layers for w in weights]
+    counts = [max(1, int(s)) for s in shares]
+    while sum(counts) > n_layers:  # the max(1, ...) floors can overshoot: take from the largest
+        counts[counts.index(max(counts))] -= 1
+    order = sorted(range(len(free)), key=lambda i: shares[i] - int(shares[i]), reverse=True)
+    i = 0
+    while sum(counts) < n_layers:
+        counts[order[i % len(order)]] += 1
+        i += 1
+    return counts
+
+
+def parse_split(text: str, n_ranks: int) -> list[int]:
+    """`--split 10,14`: layer counts per rank, rank 0 first."""
+    try:
+        counts = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--split {text!r}: expected layer counts like 10,14") from None
+    if len(counts) != n_ranks or min(counts) < 1:
+        raise ValueError(f"--split {text!r}: need {n_ranks} positive layer counts, one per rank")
+    return counts
+
+
+def load_sharded(folder: Path, group, mode: str, split: list[int] | None = None, host: str = "",
+                 free: list[float] | None = None) -> tuple[LoadedModel, Shard]:
+    """Load this rank's part. `split` (layer counts, rank 0 first) wins over `free` (bytes per rank)."""
+    import mlx.core as mx
+    from mlx_lm.utils import get_total_parameters, load_model, load_tokenizer, sharded_load
+
+    from workbench.distributed.pipeline import pipeline
+    from workbench.engine.profiles import load_profile
+
+    folder = Path(folder)
+    config = check_model_folder(folder)
+    check_model_type(folder, config)
+    rank, size = group.rank(), group.size()
+    free_now = free_memory_bytes()
+    try:
+        if mode == "tensor":
+            for key in ("num_attention_heads", "num_key_value_heads", "intermediate_size"):
+                if int(config.get(key, size)) % size:
+                    raise ModelLoadError(f"{folder / 'config.json'}: {key}={config[key]} does not divide over "
+                                         f"{size} ranks for tensor parallelism (use --pipeline)")
+            model, tokenizer, config = sharded_load(str(folder), tensor_group=group, return_config=True,
+                                                    tokenizer_config={"trust_remote_code": False})
+            n_layers = len(model.layers)
+            first, end = 0, size  # end = the number of ways each layer is split
+        else:
+            model, config = load_model(folder, lazy=True)
+            n_layers = len(model.model.layers)
+            if split is None:
+                split = split_by_memory(n_layers, free or [1.0] * size)
+            if len(split) != size or sum(split) != n_layers:
+                raise ModelLoadError(f"--split {','.join(map(str, split))}: must be {size} counts summing to {n_layers} layers")
+            if config.get("model_type") in OUR_PIPELINE or not hasattr(model.model, "pipeline"):
+                first, end = pipeline(model, group, split)
+            else:  # mlx-lm's own pipeline (DeepSeek-V3/R1 class): rank 0 holds the last layers
+                model.model.pipeline(group, split)
+                first, end = model.model.start_idx, model.model.end_idx
+            mx.eval(model.parameters())
+            tokenizer = load_tokenizer(folder, {"trust_remote_code": False}, eos_token_ids=config.get("eos_token_id"))
+    except ModelLoadError:
+        raise
+    except (ValueError, AttributeError, AssertionError) as e:
+        raise ModelLoadError(f"{folder / 'config.json'}: cannot shard this model {mode}-parallel over {size} ranks "
+                             f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    profile = load_profile(folder)
+    info = ModelInfo(
+        name=folder.name, path=str(folder), model_type=config.get("model_type", ""),
+        quantization=quantization_label(config), parameters=int(get_total_parameters(model)),
+        location=f"{size} ranks, {mode} parallel", profile=profile.to_dict(),
+    )
+    shard = Shard(rank=rank, host=host, mode=mode, first_layer=first, end_layer=end, total_layers=n_layers,
+                  memory_gb=mx.get_active_memory() / 1e9, free_gb=free_now / 1e9, pid=os.getpid())
+    return LoadedModel(model, tokenizer, config, profile, info), shard
