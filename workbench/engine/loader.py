@@ -14,6 +14,7 @@ from workbench.engine.events import ModelInfo
 from workbench.engine.profiles import Profile, load_profile
 from workbench.errors import ModelLoadError
 from workbench.models.local import quantization_label
+from workbench.models.manifest import check_pulled_model
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 
@@ -86,6 +87,7 @@ def load_model(folder: Path, adapter: str | Path | None = None, trust_remote_cod
     """Load on the calling thread (the engine thread: MLX streams belong to the thread that made them)."""
     folder = Path(folder)
     config = check_model_folder(folder)
+    check_pulled_model(folder)  # a pulled model's files must still be the bytes that were downloaded
     check_model_type(folder, config)
     from mlx_lm.utils import get_total_parameters, load_adapters, load_tokenizer
     from mlx_lm.utils import load_model as mlx_load_model

@@ -1,0 +1,19 @@
+"""`workbench import PATH.gguf`: a GGUF file (llama.cpp, Ollama, LM Studio) becomes an MLX model folder."""
+
+from __future__ import annotations
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("path", metavar="PATH.gguf", help="the GGUF file")
+    parser.add_argument("--name", default=None, help="folder name in your models directory (default: from the file name)")
+    parser.add_argument("--bits", type=int, choices=(4, 8), default=None,
+                        help="requantize types MLX cannot keep (K-quants, F16...) to this many bits (default: 4, or 8 for F16/F32 files)")
+    parser.add_argument("--force", action="store_true", help="replace an existing model of that name")
+
+
+def main(args) -> int:
+    from workbench.models.gguf_import import import_gguf
+
+    folder = import_gguf(args.path, name=args.name, bits=args.bits, force=args.force, log=print)
+    print(f"imported {folder.name} -> {folder}")
+    return 0

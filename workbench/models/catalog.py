@@ -1,0 +1,115 @@
+"""The catalog of models this app is for (`models/catalog.toml`), with sizes computed from the architecture.
+
+Pure Python: the TUI picker, `workbench models recommend` and `workbench pull` read it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench.errors import UserError
+from workbench.paths import shipped_models_dir
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+GB = 1e9
+CONTEXT = 32768
+RUNTIME_OVERHEAD = 1 * GB  # activations, the MLX allocator's slack, the app itself
+# Suites whose published scores every catalog model has: they rank models in `recommend`.
+RANKING_SUITES = ("aime24", "gpqa", "livecodebench")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str  # the alias users type, e.g. "r1-distill-qwen-7b-4bit"
+    family: str
+    title: str
+    repo: str | None  # hub repo id; None for the embedded model
+    architecture: str
+    params_b: float
+    bits: int
+    layers: int
+    kv_heads: int
+    head_dim: int
+    license: str = ""
+    sampling: dict = field(default_factory=dict)  # profile values: temperature, top_p, max_tokens
+    claims: dict = field(default_factory=dict)  # suite name -> percent
+    codeforces_rating: int | None = None
+    cluster_only: bool = False
+    embedded: bool = False
+    notes: str = ""
+    download_gb: float | None = None
+
+    @property
+    def weights_bytes(self) -> int:
+        """On disk and in memory: `bits` per weight plus an fp16 scale and bias per group of 64."""
+        if self.download_gb is not None:
+            return int(self.download_gb * GB)
+        per_weight = self.bits / 8 if self.bits >= 16 else (self.bits + 0.5) / 8
+        return int(self.params_b * 1e9 * per_weight)
+
+    def kv_cache_bytes(self, context: int = CONTEXT) -> int:
+        return self.layers * self.kv_heads * self.head_dim * 2 * 2 * context  # K and V, fp16
+
+    def memory_bytes(self, context: int = CONTEXT) -> int:
+        return self.weights_bytes + self.kv_cache_bytes(context) + int(RUNTIME_OVERHEAD)
+
+    @property
+    def score(self) -> float:
+        """Mean published score over the ranking suites (0 when unknown)."""
+        values = [self.claims[s] for s in RANKING_SUITES if s in self.claims]
+        return sum(values) / len(values) if len(values) == len(RANKING_SUITES) else 0.0
+
+    def profile_values(self) -> dict:
+        """What a pulled copy's profile.toml holds: sampling defaults and published claims."""
+        return {**self.sampling, "claims": dict(self.claims)}
+
+
+def catalog_path() -> Path:
+    return shipped_models_dir() / "catalog.toml"
+
+
+def load_catalog(path: Path | None = None) -> list[CatalogEntry]:
+    path = path or catalog_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing (the model catalog)") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not a valid catalog ({str(e).splitlines()[0]})") from None
+    profiles = data.get("profile", {})
+    entries = []
+    for family, f in data.get("family", {}).items():
+        try:
+            for bits in f["bits"]:
+                entries.append(CatalogEntry(
+                    name=family if f.get("embedded") else f"{family}-{bits}bit",
+                    family=family, title=f["title"],
+                    repo=f["repo"].format(bits=bits) if "repo" in f else None,
+                    architecture=f["architecture"], params_b=float(f["params_b"]), bits=int(bits),
+                    layers=int(f["layers"]), kv_heads=int(f["kv_heads"]), head_dim=int(f["head_dim"]),
+                    license=f.get("license", ""), sampling=dict(profiles.get(f.get("profile"), {})),
+                    claims=dict(f.get("claims", {})), codeforces_rating=f.get("codeforces_rating"),
+                    cluster_only=bool(f.get("cluster_only")), embedded=bool(f.get("embedded")),
+                    notes=f.get("notes", ""), download_gb=f.get("download_gb"),
+                ))
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{path}: family '{family}' is malformed ({e!r})") from None
+    return entries
+
+
+def find_entry(name_or_repo: str, entries: list[CatalogEntry] | None = None) -> CatalogEntry | None:
+    """By alias ("r1-distill-qwen-7b-4bit"), hub repo id, or the repo's last part, case-insensitive."""
+    wanted = name_or_repo.strip().lower()
+    for e in entries if entries is not None else load_catalog():
+        candidates = {e.name.lower()}
+        if e.repo:
+            candidates |= {e.repo.lower(), e.repo.split("/")[-1].lower()}
+        if wanted in candidates:
+            return e
+    return None

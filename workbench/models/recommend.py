@@ -1,0 +1,98 @@
+"""Which catalog models fit a machine (or two together), best first, and why. Pure Python."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.models.catalog import CONTEXT, GB, RUNTIME_OVERHEAD, CatalogEntry, load_catalog
+
+# Metal lets the GPU wire about three quarters of RAM by default (recommendedMaxWorkingSetSize);
+# the rest stays with macOS and other apps. `sudo sysctl iogpu.wired_limit_mb=...` raises it.
+GPU_SHARE = 0.75
+
+
+def usable_memory(total_bytes: int) -> int:
+    return int(total_bytes * GPU_SHARE)
+
+
+@dataclass(frozen=True)
+class Fit:
+    entry: CatalogEntry
+    machines: int
+    memory_needed: int  # per machine
+    memory_usable: int  # per machine
+    disk_needed: int  # per machine
+    disk_free: int
+
+    @property
+    def fits_memory(self) -> bool:
+        return self.memory_needed <= self.memory_usable
+
+    @property
+    def fits_disk(self) -> bool:
+        return self.disk_needed <= self.disk_free
+
+    @property
+    def fits(self) -> bool:
+        return self.fits_memory and self.fits_disk
+
+    def why(self) -> str:
+        e = self.entry
+        per = " per machine" if self.machines > 1 else ""
+        mem = (f"needs {gb(self.memory_needed)}{per} at {CONTEXT // 1024}k context (weights {gb(e.weights_bytes / self.machines)}"
+               f" + KV cache {gb(e.kv_cache_bytes() / self.machines)} + {gb(RUNTIME_OVERHEAD)})")
+        if self.fits_memory:
+            mem += f", {gb(self.memory_usable - self.memory_needed)} headroom for longer contexts"
+        else:
+            mem += f", only {gb(self.memory_usable)} usable"
+        disk = f"{gb(self.disk_needed)} download{per}, {gb(self.disk_free)} free"
+        return f"{mem}; {disk}" + ("" if self.fits_disk else " (not enough disk)")
+
+
+def gb(n: float) -> str:
+    return f"{n / GB:.1f} GB"
+
+
+def fit(entry: CatalogEntry, memory_bytes: int, disk_bytes: int, machines: int = 1) -> Fit:
+    """Split across `machines` (mlx.distributed shards weights and KV cache); each keeps its own overhead."""
+    shared = entry.weights_bytes + entry.kv_cache_bytes()
+    return Fit(entry, machines, memory_needed=shared // machines + int(RUNTIME_OVERHEAD),
+               memory_usable=usable_memory(memory_bytes), disk_needed=entry.weights_bytes // machines,
+               disk_free=disk_bytes)
+
+
+def ranked(entries: list[CatalogEntry]) -> list[CatalogEntry]:
+    """Best first: published scores (mean AIME 2024, GPQA, LiveCodeBench), then size, then more bits."""
+    return sorted(entries, key=lambda e: (-e.score, -e.params_b, -e.bits))
+
+
+def recommend(memory_bytes: int, disk_bytes: int, machines: int = 1,
+              entries: list[CatalogEntry] | None = None) -> list[Fit]:
+    """Every downloadable catalog model, best first, with whether it fits (cluster-only ones need machines > 1)."""
+    entries = load_catalog() if entries is None else entries
+    candidates = [e for e in entries if not e.embedded and (machines > 1 or not e.cluster_only)]
+    return [fit(e, memory_bytes, disk_bytes, machines) for e in ranked(candidates)]
+
+
+def machine_memory() -> int:
+    from workbench.commands.doctor import memory_bytes
+
+    return memory_bytes() or 0
+
+
+def free_disk(path: str | Path) -> int:
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def download_dir() -> Path:
+    """Where pulls land: the shared Hugging Face cache (HF_HUB_CACHE / HF_HOME)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    hf_home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(hf_home).expanduser() / "hub"
