@@ -90,6 +90,8 @@ class Store:
         moved = None
         try:
             db = _connect(path)
+        except OSError as e:
+            raise UserError(f"{path}: cannot open the session store ({e.strerror or e})") from None
         except sqlite3.DatabaseError as e:
             if not any(sign in str(e) for sign in CORRUPT_SIGNS):  # e.g. locked, or a read-only disk
                 raise UserError(f"{path}: cannot open the session store ({e})") from None
@@ -229,14 +231,17 @@ def _connect(path: Path) -> sqlite3.Connection:
         raise sqlite3.DatabaseError("file is not a database")
     db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
     try:
-        db.isolation_level = None  # autocommit; `with db:` below opens transactions explicitly
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: durable against a killed process
-        db.execute("PRAGMA foreign_keys=ON")
         check = db.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise sqlite3.DatabaseError(f"integrity check: {check}")
-        _migrate(db, path)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):  # checked before anything is written to the file
+            raise UserError(f"{path}: made by a newer workbench (schema {version}, this one knows "
+                            f"{len(MIGRATIONS)}); upgrade workbench or set {DB_ENV} to another file")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: durable against a killed process
+        db.execute("PRAGMA foreign_keys=ON")
+        _migrate(db, version)
     except BaseException:
         db.close()
         raise
@@ -244,11 +249,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _migrate(db: sqlite3.Connection, path: Path) -> None:
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(MIGRATIONS):
-        raise UserError(f"{path}: made by a newer workbench (schema {version}, this one knows "
-                        f"{len(MIGRATIONS)}); upgrade workbench or set {DB_ENV} to another file")
+def _migrate(db: sqlite3.Connection, version: int) -> None:
     for number in range(version + 1, len(MIGRATIONS) + 1):
         db.execute("BEGIN IMMEDIATE")
         try:
