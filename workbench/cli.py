@@ -18,6 +18,7 @@ from workbench.errors import UserError
 # name -> (module under workbench.commands, one-line help). Add a command by adding a line.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "generate one response headless: thinking, answer, stats"),
+    "cluster": ("cluster", "one model over several machines (mlx.distributed): init, serve, status"),
     "models": ("models", "list local models"),
     "sessions": ("sessions", "saved sessions: list, show, export (md/jsonl/html), search, import"),
     "pull": ("pull", "download a catalog model or hub repo, with a fit check and a sha256 manifest"),

@@ -41,7 +41,8 @@ def main(argv=None) -> int:
     import mlx.core as mx
 
     from workbench.distributed.deadline import Control, Watchdog, peers_text
-    from workbench.distributed.shard import free_memory_bytes, load_sharded, parse_split
+    from workbench.distributed.hostfile import free_memory_bytes, parse_split
+    from workbench.distributed.shard import load_sharded
     from workbench.errors import UserError
 
     # Joining the ring blocks until every rank is up: bound that too.

@@ -6,11 +6,10 @@ Runs on every rank, on its main thread. Weights load lazily, so a rank reads onl
 from __future__ import annotations
 
 import os
-import platform
-import subprocess
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from workbench.distributed.hostfile import free_memory_bytes, split_by_memory
 from workbench.engine.events import ModelInfo
 from workbench.engine.loader import LoadedModel, check_model_folder, check_model_type
 from workbench.errors import ModelLoadError
@@ -48,54 +47,6 @@ class Shard:
     @classmethod
     def from_dict(cls, d: dict) -> "Shard":
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
-
-
-def free_memory_bytes() -> int:
-    """Memory available for a new process on this machine (the seam tests and `cluster init` use)."""
-    if platform.system() == "Darwin":
-        out = subprocess.run(["vm_stat"], capture_output=True, text=True, timeout=5).stdout
-        page = int(out.split("page size of")[1].split()[0]) if "page size of" in out else 16384
-        pages = 0
-        for line in out.splitlines():
-            name, _, value = line.partition(":")
-            if name.strip() in ("Pages free", "Pages inactive", "Pages speculative", "Pages purgeable"):
-                pages += int(value.strip().rstrip("."))
-        return pages * page
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-
-
-def split_by_memory(n_layers: int, free: list[float]) -> list[int]:
-    """Layer counts per rank proportional to free memory, each rank at least one (largest remainder)."""
-    if n_layers < len(free):
-        raise ValueError(f"{n_layers} layers cannot be split over {len(free)} ranks")
-    weights = [max(f, 0.0) for f in free]
-    if sum(weights) <= 0:
-        weights = [1.0] * len(free)
-    shares = [w / sum(weights) * n_layers for w in weights]
-    counts = [max(1, int(s)) for s in shares]
-    while sum(counts) > n_layers:  # the max(1, ...) floors can overshoot: take from the largest
-        counts[counts.index(max(counts))] -= 1
-    order = sorted(range(len(free)), key=lambda i: shares[i] - int(shares[i]), reverse=True)
-    i = 0
-    while sum(counts) < n_layers:
-        counts[order[i % len(order)]] += 1
-        i += 1
-    return counts
-
-
-def parse_split(text: str, n_ranks: int) -> list[int]:
-    """`--split 10,14`: layer counts per rank, rank 0 first."""
-    try:
-        counts = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--split {text!r}: expected layer counts like 10,14") from None
-    if len(counts) != n_ranks or min(counts) < 1:
-        raise ValueError(f"--split {text!r}: need {n_ranks} positive layer counts, one per rank")
-    return counts
 
 
 def load_sharded(folder: Path, group, mode: str, split: list[int] | None = None, host: str = "",

@@ -1,0 +1,171 @@
+"""`workbench cluster init|serve|status`: one model over several machines with `mlx.distributed`.
+
+    workbench cluster init --hosts mac-a.local,mac-b.local --model M     # checks hosts, writes the hostfile
+    workbench cluster serve --model M --hostfile H [--pipeline|--tensor]  # mlx.launch; rank 0 serves HTTP
+    workbench cluster serve --model M --local-ranks 2                     # two ranks on this machine
+    workbench cluster status [--endpoint URL]                              # layers and memory per rank
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+DEFAULT_PORT = 8123
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    init = sub.add_parser("init", help="check the hosts and write an mlx.launch hostfile")
+    init.add_argument("--hosts", required=True, help="comma-separated ssh host names, rank 0 first")
+    init.add_argument("--backend", choices=("ring", "mpi", "jaccl"), default="ring")
+    init.add_argument("--model", "-m", default=None, help="the model every host must have (same path)")
+    init.add_argument("--ips", default=None, help="ring addresses per host (default: resolve the names)")
+    init.add_argument("--python", default=sys.executable, help="the workbench's Python on every host (same path)")
+    init.add_argument("--output", "-o", default=None, help="hostfile to write (default: WORKBENCH_HOME/cluster/hostfile.json)")
+
+    serve = sub.add_parser("serve", help="start the sharded model on all ranks; rank 0 serves an OpenAI API")
+    serve.add_argument("--model", "-m", default=None, help="model folder or name (the same path on every host)")
+    where = serve.add_mutually_exclusive_group()
+    where.add_argument("--hostfile", default=None, help="from `cluster init` (default: the one it wrote)")
+    where.add_argument("--local-ranks", type=int, default=None, help="run N ranks on this machine over loopback")
+    mode = serve.add_mutually_exclusive_group()
+    mode.add_argument("--pipeline", dest="mode", action="store_const", const="pipeline",
+                      help="each rank holds a slice of the layers (default; unequal machines)")
+    mode.add_argument("--tensor", dest="mode", action="store_const", const="tensor",
+                      help="each rank holds a slice of every layer (fast links)")
+    serve.add_argument("--split", default=None, help="pipeline layer counts per rank, e.g. 10,18 (default: by free memory)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind on rank 0 (others need --token)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--token", default=os.environ.get("WORKBENCH_TOKEN"),
+                       help="bearer token required on every request (default: $WORKBENCH_TOKEN)")
+    serve.add_argument("--deadline", type=float, default=20.0, help="seconds before a silent rank counts as lost")
+    serve.add_argument("--starting-port", type=int, default=32323, help="first port of the ring backend")
+    serve.add_argument("--python", default=sys.executable, help="the workbench's Python on every host")
+    serve.set_defaults(mode="pipeline")
+
+    status = sub.add_parser("status", help="which layers each rank holds and its memory")
+    status.add_argument("--endpoint", default=f"http://127.0.0.1:{DEFAULT_PORT}", help="the cluster's URL")
+    status.add_argument("--token", default=os.environ.get("WORKBENCH_TOKEN"))
+
+
+def main(args) -> int:
+    return {"init": init, "serve": serve, "status": status}[args.action](args)
+
+
+def default_hostfile():
+    from workbench.paths import workbench_home
+
+    return workbench_home() / "cluster" / "hostfile.json"
+
+
+def init(args, runner=None) -> int:
+    import json
+
+    from workbench.distributed.hostfile import (
+        Host, Hostfile, check_hosts, memory_problems, model_bytes, resolve_ip, ssh_runner,
+    )
+    from workbench.errors import UserError
+    from workbench.models.local import resolve_model
+
+    names = [h.strip() for h in args.hosts.split(",") if h.strip()]
+    if len(names) < 2:
+        raise UserError("--hosts: name at least two hosts, rank 0 first")
+    model = resolve_model(args.model)
+    probes, problems = check_hosts(names, model, args.python, runner or ssh_runner)
+    config = json.loads((model / "config.json").read_text())
+    split, memory = memory_problems(names, [p.get("free") for p in probes], int(config.get("num_hidden_layers", 1)),
+                                    model_bytes(model))
+    problems += memory
+    ips = args.ips.split(",") if args.ips else []
+    if ips and len(ips) != len(names):
+        raise UserError(f"--ips: {len(ips)} addresses for {len(names)} hosts")
+    hosts = []
+    for i, name in enumerate(names):
+        try:
+            hosts.append(Host(name, [ips[i] if ips else resolve_ip(name)]))
+        except UserError as e:
+            problems.append(str(e))
+    for name, probe in zip(names, probes):
+        if probe.get("free"):
+            print(f"{name}: mlx {probe.get('mlx')}, mlx-lm {probe.get('mlx_lm')}, {probe['free'] / 1e9:.1f} GB free")
+    if problems:
+        for line in problems:
+            print(f"workbench: error: {line}", file=sys.stderr)
+        return 2
+    if args.backend == "jaccl":
+        print("note: jaccl needs the RDMA devices per host pair; run `mlx.distributed_config --backend jaccl` "
+              "on the Thunderbolt-connected hosts to fill them in", file=sys.stderr)
+    path = args.output or default_hostfile()
+    Hostfile(hosts, args.backend).write(path)
+    print(f"wrote {path}: {len(hosts)} hosts, {args.backend} backend; pipeline split by free memory: "
+          + ", ".join(f"{n} {c} layers" for n, c in zip(names, split)))
+    return 0
+
+
+def launch_command(args, model, hostfile=None, token_file=None) -> list[str]:
+    """The `mlx.launch` command line that starts every rank."""
+    from pathlib import Path
+
+    launcher = Path(sys.executable).with_name("mlx.launch")
+    command = [str(launcher) if launcher.exists() else "mlx.launch", "--starting-port", str(args.starting_port)]
+    if hostfile is not None:
+        names = hostfile.names
+        command += ["--hostfile", str(args.hostfile or default_hostfile()), "--backend", hostfile.backend]
+    else:
+        names = ["127.0.0.1"] * args.local_ranks
+        command += ["--hosts", "127.0.0.1", "-n", str(args.local_ranks), "--backend", "ring"]
+    command += ["--", args.python, "-m", "workbench.distributed.rank", "--model", str(model), "--mode", args.mode,
+                "--host", args.host, "--port", str(args.port), "--deadline", str(args.deadline),
+                "--hosts", ",".join(names)]
+    if hostfile is not None:
+        command += ["--backend", hostfile.backend]
+    if args.split:
+        command += ["--split", args.split]
+    if token_file:
+        command += ["--token-file", str(token_file)]
+    return command
+
+
+def serve(args) -> int:
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from workbench.distributed.hostfile import Hostfile
+    from workbench.distributed.server import LOOPBACK
+    from workbench.errors import UserError
+    from workbench.models.local import resolve_model
+
+    if args.host not in LOOPBACK and not args.token:
+        raise UserError(f"--host {args.host}: binding beyond loopback needs --token (or $WORKBENCH_TOKEN)")
+    if args.local_ranks is not None and args.local_ranks < 1:
+        raise UserError("--local-ranks: need at least 1")
+    model = resolve_model(args.model)
+    hostfile = None
+    if args.local_ranks is None:
+        hostfile = Hostfile.read(Path(args.hostfile or default_hostfile()))
+    with tempfile.TemporaryDirectory(prefix="workbench-cluster-") as tmp:
+        token_file = None
+        if args.token:  # a file, not argv: command lines are visible to every user of the machine
+            token_file = Path(tmp) / "token"
+            token_file.touch(mode=0o600)
+            token_file.write_text(args.token)
+        command = launch_command(args, model, hostfile, token_file)
+        try:
+            return subprocess.run(command).returncode
+        except KeyboardInterrupt:
+            return 130
+
+
+def status(args) -> int:
+    from workbench.engine.remote import RemoteEngine
+
+    engine = RemoteEngine(args.endpoint, token=args.token)
+    cluster = engine.cluster()
+    print(f"{cluster.get('model', '?')} at {args.endpoint}")
+    from workbench.distributed.shard import Shard
+
+    for rank in cluster.get("ranks", []):
+        print("  " + Shard.from_dict(rank).describe())
+    return 0
