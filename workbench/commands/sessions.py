@@ -76,7 +76,8 @@ def main(args) -> int:
     return 0
 
 
-def print_session(session: dict, out=sys.stdout) -> None:
+def print_session(session: dict, out=None) -> None:
+    out = out or sys.stdout
     from workbench.engine.events import Stats
     from workbench.sessions.export import inspection_summary
 
