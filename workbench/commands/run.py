@@ -27,6 +27,8 @@ def add_arguments(parser) -> None:
     add_model_arguments(parser)
     add_sampling_arguments(parser)
     parser.add_argument("--json", action="store_true", help="one JSON event per line: think, answer, done")
+    parser.add_argument("--endpoint", default=None, help="an OpenAI-compatible server (e.g. `workbench cluster serve`) "
+                        "instead of a local model; token from $WORKBENCH_TOKEN")
     from workbench.commands.sessions import add_save_arguments
 
     add_save_arguments(parser)
@@ -78,7 +80,9 @@ def main(args) -> int:
     from workbench.engine.worker import Engine
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    engine = Engine()
+    if args.endpoint:
+        from workbench.engine.remote import RemoteEngine
+    engine = RemoteEngine(args.endpoint) if args.endpoint else Engine()
     _, _, loaded = engine.load(args.model, args.adapter, args.trust_remote_code).collect()
     if isinstance(loaded, Failed):
         print(f"workbench: error: {loaded.message}", file=sys.stderr)

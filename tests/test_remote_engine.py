@@ -1,0 +1,184 @@
+"""The remote engine against our OpenAI-compatible server (backed by a local Engine) and fake servers
+speaking the other reasoning dialects (mlx_lm.server's `reasoning`, Ollama's `thinking`, `<think>` in content)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from workbench.distributed.server import ChatServer, request_from_openai
+from workbench.engine.events import Answer, ChatRequest, Done, Failed, Loaded, Sampling, Think
+from workbench.engine.remote import RemoteEngine
+from workbench.engine.worker import Engine
+
+QUESTION = "What is 12+30?"
+
+
+@pytest.fixture(scope="module")
+def served(taught_model):
+    """Our server on a free port, answering with the taught model through a local engine."""
+    engine = Engine()
+    _, _, loaded = engine.load(taught_model).collect()
+    assert isinstance(loaded, Loaded)
+    server = ChatServer(("127.0.0.1", 0), engine.generate, loaded.info.name, token="s3cret")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", engine
+    server.shutdown()
+    engine.close()
+
+
+def test_remote_engine_streams_both_phases_like_the_local_engine(served):
+    url, local = served
+    remote = RemoteEngine(url, token="s3cret")
+    _, _, loaded = remote.load().collect()
+    assert isinstance(loaded, Loaded) and loaded.info.location == url
+    request = ChatRequest.single(QUESTION, Sampling(temperature=0))
+    thinking, answer, done = remote.generate(request).collect()
+    local_thinking, local_answer, _ = local.generate(request).collect()
+    assert isinstance(done, Done), done
+    assert (thinking, answer) == (local_thinking, local_answer)
+    assert "12+30" in thinking and "\\boxed{42}" in answer
+    assert done.stats.thinking_tokens > 0 and done.stats.answer_tokens > 0 and done.stats.thinking_closed
+    assert done.stats.finish_reason == "stop"
+
+
+def test_token_is_checked_on_every_request(served):
+    url, _ = served
+    _, _, failed = RemoteEngine(url, token="wrong").load().collect()
+    assert isinstance(failed, Failed) and "401" in failed.message and "token" in failed.message
+    remote = RemoteEngine(url, token="s3cret")
+    remote.load().collect()
+    remote.token = None  # the same client without the token: refused mid-session too
+    *_, failed = remote.generate(ChatRequest.single(QUESTION)).collect()
+    assert isinstance(failed, Failed) and "401" in failed.message
+
+
+def test_non_streaming_answer_carries_reasoning_content(served):
+    import urllib.request
+
+    url, _ = served
+    body = json.dumps({"messages": [{"role": "user", "content": QUESTION}], "temperature": 0}).encode()
+    req = urllib.request.Request(f"{url}/v1/chat/completions", body, {"Authorization": "Bearer s3cret"})
+    reply = json.loads(urllib.request.urlopen(req, timeout=60).read())
+    message = reply["choices"][0]["message"]
+    assert "12+30" in message["reasoning_content"] and "\\boxed{42}" in message["content"]
+    assert reply["usage"]["completion_tokens_details"]["reasoning_tokens"] > 0
+
+
+def test_server_refuses_to_bind_beyond_loopback_without_a_token():
+    with pytest.raises(ValueError, match="token"):
+        ChatServer(("0.0.0.0", 0), lambda r: None, "m")
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"messages": []}, "messages"),
+    ({"messages": [{"role": "wizard", "content": "x"}]}, "role"),
+    ({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}, "temperature"),
+    ([1, 2], "JSON object"),
+])
+def test_bad_requests_are_named(body, message):
+    with pytest.raises(ValueError, match=message):
+        request_from_openai(body)
+
+
+# ---- other servers' dialects -------------------------------------------------------------------
+
+def fake_server(chunks: list, close_early: bool = False):
+    """A server that answers every chat request with these SSE chunks (dicts or raw strings)."""
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            data = json.dumps({"data": [{"id": "fake-model"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for c in chunks:
+                self.wfile.write(f"data: {c if isinstance(c, str) else json.dumps(c)}\n\n".encode())
+            if not close_early:
+                self.wfile.write(b"data: [DONE]\n\n")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def delta(reason=None, **d):
+    return {"choices": [{"index": 0, "delta": d, "finish_reason": reason}]}
+
+
+@pytest.mark.parametrize("key", ["reasoning", "thinking", "reasoning_content"])
+def test_reasoning_fields_of_other_servers(key):
+    server = fake_server([delta(**{key: "let me see. "}), delta(**{key: "4."}), delta(content="It is 4."),
+                          delta("stop"), {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 9,
+                                                                   "completion_tokens_details": {"reasoning_tokens": 5}}}])
+    remote = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}")
+    remote.load().collect()
+    thinking, answer, done = remote.generate(ChatRequest.single("2+2?")).collect()
+    server.shutdown()
+    assert (thinking, answer) == ("let me see. 4.", "It is 4.")
+    assert (done.stats.prompt_tokens, done.stats.thinking_tokens, done.stats.answer_tokens) == (7, 5, 4)
+
+
+def test_think_tags_in_content_are_split():
+    server = fake_server([delta(content="<thi"), delta(content="nk>hmm, 2+2</th"), delta(content="ink>4"), delta("length")])
+    remote = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}")
+    remote.load().collect()
+    thinking, answer, done = remote.generate(ChatRequest.single("2+2?")).collect()
+    server.shutdown()
+    assert (thinking, answer, done.stats.finish_reason) == ("hmm, 2+2", "4", "length")
+
+
+@pytest.mark.parametrize("chunks, close_early, expected", [
+    ([delta(content="half an ans")], True, "closed mid-response"),
+    (["{not json"], False, "not JSON"),
+    ([delta(content="x"), {"error": {"message": "lost rank 1 (mac-b)"}}], True, "lost rank 1 (mac-b)"),
+])
+def test_broken_streams_fail_with_one_line(chunks, close_early, expected):
+    server = fake_server(chunks, close_early)
+    remote = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}")
+    remote.load().collect()
+    *_, last = remote.generate(ChatRequest.single("hi")).collect()
+    server.shutdown()
+    assert isinstance(last, Failed) and expected in last.message and "\n" not in last.message
+
+
+def test_unreachable_endpoint_and_unknown_model():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    *_, failed = RemoteEngine(f"http://127.0.0.1:{port}").load().collect()
+    assert isinstance(failed, Failed) and "cannot reach" in failed.message
+    server = fake_server([])
+    *_, failed = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}").load("other").collect()
+    server.shutdown()
+    assert isinstance(failed, Failed) and "fake-model" in failed.message
+
+
+def test_workbench_run_with_endpoint(served, workbench_home):
+    url, _ = served
+    from conftest import workbench_env
+
+    out = subprocess.run([sys.executable, "-m", "workbench", "run", QUESTION, "--endpoint", url, "--temp", "0", "--json",
+                          "--no-save"], capture_output=True, text=True, timeout=120,
+                         env=workbench_env(WORKBENCH_TOKEN="s3cret", WORKBENCH_HOME=str(workbench_home)))
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    kinds = [e["type"] for e in events]
+    assert "think" in kinds and "answer" in kinds and kinds[-1] == "done"
+    assert "\\boxed{42}" in "".join(e["text"] for e in events if e["type"] == "answer")
