@@ -1,0 +1,144 @@
+"""`workbench compare "PROMPT" --model A --model B`: one prompt, several variants, side by side.
+
+Variants are every combination of the given models, adapters and temperatures, each run
+`--samples` times (seeds SEED, SEED+1, ...). Each response is streamed through the recorder, so
+it gets the same inspection as any response and is saved as one "compare" session (unless
+--no-save). `--gold` checks each answer with the math verifier.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+
+from workbench.commands.run import safe_text
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("prompt", help="the prompt, or - to read it from stdin")
+    parser.add_argument("--model", "-m", action="append", help="a model (repeat to compare models)")
+    parser.add_argument("--adapter", action="append",
+                        help="a LoRA adapter folder, or 'none' for the base model (repeat to compare)")
+    parser.add_argument("--temp", type=float, action="append", help="a temperature (repeat to compare)")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (profile default)")
+    parser.add_argument("--max-tokens", type=int, default=None, help="generation limit (profile default)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the first sample")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow models that need custom code")
+    parser.add_argument("--samples", type=int, default=1, help="responses per variant (seeds SEED, SEED+1, ...)")
+    parser.add_argument("--gold", default=None, help="the expected answer, checked with the math verifier")
+    parser.add_argument("--json", action="store_true", help="all results as one JSON object")
+    from workbench.commands.sessions import add_save_arguments
+
+    add_save_arguments(parser)
+
+
+def variants(args) -> list[dict]:
+    models, temps = args.model or [None], args.temp or [None]
+    adapters = [None if a.lower() in ("none", "") else a for a in args.adapter or ["none"]]
+    samples = max(1, args.samples)
+    seeds = [None] if samples == 1 and args.seed is None else [(args.seed or 0) + i for i in range(samples)]
+    out = []
+    for model, adapter, temp, seed in itertools.product(models, adapters, temps, seeds):
+        label = [f"{k}={v}" for k, v, axis in (("model", model, models), ("adapter", adapter, adapters),
+                                              ("temp", temp, temps)) if len(axis) > 1]
+        if samples > 1:
+            label.append(f"seed={seed}")
+        out.append({"label": " ".join(label) or "default", "model": model, "adapter": adapter,
+                    "temperature": temp, "seed": seed})
+    return out
+
+
+def main(args) -> int:
+    from workbench.engine.events import ChatRequest, Failed, Sampling
+    from workbench.engine.worker import Engine
+    from workbench.errors import UserError
+    from workbench.inspect.consistency import verify_against
+    from workbench.sessions import Store
+    from workbench.sessions.recorder import Recorder, title_of
+
+    from workbench.commands.run import stop_on_ctrl_c
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    todo = variants(args)
+    if len(todo) < 2:
+        raise UserError("compare needs two or more variants: several --model, --adapter or --temp, or --samples N")
+    store = Store.open(":memory:" if args.no_save else None)
+    session_id = store.new_session(title_of(prompt), "compare")
+    store.add_turn(session_id, "user", prompt)
+    engine = Engine()
+    results, loaded_key = [], None
+    try:
+        for v in todo:
+            print(f"workbench: {v['label']} ...", file=sys.stderr, flush=True)
+            result = dict(v)
+            if (v["model"], v["adapter"]) != loaded_key:
+                *_, loaded = engine.load(v["model"], v["adapter"], args.trust_remote_code).collect()
+                loaded_key = (v["model"], v["adapter"]) if not isinstance(loaded, Failed) else None
+                if isinstance(loaded, Failed):
+                    results.append({**result, "error": loaded.message})
+                    continue
+            sampling = Sampling(temperature=v["temperature"], top_p=args.top_p, max_tokens=args.max_tokens, seed=v["seed"])
+            job = engine.generate(ChatRequest.single(prompt, sampling))
+            with stop_on_ctrl_c(job), Recorder(store, session_id, prompt, engine.info, sampling, label=v["label"],
+                                               job=job, stop_on_loop=args.stop_on_loop) as recorder:
+                for event in job:
+                    recorder.feed(event)
+            turn = next(t for t in store.session(session_id)["turns"] if t["id"] == recorder.turn)
+            result.update(model=turn["model"], status=turn["status"], thinking=turn["thinking"], answer=turn["content"],
+                          stats=turn["stats"], inspection=turn["inspection"])
+            if (turn["stats"] or {}).get("error"):
+                result["error"] = turn["stats"]["error"]
+            if args.gold is not None:
+                result["verdict"] = verify_against(turn["content"], args.gold)
+            results.append(result)
+    finally:
+        engine.close()
+        store.close()
+    report = {"prompt": prompt, "gold": args.gold, "session": None if args.no_save else session_id, "results": results}
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print_report(report)
+    return 1 if any("error" in r for r in results) else 0
+
+
+ROWS = [
+    ("status", lambda r: r.get("status") or "error"),
+    ("thinking tokens", lambda r: r["stats"]["thinking_tokens"]),
+    ("answer tokens", lambda r: r["stats"]["answer_tokens"]),
+    ("tok/s", lambda r: f"{r['stats']['generation_tps']:.1f}"),
+    ("thinking share", lambda r: f"{r['inspection']['tokens']['thinking_share']:.0%}"),
+    ("markers", lambda r: r["inspection"]["markers"]["total"]),
+    ("steps", lambda r: len(r["inspection"]["steps"])),
+    ("language mixing", lambda r: "FLAG" if r["inspection"]["language"]["flagged"] else "-"),
+    ("loop", lambda r: "LOOP" if r["inspection"]["loops"]["loop"] else "-"),
+    ("answer vs thinking", lambda r: {True: "same", False: "DIFFERS", None: "-"}[r["inspection"]["consistency"]["consistent"]]),
+    ("gold", lambda r: ("right" if r["verdict"]["score"] >= 1 else "wrong") if "verdict" in r else "-"),
+]
+
+
+def print_report(report: dict, out=None) -> None:
+    out = out or sys.stdout
+    results = report["results"]
+    for r in results:
+        out.write(f"\n== {safe_text(r['label'])} ==\n")
+        if "error" in r and "answer" not in r:
+            out.write(f"error: {safe_text(r['error'])}\n")
+            continue
+        out.write(f"Thinking\n{safe_text(r['thinking'])}\n\nAnswer\n{safe_text(r['answer'])}\n")
+    table = [["", *(safe_text(r["label"])[:24] for r in results)]]
+    for name, cell in ROWS:
+        row = [name]
+        for r in results:
+            try:
+                row.append(str(cell(r)))
+            except (KeyError, TypeError):
+                row.append("-")
+        table.append(row)
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    out.write("\n")
+    for row in table:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+    if report["session"]:
+        out.write(f"\nsaved as session {report['session']} (workbench sessions show {report['session']})\n")
