@@ -1,0 +1,233 @@
+"""Two ranks over loopback (and across two network namespaces when we may make them): sharded
+tensor and pipeline generation equals one process token for token; the cluster endpoint streams
+both phases; a rank that dies (or freezes) mid-generation makes the survivor exit naming it, and
+the client gets an error instead of hanging. Every subprocess is bounded by a timeout."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, WORKED, workbench_env
+from workbench.engine.events import ChatRequest, Done, Failed, Loaded, Sampling, Think
+from workbench.engine.remote import RemoteEngine
+
+pytestmark = pytest.mark.slow
+QUESTION = "What is 12+30?"
+LAUNCH = Path(sys.executable).with_name("mlx.launch")
+
+# Each rank loads the model sharded both ways and prints its greedy tokens.
+GREEDY = r"""
+import json, sys
+from pathlib import Path
+import mlx.core as mx
+from mlx_lm.generate import generate_step
+from workbench.distributed.shard import load_sharded
+from workbench.engine.events import Message
+from workbench.engine.generate import encode_prompt
+from workbench.engine.prompt import build_prompt
+
+group = mx.distributed.init(strict=True, backend="ring")
+out = {}
+for mode, split in (("pipeline", [1, 3]), ("tensor", None)):
+    loaded, shard = load_sharded(Path(sys.argv[1]), group, mode, split)
+    prompt = build_prompt(loaded.tokenizer, (Message("user", sys.argv[2]),))
+    tokens = encode_prompt(loaded.tokenizer, prompt)
+    out[mode] = [t for t, _ in generate_step(mx.array(tokens), loaded.model, max_tokens=48)]
+    out[mode + "_layers"] = [shard.first_layer, shard.end_layer]
+print("RESULT", group.rank(), json.dumps(out), flush=True)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env(**extra) -> dict:
+    return workbench_env(PYTHONPATH=str(ROOT), **extra)
+
+
+@pytest.fixture(scope="module")
+def four_layer_model(tmp_path_factory) -> Path:
+    """Taught like `taught_model`, with 4 layers (for an uneven pipeline split) and heads that halve."""
+    from workbench.engine.tiny import make_tiny_model, teach
+
+    folder = make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-four", seed=2, layers=4, heads=4, kv_heads=2)
+    teach(folder, [(QUESTION, WORKED.format(a=12, b=30, c=42))], steps=150)
+    (folder / "profile.toml").write_text("temperature = 0.0\nmax_tokens = 200\n")
+    return folder
+
+
+def single_process_tokens(folder: Path, question: str, n: int = 48) -> list[int]:
+    import mlx.core as mx
+    from mlx_lm.generate import generate_step
+
+    from workbench.engine.events import Message
+    from workbench.engine.generate import encode_prompt
+    from workbench.engine.loader import load_model
+    from workbench.engine.prompt import build_prompt
+
+    loaded = load_model(folder)
+    tokens = encode_prompt(loaded.tokenizer, build_prompt(loaded.tokenizer, (Message("user", question),)))
+    return [t for t, _ in generate_step(mx.array(tokens), loaded.model, max_tokens=n)]
+
+
+def results(stdout: str) -> dict[int, dict]:
+    return {int(line.split()[1]): json.loads(line.split(" ", 2)[2]) for line in stdout.splitlines() if line.startswith("RESULT ")}
+
+
+def test_two_ranks_match_one_process_token_for_token(four_layer_model, tmp_path):
+    script = tmp_path / "greedy.py"
+    script.write_text(GREEDY)
+    out = subprocess.run([str(LAUNCH), "-n", "2", "--backend", "ring", "--starting-port", str(free_port()), "--",
+                          sys.executable, str(script), str(four_layer_model), QUESTION],
+                         capture_output=True, text=True, timeout=180, env=env())
+    ranks = results(out.stdout)
+    assert set(ranks) == {0, 1}, out.stdout + out.stderr
+    expected = single_process_tokens(four_layer_model, QUESTION)
+    assert len(set(expected)) > 5  # a taught model says something, not one token repeated
+    for r in (0, 1):
+        assert ranks[r]["pipeline"] == expected
+        assert ranks[r]["tensor"] == expected
+    assert ranks[0]["pipeline_layers"] == [0, 1] and ranks[1]["pipeline_layers"] == [1, 4]  # --split 1,3
+
+
+class Cluster:
+    """`workbench cluster serve --local-ranks 2` in the background, stopped for sure at the end."""
+
+    def __init__(self, model: Path, *extra: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(Path(os.environ["WORKBENCH_HOME"]).parent / f"cluster-{self.port}.log", "w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workbench", "cluster", "serve", "--model", str(model), "--local-ranks", "2",
+             "--port", str(self.port), "--starting-port", str(free_port()), "--deadline", "5", *extra],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env(), start_new_session=True)
+        deadline = time.monotonic() + 120
+        while "serving " not in self.output():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail("cluster did not start:\n" + self.output())
+            time.sleep(0.2)
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def pids(self) -> list[int]:
+        with urllib.request.urlopen(f"{self.url}/v1/cluster", timeout=10) as r:
+            return [rank["pid"] for rank in json.loads(r.read())["ranks"]]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_cluster_endpoint_streams_both_phases(four_layer_model):
+    cluster = Cluster(four_layer_model, "--tensor")
+    try:
+        remote = RemoteEngine(cluster.url)
+        assert isinstance(remote.load().collect()[2], Loaded)
+        events = list(remote.generate(ChatRequest.single(QUESTION, Sampling(temperature=0))))
+        thinking = "".join(e.text for e in events if isinstance(e, Think))
+        answer = "".join(e.text for e in events if type(e).__name__ == "Answer")
+        assert isinstance(events[-1], Done), events[-1]
+        assert "12+30" in thinking and "\\boxed{42}" in answer
+        status = subprocess.run([sys.executable, "-m", "workbench", "cluster", "status", "--endpoint", cluster.url],
+                                capture_output=True, text=True, timeout=60, env=env())
+        assert status.returncode == 0, status.stderr
+        assert "rank 0 (127.0.0.1)" in status.stdout and "rank 1 (127.0.0.1)" in status.stdout
+        assert "1/2 of every layer" in status.stdout
+    finally:
+        cluster.stop()
+
+
+def long_generation(url: str):
+    remote = RemoteEngine(url)
+    remote.load().collect()
+    job = remote.generate(ChatRequest.single("Tell me everything.", Sampling(temperature=0, max_tokens=10**6)))
+    first = job.get(timeout=60)
+    assert not isinstance(first, Failed), first
+    return job
+
+
+@pytest.mark.parametrize("how", ["killed", "frozen"])
+def test_losing_a_rank_mid_generation_ends_the_survivor_and_fails_the_client(tiny_model, how):
+    """Killed: the ring notices the closed socket. Frozen (SIGSTOP, like a dropped link): the deadline does."""
+    cluster = Cluster(tiny_model)  # random weights: generates until max_tokens, so it is mid-generation
+    try:
+        rank0, rank1 = cluster.pids()
+        job = long_generation(cluster.url)
+        os.kill(rank1, signal.SIGKILL if how == "killed" else signal.SIGSTOP)
+        last = None
+        for last in job:  # ends: the job cannot hang (the survivor fails it, then exits)
+            pass
+        assert isinstance(last, Failed) and "lost rank 1 (127.0.0.1)" in last.message, last
+        if how == "frozen":  # no socket error to see: the deadline found it
+            assert "no answer for 5 s while generating" in last.message
+        for _ in range(300):  # bounded wait (30 s) for the survivor to exit
+            if not running(rank0):
+                break
+            time.sleep(0.1)
+        assert not running(rank0), "rank 0 still running 30 s after losing rank 1"
+        assert "workbench: error: lost rank 1 (127.0.0.1)" in cluster.output()
+        if how == "frozen":
+            os.kill(rank1, signal.SIGKILL)
+        cluster.proc.wait(timeout=30)
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2 to make network namespaces")
+def test_two_namespaces_over_veth_match_one_process(four_layer_model, tmp_path):
+    prefix = f"wb{os.getpid() % 10000}"
+    setup = subprocess.run(["bash", str(ROOT / "scripts" / "netns_hosts.sh"), "up", prefix],
+                           capture_output=True, text=True, timeout=30)
+    if setup.returncode != 0:
+        subprocess.run(["bash", str(ROOT / "scripts" / "netns_hosts.sh"), "down", prefix], timeout=30)
+        pytest.skip(f"cannot make network namespaces here: {setup.stderr.strip().splitlines()[-1:]}")
+    try:
+        script = tmp_path / "greedy.py"
+        script.write_text(GREEDY)
+        hostfile = tmp_path / "ring.json"  # what mlx.launch hands each rank for the ring backend
+        hostfile.write_text(json.dumps([["10.77.0.1:41500"], ["10.77.0.2:41500"]]))
+        procs = [subprocess.Popen(["ip", "netns", "exec", f"{prefix}{host}", sys.executable, str(script),
+                                   str(four_layer_model), QUESTION], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, env=env(MLX_RANK=str(rank), MLX_HOSTFILE=str(hostfile)))
+                 for rank, host in enumerate("ab")]
+        outputs = []
+        for p in procs:
+            try:
+                outputs.append(p.communicate(timeout=180)[0])
+            except subprocess.TimeoutExpired:
+                for q in procs:
+                    q.kill()
+                pytest.fail("ranks in namespaces did not finish")
+        ranks = {**results(outputs[0]), **results(outputs[1])}
+        assert set(ranks) == {0, 1}, "\n".join(outputs)
+        expected = single_process_tokens(four_layer_model, QUESTION)
+        assert ranks[0]["pipeline"] == ranks[1]["tensor"] == expected
+    finally:
+        subprocess.run(["bash", str(ROOT / "scripts" / "netns_hosts.sh"), "down", prefix], timeout=30)
