@@ -203,6 +203,8 @@ def check_hosts(hosts: list[str], model: Path, python: str, runner: Runner = ssh
 def memory_problems(hosts: list[str], free: list[float | None], n_layers: int, total_bytes: int,
                     split: list[int] | None = None) -> tuple[list[int], list[str]]:
     """The pipeline split (given, or by free memory) and the hosts whose shard would not fit."""
+    if n_layers < len(hosts):
+        return [], [f"the model's {n_layers} layers cannot be split over {len(hosts)} hosts; use fewer hosts"]
     known = [f if f else 0.0 for f in free]
     split = split or split_by_memory(n_layers, known)
     problems = []
