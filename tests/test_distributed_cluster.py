@@ -45,6 +45,8 @@ for mode, split in (("pipeline", [1, 3]), ("tensor", None)):
     tokens = encode_prompt(loaded.tokenizer, prompt)
     out[mode] = [t for t, _ in generate_step(mx.array(tokens), loaded.model, max_tokens=48)]
     out[mode + "_layers"] = [shard.first_layer, shard.end_layer]
+llama, _ = load_sharded(Path(sys.argv[3]), group, "pipeline", [3, 1])
+out["llama"] = [t for t, _ in generate_step(mx.array([10, 20, 30, 40]), llama.model, max_tokens=32)]
 print("RESULT", group.rank(), json.dumps(out), flush=True)
 """
 
@@ -70,6 +72,25 @@ def four_layer_model(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def llama_model(tmp_path_factory) -> Path:
+    """A random tiny Llama, weights scaled up so that greedy decoding wanders instead of repeating."""
+    import mlx.core as mx
+    from mlx.utils import tree_map
+    from mlx_lm.models import llama
+
+    from workbench.engine.tiny import save_model, tiny_config, write_char_tokenizer
+
+    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
+    config = tiny_config(write_char_tokenizer(folder), layers=4)
+    config.update(model_type="llama", architectures=["LlamaForCausalLM"], tie_word_embeddings=False)
+    mx.random.seed(0)
+    model = llama.Model(llama.ModelArgs.from_dict(config))
+    model.update(tree_map(lambda p: p * 4, model.parameters()))
+    save_model(folder, model, config)
+    return folder
+
+
 def single_process_tokens(folder: Path, question: str, n: int = 48) -> list[int]:
     import mlx.core as mx
     from mlx_lm.generate import generate_step
@@ -88,11 +109,11 @@ def results(stdout: str) -> dict[int, dict]:
     return {int(line.split()[1]): json.loads(line.split(" ", 2)[2]) for line in stdout.splitlines() if line.startswith("RESULT ")}
 
 
-def test_two_ranks_match_one_process_token_for_token(four_layer_model, tmp_path):
+def test_two_ranks_match_one_process_token_for_token(four_layer_model, llama_model, tmp_path):
     script = tmp_path / "greedy.py"
     script.write_text(GREEDY)
     out = subprocess.run([str(LAUNCH), "-n", "2", "--backend", "ring", "--starting-port", str(free_port()), "--",
-                          sys.executable, str(script), str(four_layer_model), QUESTION],
+                          sys.executable, str(script), str(four_layer_model), QUESTION, str(llama_model)],
                          capture_output=True, text=True, timeout=180, env=env())
     ranks = results(out.stdout)
     assert set(ranks) == {0, 1}, out.stdout + out.stderr
@@ -102,6 +123,18 @@ def test_two_ranks_match_one_process_token_for_token(four_layer_model, tmp_path)
         assert ranks[r]["pipeline"] == expected
         assert ranks[r]["tensor"] == expected
     assert ranks[0]["pipeline_layers"] == [0, 1] and ranks[1]["pipeline_layers"] == [1, 4]  # --split 1,3
+    llama_expected = single_process_llama(llama_model)
+    assert len(set(llama_expected)) > 5
+    assert ranks[0]["llama"] == ranks[1]["llama"] == llama_expected
+
+
+def single_process_llama(folder: Path) -> list[int]:
+    import mlx.core as mx
+    from mlx_lm.generate import generate_step
+    from mlx_lm.utils import load_model
+
+    model, _ = load_model(folder)
+    return [t for t, _ in generate_step(mx.array([10, 20, 30, 40]), model, max_tokens=32)]
 
 
 class Cluster:
@@ -201,7 +234,7 @@ def test_losing_a_rank_mid_generation_ends_the_survivor_and_fails_the_client(tin
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2 to make network namespaces")
-def test_two_namespaces_over_veth_match_one_process(four_layer_model, tmp_path):
+def test_two_namespaces_over_veth_match_one_process(four_layer_model, llama_model, tmp_path):
     prefix = f"wb{os.getpid() % 10000}"
     setup = subprocess.run(["bash", str(ROOT / "scripts" / "netns_hosts.sh"), "up", prefix],
                            capture_output=True, text=True, timeout=30)
@@ -214,7 +247,7 @@ def test_two_namespaces_over_veth_match_one_process(four_layer_model, tmp_path):
         hostfile = tmp_path / "ring.json"  # what mlx.launch hands each rank for the ring backend
         hostfile.write_text(json.dumps([["10.77.0.1:41500"], ["10.77.0.2:41500"]]))
         procs = [subprocess.Popen(["ip", "netns", "exec", f"{prefix}{host}", sys.executable, str(script),
-                                   str(four_layer_model), QUESTION], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   str(four_layer_model), QUESTION, str(llama_model)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True, env=env(MLX_RANK=str(rank), MLX_HOSTFILE=str(hostfile)))
                  for rank, host in enumerate("ab")]
         outputs = []

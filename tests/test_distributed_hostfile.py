@@ -143,3 +143,13 @@ def test_launch_command_for_local_ranks_and_a_hostfile(tmp_path):
 def test_serve_refuses_a_public_address_without_a_token():
     with pytest.raises(UserError, match="--token"):
         cluster.serve(serve_args(host="0.0.0.0"))
+
+
+def test_rank_descriptions_for_status():
+    from workbench.distributed.shard import Shard, summary
+
+    ranks = [Shard(0, "mac-a", "pipeline", 0, 40, 64, 20.5, 0, 100.0).to_dict(),
+             Shard(1, "mac-b", "pipeline", 40, 64, 64, 12.25, 13.0, 60.0).to_dict()]
+    assert Shard.from_dict(ranks[1]).describe() == (
+        "rank 1 (mac-b): layers 40-63 of 64 · 12.25 GB loaded · peak 13.00 GB · 60.0 GB were free")
+    assert summary(ranks) == "2 ranks · r0 layers 0-39, 20.5 GB · r1 layers 40-63, 13.0 GB"

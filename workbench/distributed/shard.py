@@ -49,6 +49,16 @@ class Shard:
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
+def summary(ranks: list[dict]) -> str:
+    """One line for a status bar: '2 ranks · r0 layers 0-11, 3.1 GB · r1 layers 12-23, 2.9 GB'."""
+    parts = [f"{len(ranks)} ranks"]
+    for d in ranks:
+        s = Shard.from_dict(d)
+        held = f"1/{s.end_layer} of each layer" if s.mode == "tensor" else f"layers {s.first_layer}-{s.end_layer - 1}"
+        parts.append(f"r{s.rank} {held}, {max(s.memory_gb, s.peak_gb):.1f} GB")
+    return " · ".join(parts)
+
+
 def load_sharded(folder: Path, group, mode: str, split: list[int] | None = None, host: str = "",
                  free: list[float] | None = None) -> tuple[LoadedModel, Shard]:
     """Load this rank's part. `split` (layer counts, rank 0 first) wins over `free` (bytes per rank)."""
