@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Without a command, opens the app.",
     )
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
+    importlib.import_module("workbench.commands.app").add_arguments(parser)  # options of the app (no command)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         command = importlib.import_module(f"workbench.commands.{module}")

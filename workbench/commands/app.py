@@ -1,17 +1,28 @@
-"""`workbench` with no command: the app. Until the TUI lands, a streamed sample run."""
+"""`workbench` with no command: the app (thinking and answer side by side, streamed live).
+
+Its options sit on the top-level parser (`workbench --model NAME --adapter DIR`).
+"""
 
 from __future__ import annotations
 
-import argparse
-
 
 def add_arguments(parser) -> None:
-    pass
+    from workbench.commands.run import add_model_arguments, add_sampling_arguments
+
+    add_model_arguments(parser)
+    add_sampling_arguments(parser)
 
 
 def main(args) -> int:
-    from workbench.commands import run
+    from workbench.commands.run import sampling_from_args
+    from workbench.engine.worker import Engine
+    from workbench.tui.app import WorkbenchApp
 
-    sample = argparse.Namespace(prompt="What is 12+30?", model=None, adapter=None, trust_remote_code=False,
-                                temp=None, top_p=None, max_tokens=None, seed=None, json=False)
-    return run.main(sample)
+    engine = Engine()
+    try:
+        app = WorkbenchApp(engine, model=args.model, adapter=args.adapter, sampling=sampling_from_args(args),
+                           trust_remote_code=args.trust_remote_code)
+        app.run()
+    finally:
+        engine.close()
+    return app.return_code or 0

@@ -1,0 +1,361 @@
+"""The workbench app: thinking and answer side by side, streamed live from an engine.
+
+The app takes any engine with `load`, `generate`, `info`, `close` (the local MLX thread, a remote
+endpoint, the scripted fake in tests). Engine jobs are read in thread workers, which merge the deltas
+of each ~1/30 s into one `Chunk` message, so a fast model costs the UI a bounded number of updates.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Markdown
+
+from workbench.engine.events import (
+    TERMINAL, Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, ModelInfo, Sampling, Stats, Think,
+)
+from workbench.tui.messages import Chunk, Finished, ModelFailed, ModelLoaded, ModelLoading
+from workbench.tui.panes import StatusLine, ThinkingView, Transcript, TurnView
+from workbench.tui.safe import clean
+
+FRAME = 1 / 30  # how long a worker gathers deltas into one Chunk
+NARROW = 100  # below this many columns the panes stack vertically
+THINKING_LAYOUTS = ("", "thinking-wide", "thinking-hidden")  # ctrl+t cycles through them
+
+
+@dataclass
+class Response:
+    """One finished response, as handed on by `WorkbenchApp.response_finished`."""
+
+    prompt: str
+    thinking: str
+    answer: str
+    stats: Stats | None
+    error: str | None
+    model: ModelInfo | None
+    request: ChatRequest
+
+
+class WorkbenchApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "Reasoning Workbench"
+    BINDINGS = [
+        Binding("enter", "submit", "Send"),
+        Binding("escape", "stop", "Stop"),
+        Binding("ctrl+n", "new_chat", "New chat"),
+        Binding("ctrl+r", "regenerate", "Regenerate"),
+        Binding("ctrl+o", "pick_model", "Model"),
+        Binding("ctrl+s", "settings", "Settings"),
+        Binding("ctrl+t", "toggle_thinking", "Thinking pane"),
+        Binding("ctrl+l", "toggle_latex", "LaTeX source"),
+        Binding("f2", "focus('thinking')", "Focus thinking", show=False),
+        Binding("f3", "focus('answer')", "Focus answer", show=False),
+        Binding("f4", "focus('prompt')", "Focus prompt", show=False),
+        Binding("f5", "copy('answer')", "Copy answer", show=False),
+        Binding("f6", "copy('thinking')", "Copy thinking", show=False),
+    ]
+    # Shown in the command palette (ctrl+p) as well: (title, help, action).
+    COMMANDS_LIST = [
+        ("Stop generation", "Stop the response being generated (Esc)", "stop"),
+        ("New chat", "Forget the conversation and start over (ctrl+n)", "new_chat"),
+        ("Regenerate", "Ask the last prompt again (ctrl+r)", "regenerate"),
+        ("Pick a model", "Load another local model (ctrl+o)", "pick_model"),
+        ("Sampling settings", "Temperature, top-p, max tokens, seed (ctrl+s)", "settings"),
+        ("Thinking pane: wide / hidden / normal", "Cycle the thinking pane's width (ctrl+t)", "toggle_thinking"),
+        ("LaTeX source / rendered", "Show math as written or as Unicode (ctrl+l)", "toggle_latex"),
+        ("Focus thinking", "Move focus to the thinking pane (F2)", "focus('thinking')"),
+        ("Focus answer", "Move focus to the answer pane (F3)", "focus('answer')"),
+        ("Copy answer", "Copy the last answer to the clipboard (F5)", "copy('answer')"),
+        ("Copy thinking", "Copy the last thinking to the clipboard (F6)", "copy('thinking')"),
+        ("Light / dark", "Switch between the light and dark theme", "toggle_dark"),
+    ]
+
+    def __init__(self, engine: Any, model: str | None = None, adapter: str | None = None,
+                 sampling: Sampling = Sampling(), trust_remote_code: bool = False) -> None:
+        super().__init__()
+        self.engine = engine
+        self.model_name, self.adapter = model, adapter
+        self.load_options = {"trust_remote_code": True} if trust_remote_code else {}
+        self.sampling = sampling
+        self.history: list[Message] = []  # finished turns, thinking kept in Message.thinking
+        self.ready = False  # a model is loaded
+        self.job = None  # the generate job running, if any
+        self.turn = 0  # id of the live turn (messages from older turns are ignored)
+        self.turn_view: TurnView | None = None
+        self.raw_mode = False
+        self.last: Response | None = None
+        self.responses: list[Response] = []
+        self._layout = 0
+
+    # ---- layout ------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        # #main is where side panels (a sessions sidebar, an inspector) mount beside #panes.
+        with Horizontal(id="main"):
+            with Horizontal(id="panes"):
+                yield ThinkingView(id="thinking")
+                yield Transcript(id="answer")
+        yield StatusLine(id="status")
+        yield Input(placeholder="Ask something (Enter to send, ctrl+p for commands)", id="prompt")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#thinking").border_title = "Thinking"
+        self.query_one("#answer").border_title = "Answer"
+        self.query_one("#prompt").focus()
+        self.load_model(self.model_name, self.adapter)
+
+    def on_resize(self, event) -> None:
+        self.query_one("#panes").set_class(event.size.width < NARROW, "stacked")
+
+    def on_unmount(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    @property
+    def status(self) -> StatusLine:
+        return self.query_one(StatusLine)
+
+    @property
+    def thinking(self) -> ThinkingView:
+        return self.query_one(ThinkingView)
+
+    # ---- loading -----------------------------------------------------------------------------
+    def load_model(self, model: str | None, adapter: str | None = None) -> None:
+        self.ready = False
+        self.status.loading(str(model or "default model"))
+        self._spin = self.set_interval(0.1, lambda: self.status.loading(self.status.model))
+        self._read_load(self.engine.load(model, adapter, **self.load_options))
+
+    @work(thread=True, group="load", exit_on_error=False)
+    def _read_load(self, job) -> None:
+        for event in job:
+            if isinstance(event, Loading):
+                self.post_message(ModelLoading(event.model))
+            elif isinstance(event, Loaded):
+                self.post_message(ModelLoaded(event.info))
+            elif isinstance(event, Failed):
+                self.post_message(ModelFailed(event.message))
+
+    def on_model_loading(self, message: ModelLoading) -> None:
+        self.status.model = message.name
+
+    def on_model_loaded(self, message: ModelLoaded) -> None:
+        self._spin.stop()
+        self.ready = True
+        self.model_name = message.info.name
+        self.status.model = message.info.name
+        self.status.show("ready")
+        self.sub_title = message.info.name
+
+    def on_model_failed(self, message: ModelFailed) -> None:
+        self._spin.stop()
+        self.status.error(f"could not load the model: {message.message}")
+        self.notify(message.message, title="Model failed to load", severity="error", markup=False, timeout=10)
+
+    # ---- a response --------------------------------------------------------------------------
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "prompt":
+            await self.action_submit()
+
+    async def action_submit(self) -> None:
+        box = self.query_one("#prompt", Input)
+        prompt = box.value.strip()
+        if not prompt:
+            box.focus()
+            return
+        if not self.ready:
+            self.notify("The model is still loading (or failed to load: ctrl+o picks another).", markup=False)
+            return
+        if self.job is not None:
+            self.notify("Still generating: Esc stops it.", markup=False)
+            return
+        box.value = ""
+        await self.ask(prompt)
+
+    async def ask(self, prompt: str) -> None:
+        """Send `prompt` with the conversation so far (the engine leaves earlier thinking out)."""
+        request = ChatRequest((*self.history, Message("user", prompt)), self.sampling)
+        self.turn += 1
+        self.turn_view = TurnView(prompt, self.raw_mode)
+        self.turn_view.request = request
+        await self.query_one(Transcript).mount(self.turn_view)
+        self.thinking.clear()
+        self.status.started()
+        self.job = self.engine.generate(request)
+        self._read_generation(self.job, self.turn)
+
+    @work(thread=True, group="generate", exit_on_error=False)
+    def _read_generation(self, job, turn: int) -> None:
+        """Read the job's events; post them merged per frame; end with one Finished."""
+        while True:
+            try:
+                events = [job.get()]
+                deadline = time.monotonic() + FRAME
+                while not isinstance(events[-1], TERMINAL):
+                    try:
+                        events.append(job.get(timeout=max(0.0, deadline - time.monotonic())))
+                    except queue.Empty:
+                        break
+            except Exception as e:  # noqa: BLE001 - a broken engine must not take the app down
+                self.post_message(Finished(turn, None, f"engine: {e}"))
+                return
+            think = [e for e in events if isinstance(e, Think)]
+            answer = [e for e in events if isinstance(e, Answer)]
+            if think or answer:
+                self.post_message(Chunk(turn, "".join(e.text for e in think), "".join(e.text for e in answer),
+                                        sum(e.tokens for e in think), sum(e.tokens for e in answer)))
+            last = events[-1]
+            if isinstance(last, Done):
+                self.post_message(Finished(turn, last.stats))
+                return
+            if isinstance(last, Failed):
+                self.post_message(Finished(turn, None, last.message))
+                return
+            if isinstance(last, TERMINAL):
+                self.post_message(Finished(turn, None, f"unexpected event {type(last).__name__}"))
+                return
+
+    async def on_chunk(self, chunk: Chunk) -> None:
+        if chunk.turn != self.turn or self.turn_view is None:
+            return
+        self.thinking.append(chunk.thinking)
+        transcript = self.query_one(Transcript)
+        at_bottom = transcript.at_bottom
+        await self.turn_view.write(chunk.answer)
+        transcript.follow(at_bottom)
+        self.status.progress(chunk.thinking_tokens, chunk.answer_tokens)
+        self.rendered_tokens = getattr(self, "rendered_tokens", 0) + chunk.thinking_tokens + chunk.answer_tokens
+
+    async def on_finished(self, message: Finished) -> None:
+        if message.turn != self.turn or self.turn_view is None:
+            return
+        view, self.job = self.turn_view, None
+        thinking = self.thinking.raw
+        transcript = self.query_one(Transcript)
+        at_bottom = transcript.at_bottom
+        await view.finish(thinking, message.stats, message.error)
+        transcript.follow(at_bottom)
+        if message.error:
+            self.status.error(message.error)
+            self.notify(message.error, title="Generation failed", severity="error", markup=False, timeout=10)
+        else:
+            self.status.finished(message.stats)
+        self.response_finished(Response(view.prompt, thinking, view.answer.raw, message.stats, message.error,
+                                        self.engine.info, view.request))
+
+    def response_finished(self, response: Response) -> None:
+        """The one place each finished response goes. History now; a sessions sidebar or an inspector
+        panel hooks in here (override, or read `self.responses`)."""
+        self.last = response
+        self.responses.append(response)
+        if response.error is None:
+            self.history += [Message("user", response.prompt),
+                             Message("assistant", response.answer, response.thinking)]
+
+    # ---- actions -----------------------------------------------------------------------------
+    def action_stop(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.status.show("stopping …")
+
+    async def action_new_chat(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.job = None
+        self.turn += 1  # anything still arriving from the old turn is ignored
+        self.turn_view = None
+        self.history.clear()
+        await self.query_one(Transcript).remove_children()
+        self.thinking.clear()
+        if self.ready:
+            self.status.show("new chat")
+        self.query_one("#prompt").focus()
+
+    async def action_regenerate(self) -> None:
+        if self.job is not None or self.last is None or not self.ready:
+            self.notify("Nothing to regenerate yet." if self.last is None else "Still generating: Esc stops it.",
+                        markup=False)
+            return
+        last = self.last
+        if last.error is None and len(self.history) >= 2:
+            del self.history[-2:]
+        views = self.query(TurnView)
+        if views:
+            await views.last().remove()
+        self.last = None
+        await self.ask(last.prompt)
+
+    def action_toggle_thinking(self) -> None:
+        panes = self.query_one("#panes")
+        self._layout = (self._layout + 1) % len(THINKING_LAYOUTS)
+        for name in THINKING_LAYOUTS[1:]:
+            panes.remove_class(name)
+        if THINKING_LAYOUTS[self._layout]:
+            panes.add_class(THINKING_LAYOUTS[self._layout])
+
+    async def action_toggle_latex(self) -> None:
+        self.raw_mode = not self.raw_mode
+        self.query_one(Transcript).set_class(self.raw_mode, "raw")
+        self.thinking.raw_mode = self.raw_mode
+        self.thinking.set_text(self.thinking.raw)
+        for view in self.query(TurnView):
+            await view.set_raw(self.raw_mode)
+        self.notify("LaTeX source" if self.raw_mode else "LaTeX as Unicode", markup=False, timeout=2)
+
+    def action_focus(self, target: str) -> None:
+        self.query_one(f"#{target}").focus()
+
+    def action_copy(self, what: str) -> None:
+        if what == "answer":
+            text = self.turn_view.answer.raw if self.turn_view else ""
+        else:
+            text = self.thinking.raw
+        if not text:
+            self.notify(f"No {what} to copy yet.", markup=False)
+            return
+        self.copy_to_clipboard(clean(text))
+        self.notify(f"Copied the {what} ({len(text):,} characters).", markup=False, timeout=2)
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def action_pick_model(self) -> None:
+        from workbench.models.local import list_local
+        from workbench.tui.screens import ModelPicker
+
+        def picked(path: str | None) -> None:
+            if path:
+                self.load_model(path)
+
+        self.push_screen(ModelPicker(list_local(), self.model_name), picked)
+
+    def action_settings(self) -> None:
+        from workbench.tui.screens import SettingsScreen
+
+        info = self.engine.info
+        defaults = Sampling.from_dict(info.profile) if info else Sampling()
+
+        def saved(sampling: Sampling | None) -> None:
+            if sampling is not None:
+                self.sampling = sampling
+                self.notify("Sampling settings saved.", markup=False, timeout=2)
+
+        self.push_screen(SettingsScreen(self.sampling, defaults), saved)
+
+    @on(Markdown.LinkClicked)
+    def link_clicked(self, event: Markdown.LinkClicked) -> None:
+        # Links in model output are not opened (untrusted); the address is shown instead.
+        self.notify(clean(event.href), title="Link (not opened)", markup=False)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for title, help_text, action in self.COMMANDS_LIST:
+            yield SystemCommand(title, help_text, lambda action=action: self.run_action(action))

@@ -1,0 +1,260 @@
+"""The main screen's widgets: the thinking pane, the answer transcript, the status line."""
+
+from __future__ import annotations
+
+import re
+import resource
+import sys
+import time
+
+from rich.cells import cell_len, chop_cells
+from rich.segment import Segment
+from rich.text import Text
+from textual.containers import Vertical, VerticalScroll
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Collapsible, Markdown, Static
+
+from workbench.engine.events import Stats
+from workbench.tui.latex import LatexStream, boxed_answers, to_unicode
+from workbench.tui.safe import clean
+
+_WORDS = re.compile(r"\S+\s*|\s+")
+
+
+def wrap(line: str, width: int) -> list[str]:
+    """Word-wrap one line to `width` cells (long words are cut)."""
+    if cell_len(line) <= width or width < 1:
+        return [line]
+    rows, row, used = [], "", 0
+    for word in _WORDS.findall(line):
+        size = cell_len(word.rstrip())
+        if used + size > width and row:
+            rows.append(row.rstrip())
+            row, used = "", 0
+        while cell_len(word.rstrip()) > width:
+            head, *_ = chop_cells(word, width)
+            rows.append(head)
+            word = word[len(head):]
+        row += word
+        used += cell_len(word)
+    rows.append(row.rstrip())
+    return rows
+
+
+class ThinkingView(ScrollView, can_focus=True):
+    """The thinking, as plain wrapped text. Appends only rewrap the last line, never the whole text.
+
+    Follows the stream while scrolled to the bottom; scrolling up lets go, scrolling back resumes.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.raw = ""  # the thinking as the model wrote it
+        self.raw_mode = False  # show LaTeX source instead of Unicode
+        self._lines: list[str] = [""]  # logical lines, raw
+        self._rows: list[str] = []  # wrapped display rows
+        self._row_start: list[int] = [0]  # first row of each logical line
+        self._width = 0
+
+    def display_line(self, line: str) -> str:
+        return clean(line if self.raw_mode else to_unicode(line))
+
+    def clear(self) -> None:
+        self.raw, self._lines = "", [""]
+        self._rewrap_all()
+
+    def set_text(self, text: str) -> None:
+        self.clear()
+        self.append(text)
+
+    def append(self, text: str) -> None:
+        if not text:
+            return
+        follow = self.scroll_y >= self.max_scroll_y
+        self.raw += text
+        first, *more = text.split("\n")
+        self._lines[-1] += first
+        self._lines.extend(more)
+        changed = len(self._lines) - 1 - len(more)  # the line that grew, then the new ones
+        del self._rows[self._row_start[changed]:]
+        del self._row_start[changed + 1:]
+        for i in range(changed, len(self._lines)):
+            if i > changed:
+                self._row_start.append(len(self._rows))
+            self._rows.extend(wrap(self.display_line(self._lines[i]), self._width))
+        self._resized()
+        if follow:
+            self.scroll_end(animate=False, immediate=True)
+
+    def _rewrap_all(self) -> None:
+        self._rows, self._row_start = [], []
+        for line in self._lines:
+            self._row_start.append(len(self._rows))
+            self._rows.extend(wrap(self.display_line(line), self._width))
+        self._resized()
+
+    def _resized(self) -> None:
+        self.virtual_size = Size(self._width, len(self._rows))
+        self.refresh()
+
+    def on_resize(self) -> None:
+        width = max(1, self.scrollable_content_region.width)
+        if width != self._width:
+            follow = self.scroll_y >= self.max_scroll_y
+            self._width = width
+            self._rewrap_all()
+            if follow:
+                self.scroll_end(animate=False, immediate=True)
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        row = scroll_y + y
+        style = self.rich_style
+        width = self.scrollable_content_region.width
+        if row >= len(self._rows):
+            return Strip.blank(width, style)
+        text = self._rows[row]
+        return Strip([Segment(text, style)], cell_len(text)).crop_extend(scroll_x, scroll_x + width, style)
+
+
+class TurnView(Vertical):
+    """One prompt and its response in the transcript. The live turn streams into its Markdown."""
+
+    def __init__(self, prompt: str, raw_mode: bool = False) -> None:
+        super().__init__(classes="turn")
+        self.prompt = prompt
+        self.raw_mode = raw_mode
+        self.answer = LatexStream(markdown=True)
+        self.thinking = ""
+        self.markdown = Markdown("", open_links=False)
+        self.source = Static("", classes="source", markup=False)  # raw LaTeX view (one key away)
+        self.stream = None
+
+    def compose(self):
+        yield Static(Text("› " + clean(self.prompt)), classes="prompt")
+        yield self.markdown
+        yield self.source
+
+    def on_mount(self) -> None:
+        self.stream = Markdown.get_stream(self.markdown)
+
+    async def write(self, delta: str) -> None:
+        append, replacement = self.answer.feed(clean(delta))
+        await self._show(append, replacement)
+        if self.raw_mode:
+            self.source.update(Text(self.answer.raw))
+
+    async def _show(self, append: str, replacement: str | None) -> None:
+        if replacement is not None:  # a later fragment changed how earlier text converts: redraw
+            await self.stream.stop()
+            await self.markdown.update(replacement)
+            self.stream = Markdown.get_stream(self.markdown)
+        elif append:
+            await self.stream.write(append)
+
+    async def finish(self, thinking: str, stats: Stats | None, error: str | None) -> None:
+        """The response ended: flush held-back text, fold the thinking away, frame the final answer."""
+        await self._show(*self.answer.finish())
+        await self.stream.stop()
+        self.thinking = thinking
+        if thinking:
+            seconds = f", {stats.thinking_time:.1f} s" if stats else ""
+            title = f"Thinking ({stats.thinking_tokens:,} tokens{seconds})" if stats else "Thinking"
+            body = Static(Text(clean(thinking if self.raw_mode else to_unicode(thinking))), markup=False,
+                          classes="thought")
+            await self.mount(Collapsible(body, title=title, collapsed=True), before=self.markdown)
+        boxed = boxed_answers(self.answer.raw)
+        if boxed:
+            final = Static(Text(clean(boxed[-1])), classes="final", markup=False)
+            final.border_title = "final answer"
+            await self.mount(final, before=self.source)
+        if error:
+            await self.mount(Static(Text("error: " + clean(error)), classes="error"))
+        elif stats:
+            await self.mount(Static(Text(stats.summary()), classes="stats"))
+
+    async def set_raw(self, raw_mode: bool) -> None:
+        self.raw_mode = raw_mode
+        self.source.update(Text(self.answer.raw))
+        for body in self.query(".thought"):
+            body.update(Text(clean(self.thinking if raw_mode else to_unicode(self.thinking))))
+
+
+class Transcript(VerticalScroll):
+    """The Answer pane: every turn of the chat, earlier thinking collapsed, the live answer last.
+
+    Follows new content while scrolled to the bottom; scrolling up lets go, scrolling back resumes.
+    (Textual's `anchor()` would also bottom-align short content, which reads oddly for a transcript.)
+    """
+
+    @property
+    def at_bottom(self) -> bool:
+        return self.scroll_y >= self.max_scroll_y
+
+    def follow(self, was_at_bottom: bool) -> None:
+        if was_at_bottom:
+            self.scroll_end(animate=False)
+
+
+def current_memory_gb() -> float:
+    """This process's peak resident memory (the engine's arrays live here too)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 ** 3 if sys.platform == "darwin" else 1024 ** 2)
+
+
+class StatusLine(Static):
+    """Model · phase · tokens and tok/s per phase · time to first token · thinking time · memory."""
+
+    clock = staticmethod(time.monotonic)  # tests replace these two for reproducible snapshots
+    memory_gb = staticmethod(current_memory_gb)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("", markup=False, **kwargs)
+        self.model = ""
+        self.spinner = 0
+        self.start = self.first = self.think_end = None
+        self.thinking_tokens = self.answer_tokens = 0
+
+    def show(self, *parts: str, style: str = "") -> None:
+        self.update(Text(" · ".join(p for p in (self.model, *parts) if p), style=style))
+
+    def loading(self, name: str) -> None:
+        self.model = name
+        frame = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"[self.spinner % 10]
+        self.spinner += 1
+        self.show(f"{frame} loading {name} …")
+
+    def started(self) -> None:
+        self.start, self.first, self.think_end = self.clock(), None, None
+        self.thinking_tokens = self.answer_tokens = 0
+        self.show("waiting for the first token")
+
+    def progress(self, thinking_tokens: int, answer_tokens: int) -> None:
+        now = self.clock()
+        if self.first is None:
+            self.first = now
+        if answer_tokens and self.think_end is None:
+            self.think_end = now
+        self.thinking_tokens += thinking_tokens
+        self.answer_tokens += answer_tokens
+        ttft = f"first token {self.first - self.start:.2f} s"
+        memory = f"mem {self.memory_gb():.2f} GB"
+        if self.think_end is None:
+            self.show("thinking", f"{self.thinking_tokens:,} tok", _rate(self.thinking_tokens, now - self.first),
+                      ttft, memory)
+        else:
+            thought = f"thought for {self.think_end - self.first:.1f} s, {self.thinking_tokens:,} tokens"
+            self.show("answering", thought, f"answer {self.answer_tokens:,} tok",
+                      _rate(self.answer_tokens, now - self.think_end), ttft, memory)
+
+    def finished(self, stats: Stats) -> None:
+        self.show(stats.summary())
+
+    def error(self, message: str) -> None:
+        self.show("error: " + clean(message), style="bold red")
+
+
+def _rate(tokens: int, seconds: float) -> str:
+    return f"{tokens / seconds:.1f} tok/s" if seconds > 0 else "– tok/s"

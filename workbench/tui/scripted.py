@@ -1,0 +1,107 @@
+"""An engine that plays scripted events at a given rate: for tests and `scripts/bench_tui.py`.
+
+Same interface as workbench.engine.worker.Engine (load, generate, info, close; Jobs with cancel),
+no MLX. Pure Python.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from workbench.engine.events import Answer, ChatRequest, Done, Failed, Loaded, Loading, ModelInfo, Stats, Think
+from workbench.engine.worker import Job
+
+
+@dataclass
+class Script:
+    """What one generate() plays: deltas (Think/Answer) then Done, or a Failed after them."""
+
+    events: list = field(default_factory=list)
+    fail: str | None = None  # end with Failed(fail) instead of Done
+    hold: threading.Event | None = None  # if set, wait for it after the deltas (mid-stream tests)
+
+
+def script_from_text(thinking: str, answer: str, chunk: int = 1) -> Script:
+    """One delta per `chunk` characters (one token each)."""
+    events = [Think(thinking[i:i + chunk], 1) for i in range(0, len(thinking), chunk)]
+    events += [Answer(answer[i:i + chunk], 1) for i in range(0, len(answer), chunk)]
+    return Script(events)
+
+
+class ScriptedEngine:
+    def __init__(self, scripts=(), rate: float = 0.0, load_delay: float = 0.0, load_error: str | None = None,
+                 name: str = "scripted") -> None:
+        self.scripts = list(scripts)  # one per generate(); the last one repeats
+        self.rate = rate  # deltas per second; 0 = as fast as possible
+        self.load_delay = load_delay
+        self.load_error = load_error
+        self.name = name
+        self.info: ModelInfo | None = None
+        self.requests: list[ChatRequest] = []  # what the app sent (tests read it)
+        self.loads: list[tuple] = []
+        self.emitted = 0  # deltas put so far (the benchmark's "backlog" is emitted - rendered)
+
+    def load(self, model=None, adapter=None, trust_remote_code: bool = False) -> Job:
+        job = Job()
+        self.loads.append((model, adapter))
+
+        def run():
+            job.put(Loading(str(model or self.name)))
+            time.sleep(self.load_delay)
+            if self.load_error:
+                job.put(Failed(self.load_error))
+                return
+            self.info = ModelInfo(name=str(model or self.name), path="/nowhere", model_type="scripted",
+                                  adapter=str(adapter) if adapter else None)
+            job.put(Loaded(self.info))
+
+        threading.Thread(target=run, daemon=True).start()
+        return job
+
+    def generate(self, request: ChatRequest) -> Job:
+        self.requests.append(request)
+        script = self.scripts[min(len(self.requests), len(self.scripts)) - 1] if self.scripts else Script()
+        job = Job()
+        threading.Thread(target=self._play, args=(job, script), daemon=True).start()
+        return job
+
+    def _play(self, job: Job, script: Script) -> None:
+        stats = Stats(prompt_tokens=sum(len(m.content) for m in self.requests[-1].messages))
+        start = time.perf_counter()
+        first = think_end = None
+        for n, event in enumerate(script.events):
+            if job.stop_reason():
+                break
+            if self.rate:  # pace against the clock (not per-event sleeps) so the rate holds on average
+                delay = start + n / self.rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            now = time.perf_counter()
+            first = first or now
+            if isinstance(event, Think):
+                stats.thinking_tokens += event.tokens
+            else:
+                think_end = think_end or now
+                stats.answer_tokens += event.tokens
+            job.put(event)
+            self.emitted += event.tokens
+        if script.hold is not None:
+            while not script.hold.wait(0.01) and not job.stop_reason():
+                pass
+        end = time.perf_counter()
+        if script.fail:
+            job.put(Failed(script.fail))
+            return
+        first, think_end = first or end, think_end or end
+        stats.time_to_first_token = first - start
+        stats.thinking_time = think_end - first
+        stats.answer_time = end - think_end
+        stats.total_time = end - start
+        stats.thinking_closed = stats.answer_tokens > 0
+        stats.finish_reason = job.stop_reason() or "stop"
+        job.put(Done(stats))
+
+    def close(self) -> None:
+        pass
