@@ -1,4 +1,4 @@
-"""LaTeX in model output shown as readable Unicode. Pure Python (no textual), table-tested.
+r"""LaTeX in model output shown as readable Unicode. Pure Python (no textual), table-tested.
 
     to_unicode(r"so \(x^2 = \frac{1}{2}\) and \boxed{42}")  ->  "so x² = ½ and ⟦42⟧"
 
@@ -237,7 +237,7 @@ def _argument(text: str, i: int) -> tuple[str, int]:
 def _wrap(s: str) -> str:
     """Parenthesised unless it is one number, name or symbol (a fraction part, a root's argument)."""
     s = s.strip()
-    plain = all(c.isalnum() or c in ".′" or c in _SCRIPTS for c in s)
+    plain = all(c.isalnum() or c in ".′√∛∜" or c in _SCRIPTS for c in s)
     return s if plain or len(s) == 1 else f"({s})"
 
 

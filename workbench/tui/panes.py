@@ -86,7 +86,7 @@ class ThinkingView(ScrollView, can_focus=True):
             self._rows.extend(wrap(self.display_line(self._lines[i]), self._width))
         self._resized()
         if follow:
-            self.scroll_end(animate=False, immediate=True)
+            self.scroll_end(animate=False)
 
     def _rewrap_all(self) -> None:
         self._rows, self._row_start = [], []
@@ -106,7 +106,7 @@ class ThinkingView(ScrollView, can_focus=True):
             self._width = width
             self._rewrap_all()
             if follow:
-                self.scroll_end(animate=False, immediate=True)
+                self.scroll_end(animate=False)
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset

@@ -1,0 +1,327 @@
+"""Pilot tests of the app (App.run_test) against the scripted engine: no MLX, no waiting on a model."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from textual.widgets import Collapsible, Input, Markdown, OptionList
+
+from workbench.engine.events import Answer, Message, Think
+from workbench.tui.app import WorkbenchApp
+from workbench.tui.panes import ThinkingView
+from workbench.tui.scripted import Script, ScriptedEngine, script_from_text
+from workbench.tui.screens import ModelPicker, SettingsScreen
+
+pytestmark = pytest.mark.anyio  # async tests run by anyio's pytest plugin, on asyncio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+THINKING = "First, 12+30: ones 2+0=2, tens 1+3=4.\nSo \\(12+30=42\\).\n"
+ANSWER = "The answer is \\boxed{42}."
+
+
+def screen_text(app) -> str:
+    """What the terminal would show, as text."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
+    """Let the app run until `condition()` holds (a safety limit, not a timing assertion)."""
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("the app never reached the expected state")
+
+
+async def ask(pilot, app, prompt: str = "What is 12+30?") -> None:
+    await wait_for(pilot, lambda: app.ready)
+    app.query_one("#prompt", Input).value = prompt
+    await pilot.press("enter")
+
+
+def answer_markdown(app) -> str:
+    return app.query(Markdown).last().source
+
+
+async def test_submit_streams_into_both_panes_and_records_history():
+    engine = ScriptedEngine([script_from_text(THINKING, ANSWER, chunk=4)], rate=500)
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ask(pilot, app)
+        await wait_for(pilot, lambda: app.last is not None)
+        assert engine.requests[0].messages == (Message("user", "What is 12+30?"),)
+        assert app.query_one(ThinkingView).raw == THINKING
+        assert "⟦42⟧" in answer_markdown(app)  # LaTeX shown as Unicode, boxed framed
+        text = screen_text(app)
+        assert "So 12+30=42." in text and "final answer" in text and "thought for" in text
+        assert app.history == [Message("user", "What is 12+30?"), Message("assistant", ANSWER, THINKING)]
+        assert app.query_one("#prompt", Input).value == ""
+
+
+async def test_mid_stream_both_panes_show_partial_text_and_esc_stops():
+    hold = threading.Event()
+    engine = ScriptedEngine([Script([Think("thinking hard", 2), Answer("partial answer", 2)], hold=hold)])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ask(pilot, app)
+        await wait_for(pilot, lambda: "partial answer" in answer_markdown(app))
+        assert app.query_one(ThinkingView).raw == "thinking hard"
+        assert app.job is not None and app.last is None  # still generating
+        assert "answering" in str(app.query_one("#status").render())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.last is not None)
+        assert app.last.stats.finish_reason == "cancelled"
+        assert "cancelled" in str(app.query_one("#status").render())
+        # the partial response stays and counts as a turn
+        assert app.history[-1] == Message("assistant", "partial answer", "thinking hard")
+
+
+async def test_multi_turn_sends_history_and_collapses_earlier_thinking():
+    engine = ScriptedEngine([script_from_text(THINKING, ANSWER, chunk=8), script_from_text("again", "Still 42.")])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ask(pilot, app)
+        await wait_for(pilot, lambda: len(app.responses) == 1)
+        await ask(pilot, app, "Are you sure?")
+        await wait_for(pilot, lambda: len(app.responses) == 2)
+        second = engine.requests[1].messages
+        assert second == (Message("user", "What is 12+30?"), Message("assistant", ANSWER, THINKING),
+                          Message("user", "Are you sure?"))
+        first_turn_thinking = app.query(Collapsible).first()
+        assert first_turn_thinking.collapsed
+        assert app.query_one(ThinkingView).raw == "again"
+
+
+async def test_new_chat_forgets_the_conversation():
+    engine = ScriptedEngine([script_from_text("t", "first"), script_from_text("t", "second")])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ask(pilot, app)
+        await wait_for(pilot, lambda: len(app.responses) == 1)
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.history == [] and len(app.query(Markdown)) == 0 and app.query_one(ThinkingView).raw == ""
+        await ask(pilot, app, "hello")
+        await wait_for(pilot, lambda: len(app.responses) == 2)
+        assert engine.requests[1].messages == (Message("user", "hello"),)
+
+
+async def test_regenerate_asks_the_last_prompt_again():
+    engine = ScriptedEngine([script_from_text("t", "one"), script_from_text("t", "two")])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ask(pilot, app)
+        await wait_for(pilot, lambda: len(app.responses) == 1)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: len(app.responses) == 2)
+        assert engine.requests[1].messages == engine.requests[0].messages
+        assert [m.content for m in app.history] == ["What is 12+30?", "two"]
+        assert len(app.query(Markdown)) == 1  # the old answer was replaced
+
+
+async def test_model_picker_lists_local_models_and_loads_the_pick():
+    engine = ScriptedEngine()
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+        options = app.screen.query_one(OptionList)
+        names = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert any(n.startswith("r1-nano") for n in names)  # the shipped model
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(engine.loads) == 2 and app.ready)
+        assert engine.loads[1][0].endswith("r1-nano")
+        assert not isinstance(app.screen, ModelPicker)
+
+
+async def test_settings_are_validated_saved_and_sent():
+    engine = ScriptedEngine([script_from_text("t", "a")])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        screen = app.screen
+        screen.query_one("#top_p", Input).value = "1.5"
+        await pilot.click("#save")  # (later: Enter in a field; the error toast may cover the button)
+        await pilot.pause()
+        assert isinstance(app.screen, SettingsScreen)  # out of range: the form stays open
+        assert "Top-p" in str(screen.query_one("#problem").render())
+        screen.query_one("#temperature", Input).value = "0.3"
+        screen.query_one("#top_p", Input).value = "0.9"
+        screen.query_one("#max_tokens", Input).value = "64"
+        screen.query_one("#seed", Input).value = "7"
+        screen.query_one("#seed", Input).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        await ask(pilot, app)
+        await wait_for(pilot, lambda: app.last is not None)
+        s = engine.requests[0].sampling
+        assert (s.temperature, s.top_p, s.max_tokens, s.seed) == (0.3, 0.9, 64, 7)
+
+
+async def test_narrow_terminal_stacks_the_panes():
+    app = WorkbenchApp(ScriptedEngine())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        thinking, answer = app.query_one("#thinking"), app.query_one("#answer")
+        assert app.query_one("#panes").has_class("stacked")
+        assert thinking.region.bottom <= answer.region.y and thinking.region.width == answer.region.width
+        assert thinking.region.height >= 4 and answer.region.height >= 6
+    app = WorkbenchApp(ScriptedEngine())
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        thinking, answer = app.query_one("#thinking"), app.query_one("#answer")
+        assert thinking.region.right <= answer.region.x  # side by side
+
+
+async def test_thinking_pane_cycles_wide_hidden_normal():
+    app = WorkbenchApp(ScriptedEngine())
+    async with app.run_test(size=(140, 30)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        thinking = app.query_one("#thinking")
+        normal = thinking.region.width
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert thinking.region.width > normal
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert not thinking.display or thinking.region.width == 0
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert thinking.region.width == normal
+
+
+async def test_load_failure_is_a_notification_and_a_status_not_a_crash():
+    app = WorkbenchApp(ScriptedEngine(load_error="no model named 'nope'"), model="nope")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: "could not load" in str(app.query_one("#status").render()))
+        assert any("no model named 'nope'" in n.message for n in app._notifications)
+        await ask_anyway(pilot, app)
+        assert app.is_running
+
+
+async def ask_anyway(pilot, app):
+    app.query_one("#prompt", Input).value = "hi"
+    await pilot.press("enter")
+    await pilot.pause()
+    assert any("still loading" in n.message for n in app._notifications)
+
+
+async def test_generation_failure_is_reported_and_the_app_goes_on():
+    engine = ScriptedEngine([Script([Think("hm", 1)], fail="out of memory"), script_from_text("t", "fine")])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ask(pilot, app)
+        await wait_for(pilot, lambda: app.last is not None)
+        assert app.last.error == "out of memory"
+        assert "error: out of memory" in str(app.query_one("#status").render())
+        assert any(n.message == "out of memory" and n.severity == "error" for n in app._notifications)
+        assert app.history == []  # a failed turn is not sent again
+        await ask(pilot, app, "again")
+        await wait_for(pilot, lambda: len(app.responses) == 2 and app.last.error is None)
+
+
+HOSTILE = "[bold red]x[/] [@click=app.quit]click[/] \x1b[31mred\x1b[0m \x1b]52;c;aGk=\x07 \x9b2J end"
+
+
+async def test_hostile_model_output_appears_literally():
+    engine = ScriptedEngine([script_from_text(HOSTILE + "\n", HOSTILE, chunk=5)])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await ask(pilot, app)
+        await wait_for(pilot, lambda: app.last is not None)
+        await pilot.click("#answer", offset=(10, 3))  # clicking on the answer must not run app.quit
+        await pilot.pause()
+        assert app.is_running
+        await pilot.click("#answer", offset=(4, 2))  # and expanding the earlier thinking shows it literally too
+        await pilot.pause()
+        text = screen_text(app)
+        # thinking pane, the expanded thinking, the answer
+        assert text.count("[bold red]x[/] [@click=app.quit]click[/]") == 3
+        assert "␛[31mred␛[0m" in text and "␛]52;c;aGk=␇" in text and "\\x9b2J end" in text
+        assert not any(ord(c) < 32 and c != "\n" or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
+async def test_copy_answer_and_thinking_to_the_clipboard():
+    app = WorkbenchApp(ScriptedEngine([script_from_text(THINKING, ANSWER)]))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ask(pilot, app)
+        await wait_for(pilot, lambda: app.last is not None)
+        await pilot.press("f5")
+        assert app.clipboard == ANSWER
+        await pilot.press("f6")
+        assert app.clipboard == THINKING
+
+
+async def test_latex_source_is_one_key_away():
+    app = WorkbenchApp(ScriptedEngine([script_from_text(THINKING, ANSWER)]))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ask(pilot, app)
+        await wait_for(pilot, lambda: app.last is not None)
+        assert "\\boxed{42}" not in screen_text(app)
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "The answer is \\boxed{42}." in text and "\\(12+30=42\\)" in text
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        assert "\\boxed{42}" not in screen_text(app)
+
+
+async def test_focus_keys_and_palette_commands():
+    app = WorkbenchApp(ScriptedEngine())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        await pilot.press("f2")
+        assert app.focused.id == "thinking"
+        await pilot.press("f3")
+        assert app.focused.id == "answer"
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Stop generation", "New chat", "Regenerate", "Pick a model", "Sampling settings",
+                "Copy answer", "Copy thinking", "Focus thinking", "Focus answer"} <= titles
+
+
+async def test_thinking_pane_follows_until_scrolled_up():
+    app = WorkbenchApp(ScriptedEngine())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        view = app.query_one(ThinkingView)
+        view.append("".join(f"line {i}\n" for i in range(200)))
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y > 0  # followed the stream
+        view.scroll_home(animate=False)
+        await pilot.pause()
+        view.append("more\n" * 20)
+        await pilot.pause()
+        assert view.scroll_y == 0  # the user scrolled up: left alone
+        view.scroll_end(animate=False)
+        await pilot.pause()
+        view.append("again\n" * 20)
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y  # back at the bottom: following again
+
+
+async def test_thinking_pane_wraps_long_lines_and_rewraps_on_resize():
+    app = WorkbenchApp(ScriptedEngine())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        view = app.query_one(ThinkingView)
+        words = " ".join(f"w{i}" for i in range(300))
+        for piece in (words[:100], words[100:], "\nnext"):
+            view.append(piece)
+        width = view.scrollable_content_region.width
+        assert all(len(row) <= width for row in view._rows)
+        assert " ".join(view._rows[:-1]).split() == words.split() and view._rows[-1] == "next"
+        await pilot.resize_terminal(200, 30)
+        await pilot.pause()
+        assert view.scrollable_content_region.width > width
+        assert " ".join(view._rows[:-1]).split() == words.split()
