@@ -1,0 +1,353 @@
+"""Turn a GGUF file (llama.cpp, Ollama, LM Studio) into an mlx-lm model folder.
+
+- config.json from the GGUF metadata (llama and qwen2 architectures);
+- tokenizer.json rebuilt with `tokenizers` from the GGUF vocabulary, merges and special tokens
+  (byte-level BPE, `tokenizer.ggml.model == "gpt2"`, as in Llama 3, Qwen2 and the R1 distills),
+  the chat template carried over into tokenizer_config.json;
+- weights read with `mx.load` (MLX reads GGUF): Q4_0, Q4_1 and Q8_0 stay quantized (MLX's affine
+  layout, group size 32); other quantized types arrive dequantized and are requantized with
+  `mx.quantize`, saying so; F16/F32/BF16 matrices stay as they are unless --bits is given.
+- llama.cpp stores llama's Q and K projections permuted for its interleaved rotary embedding; we undo
+  that, so the folder holds the usual (Hugging Face) layout every mlx-lm tool expects. Qwen2 uses
+  the rotate-half rotary in llama.cpp too, so its weights are not permuted.
+
+MLX is imported inside the functions that need it: `workbench import --help` stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from workbench.errors import UserError
+from workbench.models.manifest import file_record, sha256_file, write_manifest
+from workbench.paths import user_models_dir
+
+ARCHITECTURES = ("llama", "qwen2")
+KEPT_QUANTIZED = {"Q4_0": 4, "Q4_1": 4, "Q8_0": 8}  # MLX loads these as affine, group size 32
+FLOAT_TYPES = ("F32", "F16", "BF16")
+GROUP_SIZE = 64  # for tensors we quantize ourselves (mlx-lm's default)
+
+# llama.cpp's pre-tokenizer names -> the split regex of the original tokenizer.json.
+GPT2_SPLIT = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_SPLIT = LLAMA3_SPLIT.replace(r"\p{N}{1,3}", r"\p{N}")
+PRE_TOKENIZERS = {  # name -> (split regex, digits one by one first)
+    "default": (GPT2_SPLIT, False), "gpt-2": (GPT2_SPLIT, False), "smollm": (GPT2_SPLIT, True),
+    "llama-bpe": (LLAMA3_SPLIT, False), "llama3": (LLAMA3_SPLIT, False),
+    "qwen2": (QWEN2_SPLIT, False), "deepseek-r1-qwen": (QWEN2_SPLIT, False),
+}
+
+TENSOR_NAMES = {  # GGUF tensor name -> mlx-lm parameter name ({i}: layer)
+    "token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head",
+    "blk.{i}.attn_norm": "model.layers.{i}.input_layernorm",
+    "blk.{i}.ffn_norm": "model.layers.{i}.post_attention_layernorm",
+    "blk.{i}.attn_q": "model.layers.{i}.self_attn.q_proj", "blk.{i}.attn_k": "model.layers.{i}.self_attn.k_proj",
+    "blk.{i}.attn_v": "model.layers.{i}.self_attn.v_proj", "blk.{i}.attn_output": "model.layers.{i}.self_attn.o_proj",
+    "blk.{i}.ffn_gate": "model.layers.{i}.mlp.gate_proj", "blk.{i}.ffn_up": "model.layers.{i}.mlp.up_proj",
+    "blk.{i}.ffn_down": "model.layers.{i}.mlp.down_proj",
+}
+_NAME_PATTERNS = [(re.compile("^" + re.escape(k).replace(r"\{i\}", r"(\d+)") + r"\.(weight|bias)$"), v)
+                  for k, v in TENSOR_NAMES.items()]
+
+
+def mlx_name(gguf_name: str) -> str | None:
+    for pattern, target in _NAME_PATTERNS:
+        m = pattern.match(gguf_name)
+        if m:
+            *layer, kind = m.groups()
+            return target.format(i=layer[0] if layer else "") + "." + kind
+    return None
+
+
+def read_tensor_types(path: Path) -> dict:
+    """Tensor name -> GGML type name, from the GGUF header alone (the gguf package's reader parses every
+    vocabulary string into numpy views, which takes seconds on a real model)."""
+    import mmap
+    import struct
+
+    from gguf import GGMLQuantizationType, GGUFValueType
+
+    scalar = {GGUFValueType.UINT8: 1, GGUFValueType.INT8: 1, GGUFValueType.UINT16: 2, GGUFValueType.INT16: 2,
+              GGUFValueType.UINT32: 4, GGUFValueType.INT32: 4, GGUFValueType.FLOAT32: 4, GGUFValueType.BOOL: 1,
+              GGUFValueType.UINT64: 8, GGUFValueType.INT64: 8, GGUFValueType.FLOAT64: 8}
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        pos = 0
+
+        def read(fmt):
+            nonlocal pos
+            values = struct.unpack_from("<" + fmt, buf, pos)
+            pos += struct.calcsize("<" + fmt)
+            return values if len(values) > 1 else values[0]
+
+        def string():
+            nonlocal pos
+            n = read("Q")
+            pos += n
+            return bytes(buf[pos - n:pos]).decode("utf-8", "replace")
+
+        def skip(vtype):
+            nonlocal pos
+            if vtype == GGUFValueType.STRING:
+                n = read("Q")  # read() moves pos: never `pos += read(...)`
+                pos += n
+            elif vtype == GGUFValueType.ARRAY:
+                etype, count = GGUFValueType(read("I")), read("Q")
+                if etype in scalar:
+                    pos += scalar[etype] * count
+                else:
+                    for _ in range(count):
+                        skip(etype)
+            else:
+                pos += scalar[GGUFValueType(vtype)]
+
+        try:
+            if read("4s") != b"GGUF":
+                raise UserError(f"{path}: not a GGUF file (no GGUF magic number)")
+            read("I")  # version
+            n_tensors, n_kv = read("QQ")
+            for _ in range(n_kv):
+                string()
+                skip(GGUFValueType(read("I")))
+            types = {}
+            for _ in range(n_tensors):
+                name = string()
+                n_dims = read("I")
+                pos += 8 * n_dims
+                types[name] = GGMLQuantizationType(read("I")).name
+                read("Q")  # offset
+        except (struct.error, ValueError, OverflowError) as e:
+            raise UserError(f"{path}: not a readable GGUF file (header: {e})") from None
+    return types
+
+
+def read_gguf(path: Path) -> tuple[dict, dict, dict]:
+    """(arrays, metadata, tensor types). MLX reads the file; if it cannot, the gguf package reads the metadata."""
+    import mlx.core as mx
+
+    tensor_types = read_tensor_types(path)
+    try:
+        arrays, meta = mx.load(str(path), return_metadata=True)
+        meta = {k: (v.tolist() if v.ndim else v.item()) if isinstance(v, mx.array) else v for k, v in meta.items()}
+    except Exception:  # noqa: BLE001 - a type MLX cannot convert (Q5_0, IQ*...), or a damaged file
+        import gguf
+
+        try:
+            reader = gguf.GGUFReader(path)
+        except Exception as e:  # noqa: BLE001
+            raise UserError(f"{path}: not a readable GGUF file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        arrays, meta = {}, {key: field.contents() for key, field in reader.fields.items()}
+    return arrays, meta, tensor_types
+
+
+def config_from_metadata(meta: dict, tensor_types: dict, path: Path) -> dict:
+    arch = meta.get("general.architecture")
+    if arch not in ARCHITECTURES:
+        raise UserError(f"{path}: architecture '{arch}' is not supported (supported: {', '.join(ARCHITECTURES)})")
+
+    def get(key, default=None):
+        value = meta.get(f"{arch}.{key}", default)
+        if value is None:
+            raise UserError(f"{path}: metadata '{arch}.{key}' is missing")
+        return value
+
+    heads = int(get("attention.head_count"))
+    hidden = int(get("embedding_length"))
+    config = {
+        "model_type": arch,
+        "architectures": ["LlamaForCausalLM" if arch == "llama" else "Qwen2ForCausalLM"],
+        "hidden_size": hidden, "num_hidden_layers": int(get("block_count")),
+        "intermediate_size": int(get("feed_forward_length")), "num_attention_heads": heads,
+        "num_key_value_heads": int(get("attention.head_count_kv", heads)),
+        "rms_norm_eps": float(get("attention.layer_norm_rms_epsilon", 1e-6)),
+        "rope_theta": float(get("rope.freq_base", 10000.0)),
+        "max_position_embeddings": int(get("context_length", 4096)),
+        "vocab_size": int(meta.get(f"{arch}.vocab_size") or len(meta.get("tokenizer.ggml.tokens") or [])),
+        "tie_word_embeddings": "output.weight" not in tensor_types,
+    }
+    head_dim = int(meta.get(f"{arch}.attention.key_length") or hidden // heads)
+    if head_dim != hidden // heads:
+        config["head_dim"] = head_dim
+    if arch == "llama":
+        config["attention_bias"] = "blk.0.attn_q.bias" in tensor_types
+        config["mlp_bias"] = "blk.0.ffn_up.bias" in tensor_types
+    for key, name in (("tokenizer.ggml.bos_token_id", "bos_token_id"), ("tokenizer.ggml.eos_token_id", "eos_token_id")):
+        if meta.get(key) is not None:
+            config[name] = int(meta[key])
+    return config
+
+
+def build_tokenizer(meta: dict, folder: Path, path: Path, log: Callable[[str], None]) -> None:
+    """tokenizer.json + tokenizer_config.json (with the chat template) from the GGUF vocabulary."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+
+    kind = meta.get("tokenizer.ggml.model")
+    if kind != "gpt2":
+        raise UserError(f"{path}: tokenizer model '{kind}' is not supported (only byte-level BPE, 'gpt2')")
+    tokens = list(meta.get("tokenizer.ggml.tokens") or [])
+    types = list(meta.get("tokenizer.ggml.token_type") or [1] * len(tokens))
+    merges = [tuple(m.split(" ", 1)) for m in meta.get("tokenizer.ggml.merges") or []]
+    if not tokens or not merges:
+        raise UserError(f"{path}: no tokenizer vocabulary or merges in the GGUF metadata")
+    pre = meta.get("tokenizer.ggml.pre", "default")
+    if pre not in PRE_TOKENIZERS:
+        log(f"note: pre-tokenizer '{pre}' unknown here; using GPT-2's (text splits may differ slightly)")
+    split, digits = PRE_TOKENIZERS.get(pre, PRE_TOKENIZERS["default"])
+
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=split == LLAMA3_SPLIT))
+    steps = [pre_tokenizers.Digits(individual_digits=True)] if digits else []
+    steps += [pre_tokenizers.Split(Regex(split), behavior="isolated"),
+              pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(steps)
+    tokenizer.decoder = decoders.ByteLevel()
+    # GGUF token types: 3 control (special), 4 user-defined (added, e.g. <think>)
+    added = [AddedToken(tok, special=t == 3, normalized=False) for tok, t in zip(tokens, types) if t in (3, 4)]
+    tokenizer.add_tokens(added)
+
+    def token(key):
+        i = meta.get(key)
+        return tokens[int(i)] if i is not None and 0 <= int(i) < len(tokens) else None
+
+    bos, eos = token("tokenizer.ggml.bos_token_id"), token("tokenizer.ggml.eos_token_id")
+    add_bos = bool(meta.get("tokenizer.ggml.add_bos_token", False)) and bos is not None
+    if add_bos:
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])])
+    tokenizer.save(str(folder / "tokenizer.json"))
+    template = meta.get("tokenizer.chat_template")
+    if not template:
+        raise UserError(f"{path}: no chat template in the GGUF metadata (tokenizer.chat_template)")
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": bos, "eos_token": eos,
+        "pad_token": token("tokenizer.ggml.padding_token_id"), "unk_token": token("tokenizer.ggml.unknown_token_id"),
+        "add_bos_token": add_bos, "clean_up_tokenization_spaces": False,
+        "model_max_length": int(meta.get(f"{meta['general.architecture']}.context_length", 4096)),
+        "chat_template": template,
+    }, indent=1))
+
+
+def unpermute_rows(w, n_head: int):
+    """Undo llama.cpp's Q/K permutation (rows reordered for interleaved rotary pairs); works on packed weights,
+    scales and biases alike since it only moves whole output rows."""
+    rows = w.shape[0]
+    return w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def convert_weights(path: Path, arrays: dict, config: dict, tensor_types: dict, bits: int | None,
+                    log: Callable[[str], None]) -> dict:
+    import mlx.core as mx
+
+    # mx.load fails on some types and silently drops others: those come dequantized from the gguf package
+    missing = [n for n in tensor_types if n not in arrays and mlx_name(n)]
+    if missing:
+        log(f"MLX cannot read {', '.join(sorted({tensor_types[n] for n in missing}))} tensors: dequantizing them with the gguf package")
+        arrays.update(_dequantize_with_gguf(path, missing))
+    weights, requantized, kept, skipped = {}, set(), set(), []
+    for gguf_name, gtype in tensor_types.items():
+        name = mlx_name(gguf_name)
+        if name is None:
+            skipped.append(gguf_name)
+            continue
+        base = gguf_name[: -len(".weight")] if gguf_name.endswith(".weight") else None
+        if gtype in KEPT_QUANTIZED and base and f"{base}.scales" in arrays:
+            parts = {"weight": arrays[gguf_name], "scales": arrays[f"{base}.scales"], "biases": arrays[f"{base}.biases"]}
+            kept.add(gtype)
+        else:
+            w = arrays[gguf_name]
+            # MLX hands other quantized types over dequantized (fp16): quantize them again, 8 bits for 5- and
+            # 6-bit types, else 4; float matrices stay as they are unless --bits asks.
+            target = bits or (8 if _bits_of(gtype) > 4 else 4)
+            if w.ndim == 2 and w.shape[-1] % GROUP_SIZE == 0 and (gtype not in FLOAT_TYPES or bits):
+                parts = dict(zip(("weight", "scales", "biases"), mx.quantize(w.astype(mx.float16), group_size=GROUP_SIZE, bits=target)))
+                requantized.add(f"{gtype} -> {target}-bit")
+            else:
+                parts = {"weight": w}
+        prefix = name.rsplit(".", 1)[0]
+        if config["model_type"] == "llama" and prefix.endswith(("q_proj", "k_proj")):
+            n = config["num_attention_heads"] if prefix.endswith("q_proj") else config["num_key_value_heads"]
+            parts = {k: unpermute_rows(v, n) for k, v in parts.items()}
+        if name.endswith(".bias"):
+            weights[name] = parts["weight"]
+        else:
+            weights.update({f"{prefix}.{k}": v for k, v in parts.items()})
+    if kept:
+        log(f"kept quantized as in the file: {', '.join(sorted(kept))}")
+    if requantized:
+        log(f"dequantized and requantized with mx.quantize (group size {GROUP_SIZE}): {', '.join(sorted(requantized))}")
+    if skipped:
+        log(f"ignored tensors with no place in the model: {', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}")
+    if "model.embed_tokens.weight" not in weights:
+        raise UserError(f"{path}: no token_embd.weight tensor")
+    return weights
+
+
+def _dequantize_with_gguf(path: Path, names: list[str]) -> dict:
+    import gguf
+    import mlx.core as mx
+    import numpy as np
+
+    wanted = set(names)
+    out = {}
+    for t in gguf.GGUFReader(path).tensors:
+        if t.name in wanted:
+            try:
+                data = gguf.quants.dequantize(t.data, t.tensor_type)
+            except NotImplementedError:
+                raise UserError(f"{path}: tensor {t.name} has type {t.tensor_type.name}, which neither MLX nor the gguf package reads") from None
+            out[t.name] = mx.array(np.ascontiguousarray(data, dtype=np.float32)).astype(mx.float16)
+    return out
+
+
+def _bits_of(gtype: str) -> int:
+    m = re.match(r"I?Q(\d)", gtype)
+    return int(m.group(1)) if m else 16
+
+
+def default_name(path: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-.") or "imported"
+
+
+def import_gguf(path: str | Path, name: str | None = None, bits: int | None = None, force: bool = False,
+                log: Callable[[str], None] = print) -> Path:
+    """Write `$WORKBENCH_HOME/models/<name>` from a GGUF file; returns the folder."""
+    import mlx.core as mx
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    if bits not in (None, 4, 8):
+        raise UserError(f"--bits must be 4 or 8, not {bits}")
+    arrays, meta, tensor_types = read_gguf(path)
+    config = config_from_metadata(meta, tensor_types, path)
+    folder = user_models_dir() / (name or default_name(path))
+    if folder.exists() and not force:
+        raise UserError(f"{folder}: already exists (choose --name, or --force to replace it)")
+    tmp = folder.with_name(folder.name + ".importing")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        build_tokenizer(meta, tmp, path, log)
+        weights = convert_weights(path, arrays, config, tensor_types, bits, log)
+        if any(k.endswith(".scales") for k in weights):
+            widths = [KEPT_QUANTIZED.get(t) or bits or (8 if _bits_of(t) > 4 else 4) for t in tensor_types.values() if t not in FLOAT_TYPES]
+            # mlx-lm infers each layer's bits and group size from its scales; this is the label `workbench models` shows
+            config["quantization"] = {"group_size": 32, "bits": min(widths, default=bits or 4)}
+        (tmp / "config.json").write_text(json.dumps(config, indent=1))
+        mx.save_safetensors(str(tmp / "model.safetensors"), weights, metadata={"format": "mlx"})
+        think = "<think>" in (meta.get("tokenizer.ggml.tokens") or [])
+        (tmp / "profile.toml").write_text(f"# imported from {path.name}\nforce_think = {'true' if think else 'false'}\n")
+        write_manifest(tmp, {"source": "gguf", "gguf": str(path.resolve()), "files": {
+            n: file_record(tmp / n, sha256_file(tmp / n))
+            for n in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")}})
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
