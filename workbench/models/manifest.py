@@ -106,5 +106,5 @@ def check_pulled_model(folder: Path) -> None:
 def verify_model(folder: Path) -> list[str]:
     """Full hash of every file (`workbench models verify`)."""
     if read_manifest(folder) is None:
-        raise UserError(f"{folder}: no {MANIFEST} (only pulled models have recorded hashes)")
+        raise UserError(f"{folder}: no {MANIFEST} (only pulled and imported models have recorded hashes)")
     return check_files(folder, full=True)

@@ -1,0 +1,147 @@
+"""The catalog, `workbench models recommend` on fixed memory/disk figures, and the `workbench models` listing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from workbench.errors import UserError
+
+GB = 1e9
+# DeepSeek-R1 README, "Distilled Model Evaluation": AIME 2024 pass@1, MATH-500 pass@1, GPQA Diamond pass@1,
+# LiveCodeBench pass@1, CodeForces rating.
+README = {
+    "r1-distill-qwen-1.5b": (28.9, 83.9, 33.8, 16.9, 954),
+    "r1-distill-qwen-7b": (55.5, 92.8, 49.1, 37.6, 1189),
+    "r1-distill-qwen-14b": (69.7, 93.9, 59.1, 53.1, 1481),
+    "r1-distill-qwen-32b": (72.6, 94.3, 62.1, 57.2, 1691),
+    "r1-distill-llama-8b": (50.4, 89.1, 49.0, 39.6, 1205),
+    "r1-distill-llama-70b": (70.0, 94.5, 65.2, 57.5, 1633),
+}
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    from workbench.models.catalog import load_catalog
+
+    return {e.name: e for e in load_catalog()}
+
+
+def test_catalog_lists_the_models_the_issue_names(catalog):
+    for family in README:
+        for bits in (4, 6, 8):
+            e = catalog[f"{family}-{bits}bit"]
+            assert e.repo.startswith("mlx-community/DeepSeek-R1-Distill-") and e.repo.endswith(f"-{bits}bit")
+            assert e.bits == bits and e.license and e.sampling["temperature"] == 0.6
+    assert {f"r1-0528-qwen3-8b-{b}bit" for b in (4, 6, 8)} <= set(catalog)
+    assert catalog["r1-4bit"].cluster_only and catalog["r1-3bit"].cluster_only and catalog["r1-4bit"].params_b == 671
+    assert catalog["r1-nano"].embedded and catalog["r1-nano"].repo is None
+
+
+def test_published_claims_match_the_readme(catalog):
+    for family, (aime, math, gpqa, lcb, cf) in README.items():
+        e = catalog[f"{family}-4bit"]
+        assert e.claims == {"aime24": aime, "math500": math, "gpqa": gpqa, "livecodebench": lcb}
+        assert e.codeforces_rating == cf
+
+
+def test_kv_cache_and_sizes_follow_the_architecture(catalog):
+    # well-known figures: Llama-3.1-8B holds 4 GiB of fp16 KV cache at 32k tokens, Qwen2.5-7B 1.75 GiB
+    assert catalog["r1-distill-llama-8b-4bit"].kv_cache_bytes() == 4 * 2**30
+    assert catalog["r1-distill-qwen-7b-8bit"].kv_cache_bytes() == int(1.75 * 2**30)
+    assert catalog["r1-distill-qwen-7b-8bit"].kv_cache_bytes(65536) == 2 * catalog["r1-distill-qwen-7b-8bit"].kv_cache_bytes()
+    e4, e8 = catalog["r1-distill-qwen-32b-4bit"], catalog["r1-distill-qwen-32b-8bit"]
+    assert 17 * GB < e4.weights_bytes < 20 * GB < e8.weights_bytes  # ~4.5 and ~8.5 bits per weight
+    assert e4.memory_bytes() == e4.weights_bytes + e4.kv_cache_bytes() + 1 * GB
+
+
+def test_find_entry_by_alias_repo_or_repo_name(catalog):
+    from workbench.models.catalog import find_entry
+
+    assert find_entry("R1-Distill-Qwen-7B-4bit".lower()).name == "r1-distill-qwen-7b-4bit"
+    assert find_entry("mlx-community/DeepSeek-R1-Distill-Qwen-7B-4bit").name == "r1-distill-qwen-7b-4bit"
+    assert find_entry("DeepSeek-R1-Distill-Qwen-7B-4bit").name == "r1-distill-qwen-7b-4bit"
+    assert find_entry("someone/else") is None
+
+
+def test_broken_catalog_is_one_line(tmp_path):
+    from workbench.models.catalog import load_catalog
+
+    (tmp_path / "c.toml").write_text("[family.x]\ntitle = 'x'\n")
+    with pytest.raises(UserError, match="family 'x' is malformed"):
+        load_catalog(tmp_path / "c.toml")
+    (tmp_path / "d.toml").write_text("[family\n")
+    with pytest.raises(UserError, match="not a valid catalog"):
+        load_catalog(tmp_path / "d.toml")
+
+
+def test_recommend_128gb_mac_with_200gb_disk():
+    from workbench.models.recommend import recommend
+
+    fits = recommend(128 * GB, 200 * GB)
+    good = [f for f in fits if f.fits]
+    names = [f.entry.name for f in good]
+    assert "r1-distill-llama-70b-4bit" in names and "r1-distill-llama-70b-8bit" in names
+    assert not any(f.entry.cluster_only for f in fits)  # R1 671B needs a cluster
+    for f in good:
+        assert f.memory_needed <= 96 * GB and f.disk_needed <= 200 * GB
+    scores = [f.entry.score for f in fits]
+    assert scores == sorted(scores, reverse=True)  # best first
+    assert "headroom" in good[0].why() and "200.0 GB free" in good[0].why()
+
+
+def test_recommend_small_machine_small_disk_and_two_machines():
+    from workbench.models.recommend import recommend
+
+    small = [f.entry.name for f in recommend(8 * GB, 1.5 * GB) if f.fits]
+    assert small == ["r1-distill-qwen-1.5b-6bit", "r1-distill-qwen-1.5b-4bit"]  # 8-bit: 1.9 GB download
+    one = {f.entry.name for f in recommend(16 * GB, 100 * GB) if f.fits}
+    two = {f.entry.name for f in recommend(16 * GB, 100 * GB, machines=2) if f.fits}
+    assert one < two and "r1-distill-qwen-14b-6bit" in two - one
+    big = {f.entry.name for f in recommend(512 * GB, 1000 * GB, machines=2) if f.fits}
+    assert "r1-4bit" in big
+    no = next(f for f in recommend(16 * GB, 100 * GB) if f.entry.name == "r1-distill-llama-70b-4bit")
+    assert not no.fits and "only 12.0 GB usable" in no.why()
+
+
+def test_cli_recommend_json_and_text(capsys):
+    from workbench.cli import main
+
+    assert main(["models", "recommend", "--memory", "128", "--disk", "200", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["memory"] == 128 * GB and out["fits"] and all(r["fits"] for r in out["fits"])
+    assert all(r["name"] != "r1-4bit" for r in out["fits"])
+    assert main(["models", "recommend", "--memory", "16", "--disk", "30"]) == 0
+    text = capsys.readouterr().out
+    assert "Best you can run:" in text and "Two machines like this together" in text and "workbench cluster" in text
+    assert main(["models", "catalog"]) == 0
+    assert "r1-distill-llama-70b-8bit" in capsys.readouterr().out
+
+
+def test_models_lists_report_cards_and_verify(tiny_model, workbench_home, capsys):
+    from workbench.cli import main
+    from workbench.models.manifest import file_record, sha256_file, write_manifest
+
+    folder = workbench_home / "models" / "mine"
+    shutil.copytree(tiny_model, folder)
+    (folder / "evals").mkdir()
+    (folder / "evals" / "a.json").write_text(json.dumps({"suite": "arithmetic", "accuracy": 0.85, "n": 20}))
+    (folder / "evals" / "broken.json").write_text("{not json")
+    assert main(["models"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if " mine " in line)
+    assert "arithmetic 85% (n=20)" in row and "user" in row
+    assert main(["models", "--json"]) == 0
+    mine = next(m for m in json.loads(capsys.readouterr().out) if m["name"] == "mine")
+    assert [c["suite"] for c in mine["report_cards"]] == ["arithmetic"]
+
+    assert main(["models", "verify", "mine"]) == 2  # no manifest: one line
+    assert "no manifest.json" in capsys.readouterr().err
+    write_manifest(folder, {"files": {n: file_record(folder / n, sha256_file(folder / n)) for n in ("config.json", "model.safetensors")}})
+    assert main(["models", "verify", "mine"]) == 0
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    data[-1] ^= 1
+    (folder / "model.safetensors").write_bytes(bytes(data))
+    assert main(["models", "verify", "mine"]) == 1
+    assert "CHANGED" in capsys.readouterr().out
