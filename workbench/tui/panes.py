@@ -250,7 +250,12 @@ class StatusLine(Static):
                       _rate(self.answer_tokens, now - self.think_end), ttft, memory)
 
     def finished(self, stats: Stats) -> None:
-        self.show(stats.summary())
+        """Compact, most telling first (the turn itself carries the full `Stats.summary()`)."""
+        self.show(f"thought for {stats.thinking_time:.1f} s, {stats.thinking_tokens:,} tokens"
+                  f" ({stats.thinking_tps:.1f} tok/s)",
+                  f"answer {stats.answer_tokens:,} tok, {stats.answer_tps:.1f} tok/s",
+                  f"first token {stats.time_to_first_token:.2f} s",
+                  f"peak {stats.peak_memory_gb or self.memory_gb():.2f} GB", stats.finish_reason)
 
     def error(self, message: str) -> None:
         self.show("error: " + clean(message), style="bold red")

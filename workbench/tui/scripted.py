@@ -21,6 +21,7 @@ class Script:
     events: list = field(default_factory=list)
     fail: str | None = None  # end with Failed(fail) instead of Done
     hold: threading.Event | None = None  # if set, wait for it after the deltas (mid-stream tests)
+    stats: Stats | None = None  # fixed numbers for Done (reproducible snapshots) instead of measured ones
 
 
 def script_from_text(thinking: str, answer: str, chunk: int = 1) -> Script:
@@ -101,7 +102,7 @@ class ScriptedEngine:
         stats.total_time = end - start
         stats.thinking_closed = stats.answer_tokens > 0
         stats.finish_reason = job.stop_reason() or "stop"
-        job.put(Done(stats))
+        job.put(Done(script.stats or stats))
 
     def close(self) -> None:
         pass
