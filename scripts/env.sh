@@ -8,6 +8,7 @@ OPENBLAS=/usr/lib/x86_64-linux-gnu/libopenblas.so.0
 
 ensure_openblas() {
     [ "$(uname -s)" = Linux ] || return 0
+    command -v tmux >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq tmux >/dev/null 2>&1; } || true  # the TUI's tmux test
     [ -e "$OPENBLAS" ] && return 0
     local sudo=""
     if [ "$(id -u)" != 0 ]; then

@@ -200,6 +200,17 @@ async def test_thinking_pane_cycles_wide_hidden_normal():
         assert thinking.region.width == normal
 
 
+async def test_prompt_waits_while_the_model_loads():
+    app = WorkbenchApp(ScriptedEngine(load_delay=0.5))
+    async with app.run_test(size=(120, 30)) as pilot:
+        app.query_one("#prompt", Input).value = "early"
+        await pilot.press("enter")
+        assert "loading" in str(app.query_one("#status").render())
+        assert any("still loading" in n.message for n in app._notifications)
+        await wait_for(pilot, lambda: app.ready)
+        assert app.query_one("#prompt", Input).value == "early"
+
+
 async def test_load_failure_is_a_notification_and_a_status_not_a_crash():
     app = WorkbenchApp(ScriptedEngine(load_error="no model named 'nope'"), model="nope")
     async with app.run_test(size=(120, 30)) as pilot:
@@ -213,7 +224,8 @@ async def ask_anyway(pilot, app):
     app.query_one("#prompt", Input).value = "hi"
     await pilot.press("enter")
     await pilot.pause()
-    assert any("still loading" in n.message for n in app._notifications)
+    assert any("failed to load" in n.message for n in app._notifications)
+    assert app.query_one("#prompt", Input).value == "hi"  # the prompt is kept
 
 
 async def test_generation_failure_is_reported_and_the_app_goes_on():

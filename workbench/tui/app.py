@@ -87,6 +87,7 @@ class WorkbenchApp(App):
         self.sampling = sampling
         self.history: list[Message] = []  # finished turns, thinking kept in Message.thinking
         self.ready = False  # a model is loaded
+        self.load_failed = False
         self.job = None  # the generate job running, if any
         self.turn = 0  # id of the live turn (messages from older turns are ignored)
         self.turn_view: TurnView | None = None
@@ -129,7 +130,7 @@ class WorkbenchApp(App):
 
     # ---- loading -----------------------------------------------------------------------------
     def load_model(self, model: str | None, adapter: str | None = None) -> None:
-        self.ready = False
+        self.ready = self.load_failed = False
         self.status.loading(str(model or "default model"))
         self._spin = self.set_interval(0.1, lambda: self.status.loading(self.status.model))
         self._read_load(self.engine.load(model, adapter, **self.load_options))
@@ -157,6 +158,7 @@ class WorkbenchApp(App):
 
     def on_model_failed(self, message: ModelFailed) -> None:
         self._spin.stop()
+        self.load_failed = True
         self.status.error(f"could not load the model: {message.message}")
         self.notify(message.message, title="Model failed to load", severity="error", markup=False, timeout=10)
 
@@ -172,7 +174,8 @@ class WorkbenchApp(App):
             box.focus()
             return
         if not self.ready:
-            self.notify("The model is still loading (or failed to load: ctrl+o picks another).", markup=False)
+            self.notify("The model failed to load: ctrl+o picks another." if self.load_failed
+                        else "The model is still loading; your prompt stays here.", markup=False)
             return
         if self.job is not None:
             self.notify("Still generating: Esc stops it.", markup=False)
