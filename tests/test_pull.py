@@ -47,6 +47,7 @@ class FakeHub:
         self.gets: Counter = Counter()  # path -> completed GETs of file bytes
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
+        self.server.handle_error = lambda request, address: None  # a killed client resets its connection
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -320,7 +321,18 @@ def test_cli_pull_and_errors(hub, capsys):
     assert "neither a catalog model" in capsys.readouterr().err
 
 
-def test_resume_after_killed_download(hub, tmp_path, workbench_home):
+def test_progress_callback_sees_every_byte(hub):
+    from workbench.models.pull import pull
+
+    seen = []
+    pull(REPO, on_progress=lambda done, total: seen.append((done, total)))
+    # config.json came earlier, when the plan read the architecture for the memory check
+    size = sum(len(v) for k, v in hub.repos[REPO]["commits"][hub.commit].items() if k not in ("README.md", "modeling_evil.py", "config.json"))
+    assert seen and seen[-1] == (size, size)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_resume_after_killed_download(hub, tmp_path, workbench_home, monkeypatch):
     """kill -9 in the middle of the weights: the next pull fetches only what was not complete."""
     from workbench.models.manifest import read_manifest
 
@@ -331,8 +343,10 @@ def test_resume_after_killed_download(hub, tmp_path, workbench_home):
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         assert hub.stalled.wait(60), proc.stderr.read().decode() if proc.poll() is not None else "no download started"
+        snapshot = tmp_path / "hf-cache" / "models--acme--tiny-r1" / "snapshots" / hub.commit
+        small = ("config.json", "tokenizer.json", "tokenizer_config.json")
         deadline = time.monotonic() + 30
-        while hub.gets["config.json"] + hub.gets["tokenizer.json"] < 2 and time.monotonic() < deadline:
+        while not all((snapshot / n).exists() for n in small) and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         proc.kill()
@@ -342,7 +356,11 @@ def test_resume_after_killed_download(hub, tmp_path, workbench_home):
     assert before.get("model.safetensors", 0) == 0 and before["config.json"] == 1
     del hub.stall["model.safetensors"]
     hub.release.set()
+    partials = list((tmp_path / "hf-cache").rglob("*.incomplete"))
+    assert partials  # what the killed process left
+    monkeypatch.setattr("workbench.models.pull.STALE_PARTIAL_SECONDS", -1)
     folder = _pull()
+    assert not any(p.exists() for p in partials)  # cleaned up
     assert read_manifest(folder)["files"]["model.safetensors"]["sha256"] == hashlib.sha256(weights).hexdigest()
-    assert hub.gets["config.json"] == 1 and hub.gets["tokenizer.json"] == 1  # not downloaded again
+    assert all(hub.gets[n] == before[n] == 1 for n in small)  # complete files are not downloaded again
     assert hub.gets["model.safetensors"] == 1

@@ -13,6 +13,7 @@ import fnmatch
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,6 +26,9 @@ from workbench.paths import user_models_dir
 
 # What mlx-lm needs to load a model; never *.py (no remote code), nor other frameworks' weights.
 NEEDED = ("*.json", "*.safetensors", "tokenizer.model", "*.tiktoken", "*.txt", "*.jinja")
+# huggingface_hub names partial files uniquely per process and cannot reuse them; a killed pull leaves
+# one behind. Older than this, nobody is writing it any more.
+STALE_PARTIAL_SECONDS = 600
 
 
 @dataclass
@@ -139,13 +143,14 @@ class _Progress:
     callback: Callable[[int, int], None] | None = None
 
     def __init__(self, *args, **kwargs):
-        self.unit = kwargs.get("unit", "it")
+        # file bytes only: huggingface_hub also keeps a network-bytes bar ("Downloading bytes") with a guessed total
+        self.unit = "file-B" if kwargs.get("unit") == "B" and kwargs.get("desc") != "Downloading bytes" else "it"
         self.total = kwargs.get("total") or 0
         self.n = kwargs.get("initial") or 0
 
     def update(self, n=1):
         self.n += n or 0
-        if self.unit == "B" and type(self).callback:
+        if self.unit == "file-B" and type(self).callback:
             type(self).callback(self.n, self.total)
 
     def __getattr__(self, name):  # refresh, set_description, close, ...: nothing to draw
@@ -162,6 +167,13 @@ def download(plan: PullPlan, on_progress: Callable[[int, int], None] | None = No
     """snapshot_download of exactly the planned files at the planned commit; returns the snapshot folder."""
     from huggingface_hub import snapshot_download
 
+    blobs = download_dir() / ("models--" + plan.repo.replace("/", "--")) / "blobs"
+    for partial in blobs.glob("*.incomplete"):
+        try:
+            if time.time() - partial.stat().st_mtime > STALE_PARTIAL_SECONDS:
+                partial.unlink()
+        except OSError:
+            pass
     tqdm_class = None
     if on_progress is not None:
         tqdm_class = type("Progress", (_Progress,), {"callback": staticmethod(on_progress)})
