@@ -154,7 +154,31 @@ def test_gold_check_uses_a_given_verifier_and_survives_its_crash():
 
     assert verify_against("\\boxed{42}", "42", verifier)["score"] == 1.0 and seen == [("\\boxed{42}", "42")]
     crashed = verify_against("x", "42", lambda c, e: 1 / 0)
-    assert crashed["score"] == 0.0 and "ZeroDivisionError" in crashed["reason"]
+    assert crashed["score"] is None and "ZeroDivisionError" in crashed["reason"]  # cannot judge
+
+
+def test_consistency_asks_the_verifier_only_what_comparison_cannot_settle():
+    class Verdict:
+        score, reason = 1.0, "equal"
+
+    asked = []
+
+    def verifier(completion, example):
+        asked.append((completion, example["answer"]))
+        return Verdict()
+
+    assert consistency("answer is 42", "\\boxed{42.0}", verifier)["consistent"] is True and asked == []
+    assert consistency("answer is 41", "\\boxed{42}", verifier)["consistent"] is False and asked == []
+    c = consistency("the answer is (x+1)^2", "\\boxed{x^2+2x+1}", verifier)
+    assert c["consistent"] is True and c["method"] == "math verifier"
+    assert asked == [("\\boxed{x^2+2x+1}", "(x+1)^2")]
+
+
+def test_consistency_with_the_real_math_verifier():
+    pytest.importorskip("workbench.verify")
+    c = consistency("so the answer is (x+1)^2", "\\boxed{x^2+2x+1}")
+    assert c["method"] == "math verifier" and c["consistent"] is True
+    assert verify_against("The answer is \\boxed{\\frac{84}{2}}.", "42")["score"] == 1.0
 
 
 def test_o200k_counts_offline_and_match_known_values():

@@ -66,34 +66,41 @@ def same_answer(a: str, b: str) -> bool:
 
 
 def math_verifier():
-    """The math verifier from `workbench.verify`, or None when that package is not there."""
+    """The math verifier of `workbench.verify`, run in its worker pool with a time limit (model output
+    is untrusted: a sympy bomb must not hang us), or None when that package is not there."""
     try:
-        from workbench.verify import get_verifier
-
-        return get_verifier("math")
-    except Exception:  # noqa: BLE001 - optional: fall back to the normalised comparison
+        from workbench.verify import verify_with_timeout
+    except ImportError:
         return None
+    return lambda completion, example: verify_with_timeout("math", completion, example)
 
 
 def verify_against(completion: str, gold: str, verifier=None) -> dict:
-    """Check `completion` against a gold answer: with the math verifier if present, else by comparison."""
+    """Check `completion` against a gold answer: with the math verifier if present, else by comparison.
+    score is 1.0 / 0.0, or None when the verifier cannot judge (timeout, unreadable gold)."""
     verifier = math_verifier() if verifier is None else verifier  # False: compare without a verifier
     if verifier:
         try:
-            verdict = verifier(completion, {"answer": gold, "gold": gold})
-            return {"score": float(verdict.score), "reason": str(verdict.reason), "method": "math verifier"}
+            verdict = verifier(completion, {"answer": gold})
+            score = None if verdict.score is None else float(verdict.score)
+            return {"score": score, "reason": str(verdict.reason), "method": "math verifier"}
         except Exception as e:  # noqa: BLE001 - model output is untrusted; a verifier crash is a verdict
-            return {"score": 0.0, "reason": f"verifier failed: {type(e).__name__}: {e}", "method": "math verifier"}
+            return {"score": None, "reason": f"verifier failed: {type(e).__name__}: {e}", "method": "math verifier"}
     got = extract_answer(completion)
     ok = got is not None and same_answer(got, gold)
     return {"score": 1.0 if ok else 0.0, "reason": f"extracted {got!r}, expected {gold!r}", "method": "normalised"}
 
 
 def consistency(thinking: str, answer: str, verifier=None) -> dict:
+    """Cheap comparison first; the math verifier only for answers it cannot settle (e.g. 1/2 vs 0.5x)."""
     in_thinking, in_answer = extract_answer(thinking), extract_answer(answer)
     result = {"thinking_answer": in_thinking, "final_answer": in_answer, "consistent": None, "method": None}
     if in_thinking is None or in_answer is None:
         return result
+    if same_answer(in_thinking, in_answer):
+        return {**result, "consistent": True, "method": "normalised"}
+    if verifier is False or (_number(normalise(in_thinking)) is not None and _number(normalise(in_answer)) is not None):
+        return {**result, "consistent": False, "method": "normalised"}
     verdict = verify_against(f"\\boxed{{{in_answer}}}", in_thinking, verifier)
-    result.update(consistent=verdict["score"] >= 1.0, method=verdict["method"])
-    return result
+    consistent = None if verdict["score"] is None else verdict["score"] >= 1.0
+    return {**result, "consistent": consistent, "method": verdict["method"]}
