@@ -45,8 +45,9 @@ for mode, split in (("pipeline", [1, 3]), ("tensor", None)):
     tokens = encode_prompt(loaded.tokenizer, prompt)
     out[mode] = [t for t, _ in generate_step(mx.array(tokens), loaded.model, max_tokens=48)]
     out[mode + "_layers"] = [shard.first_layer, shard.end_layer]
-llama, _ = load_sharded(Path(sys.argv[3]), group, "pipeline", [3, 1])
-out["llama"] = [t for t, _ in generate_step(mx.array([10, 20, 30, 40]), llama.model, max_tokens=32)]
+for name, folder in (("llama", sys.argv[3]), ("deepseek", sys.argv[4])):
+    other, _ = load_sharded(Path(folder), group, "pipeline", [3, 1])
+    out[name] = [t for t, _ in generate_step(mx.array([10, 20, 30, 40]), other.model, max_tokens=32)]
 print("RESULT", group.rank(), json.dumps(out), flush=True)
 """
 
@@ -91,6 +92,28 @@ def llama_model(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def deepseek_model(tmp_path_factory) -> Path:
+    """A random tiny DeepSeek-V3 (MoE, MLA): pipelined by mlx-lm's own `pipeline()` with our split."""
+    import mlx.core as mx
+    from mlx.utils import tree_map
+    from mlx_lm.models import deepseek_v3
+
+    from workbench.engine.tiny import EOS, SPECIAL, save_model, write_char_tokenizer
+
+    folder = tmp_path_factory.mktemp("models") / "tiny-deepseek"
+    config = dict(model_type="deepseek_v3", vocab_size=write_char_tokenizer(folder), hidden_size=64,
+                  intermediate_size=128, moe_intermediate_size=32, num_hidden_layers=4, num_attention_heads=4,
+                  num_key_value_heads=4, n_shared_experts=1, n_routed_experts=4, num_experts_per_tok=2,
+                  kv_lora_rank=16, q_lora_rank=32, qk_rope_head_dim=8, v_head_dim=16, qk_nope_head_dim=16,
+                  first_k_dense_replace=1, max_position_embeddings=4096, eos_token_id=SPECIAL.index(EOS))
+    mx.random.seed(0)
+    model = deepseek_v3.Model(deepseek_v3.ModelArgs.from_dict(config))
+    model.update(tree_map(lambda p: p * 3, model.parameters()))
+    save_model(folder, model, config)
+    return folder
+
+
 def single_process_tokens(folder: Path, question: str, n: int = 48) -> list[int]:
     import mlx.core as mx
     from mlx_lm.generate import generate_step
@@ -109,12 +132,12 @@ def results(stdout: str) -> dict[int, dict]:
     return {int(line.split()[1]): json.loads(line.split(" ", 2)[2]) for line in stdout.splitlines() if line.startswith("RESULT ")}
 
 
-def test_two_ranks_match_one_process_token_for_token(four_layer_model, llama_model, tmp_path):
+def test_two_ranks_match_one_process_token_for_token(four_layer_model, llama_model, deepseek_model, tmp_path):
     script = tmp_path / "greedy.py"
     script.write_text(GREEDY)
+    argv = [str(script), str(four_layer_model), QUESTION, str(llama_model), str(deepseek_model)]
     out = subprocess.run([str(LAUNCH), "-n", "2", "--backend", "ring", "--starting-port", str(free_port()), "--",
-                          sys.executable, str(script), str(four_layer_model), QUESTION, str(llama_model)],
-                         capture_output=True, text=True, timeout=180, env=env())
+                          sys.executable, *argv], capture_output=True, text=True, timeout=180, env=env())
     ranks = results(out.stdout)
     assert set(ranks) == {0, 1}, out.stdout + out.stderr
     expected = single_process_tokens(four_layer_model, QUESTION)
@@ -123,12 +146,13 @@ def test_two_ranks_match_one_process_token_for_token(four_layer_model, llama_mod
         assert ranks[r]["pipeline"] == expected
         assert ranks[r]["tensor"] == expected
     assert ranks[0]["pipeline_layers"] == [0, 1] and ranks[1]["pipeline_layers"] == [1, 4]  # --split 1,3
-    llama_expected = single_process_llama(llama_model)
-    assert len(set(llama_expected)) > 5
-    assert ranks[0]["llama"] == ranks[1]["llama"] == llama_expected
+    for name, folder in (("llama", llama_model), ("deepseek", deepseek_model)):
+        expected = single_process_raw(folder)
+        assert len(set(expected)) > 5
+        assert ranks[0][name] == ranks[1][name] == expected, name
 
 
-def single_process_llama(folder: Path) -> list[int]:
+def single_process_raw(folder: Path) -> list[int]:
     import mlx.core as mx
     from mlx_lm.generate import generate_step
     from mlx_lm.utils import load_model
@@ -234,7 +258,7 @@ def test_losing_a_rank_mid_generation_ends_the_survivor_and_fails_the_client(tin
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2 to make network namespaces")
-def test_two_namespaces_over_veth_match_one_process(four_layer_model, llama_model, tmp_path):
+def test_two_namespaces_over_veth_match_one_process(four_layer_model, llama_model, deepseek_model, tmp_path):
     prefix = f"wb{os.getpid() % 10000}"
     setup = subprocess.run(["bash", str(ROOT / "scripts" / "netns_hosts.sh"), "up", prefix],
                            capture_output=True, text=True, timeout=30)
@@ -246,9 +270,10 @@ def test_two_namespaces_over_veth_match_one_process(four_layer_model, llama_mode
         script.write_text(GREEDY)
         hostfile = tmp_path / "ring.json"  # what mlx.launch hands each rank for the ring backend
         hostfile.write_text(json.dumps([["10.77.0.1:41500"], ["10.77.0.2:41500"]]))
-        procs = [subprocess.Popen(["ip", "netns", "exec", f"{prefix}{host}", sys.executable, str(script),
-                                   str(four_layer_model), QUESTION, str(llama_model)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True, env=env(MLX_RANK=str(rank), MLX_HOSTFILE=str(hostfile)))
+        argv = [str(script), str(four_layer_model), QUESTION, str(llama_model), str(deepseek_model)]
+        procs = [subprocess.Popen(["ip", "netns", "exec", f"{prefix}{host}", sys.executable, *argv],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  env=env(MLX_RANK=str(rank), MLX_HOSTFILE=str(hostfile)))
                  for rank, host in enumerate("ab")]
         outputs = []
         for p in procs:
