@@ -42,7 +42,7 @@ def llama_cpp_permute(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def write_gguf(path: Path, arch: str = "llama", types: dict | None = None, seed: int = 0):
+def write_gguf(path: Path, arch: str = "llama", types: dict | None = None, seed: int = 0, rope_scaling: dict | None = None):
     """A tiny random model as a GGUF file; returns (the mlx-lm model it came from, the source tokenizer).
 
     `types` maps a GGUF tensor-name fragment ("attn_q", "ffn_down", ...) to a GGML type name (default F32).
@@ -60,7 +60,8 @@ def write_gguf(path: Path, arch: str = "llama", types: dict | None = None, seed:
     merges = [" ".join(m) if isinstance(m, list) else m for m in json.loads(tok.to_str())["model"]["merges"]]
     config = {"model_type": arch, "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
               "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "vocab_size": len(tokens),
-              "rope_theta": 10000.0, "max_position_embeddings": 512, "tie_word_embeddings": False}
+              "rope_theta": 500000.0 if rope_scaling else 10000.0, "max_position_embeddings": 512,
+              "tie_word_embeddings": False, "rope_scaling": rope_scaling}
     module = llama if arch == "llama" else qwen2
     mx.random.seed(seed)
     model = module.Model(module.ModelArgs.from_dict(config))
@@ -74,7 +75,11 @@ def write_gguf(path: Path, arch: str = "llama", types: dict | None = None, seed:
     w.add_head_count(4)
     w.add_head_count_kv(2)
     w.add_layer_norm_rms_eps(1e-5)
-    w.add_rope_freq_base(10000.0)
+    w.add_rope_freq_base(config["rope_theta"])
+    if rope_scaling:  # llama.cpp keeps only the per-frequency factors
+        rope = model.model.layers[0].self_attn.rope
+        periods = config["rope_theta"] ** (np.arange(0, 16, 2) / 16)
+        w.add_tensor("rope_freqs.weight", (np.array(rope._freqs) / periods).astype(np.float32))
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("qwen2")
     w.add_token_list(tokens)
@@ -137,6 +142,21 @@ def test_float_gguf_imports_to_the_same_model(arch, tmp_path, workbench_home):
         q = np.arange(64 * 3).reshape(64, 3)
         assert not np.array_equal(llama_cpp_permute(q, 4), q)
         assert np.array_equal(np.array(unpermute_rows(llama_cpp_permute(q, 4), 4)), q)
+
+
+def test_llama3_rope_scaling_recovered_from_rope_freqs(tmp_path):
+    from workbench.engine.loader import load_model
+    from workbench.models.gguf_import import import_gguf
+
+    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 8192}
+    source, tok = write_gguf(tmp_path / "l3.gguf", "llama", rope_scaling=scaling)
+    logs = []
+    folder = import_gguf(tmp_path / "l3.gguf", name="l3", log=logs.append)
+    assert json.loads((folder / "config.json").read_text())["rope_scaling"] == scaling
+    assert not any("ignored" in line for line in logs)
+    ids = tok.encode("What is 12+30? Let me think. " * 3).ids
+    np.testing.assert_allclose(_logits(load_model(folder).model, ids), _logits(source, ids), atol=1e-4, rtol=1e-4)
 
 
 def test_tokenizer_and_chat_template_carried_over(tmp_path):

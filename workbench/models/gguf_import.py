@@ -231,6 +231,39 @@ def build_tokenizer(meta: dict, folder: Path, path: Path, log: Callable[[str], N
     }, indent=1))
 
 
+# Llama 3.x context extension. llama.cpp keeps only its effect (`rope_freqs.weight`, one factor per rotary
+# frequency); we find which published setting produced it, for mlx-lm's "llama3" rope.
+LLAMA3_SCALINGS = [{"rope_type": "llama3", "factor": f, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                    "original_max_position_embeddings": 8192} for f in (8.0, 32.0, 16.0)]  # 3.1/3.3, 3.2, other
+
+
+def llama3_factors(scaling: dict, base: float, dims: int) -> list[float]:
+    """The per-frequency period multipliers mlx-lm's Llama3RoPE applies (what llama.cpp stores as rope_freqs)."""
+    import math
+
+    old, low, high, factor = (scaling["original_max_position_embeddings"], scaling["low_freq_factor"],
+                              scaling["high_freq_factor"], scaling["factor"])
+    out = []
+    for i in range(0, dims, 2):
+        wavelen = 2 * math.pi * base ** (i / dims)
+        if wavelen < old / high:
+            out.append(1.0)
+        elif wavelen > old / low:
+            out.append(factor)
+        else:
+            smooth = (old / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return out
+
+
+def match_rope_scaling(rope_freqs: list[float], base: float, dims: int) -> dict | None:
+    for scaling in LLAMA3_SCALINGS:
+        expected = llama3_factors(scaling, base, dims)
+        if len(expected) == len(rope_freqs) and all(abs(a - b) <= 1e-3 * b for a, b in zip(rope_freqs, expected)):
+            return scaling
+    return None
+
+
 def unpermute_rows(w, n_head: int):
     """Undo llama.cpp's Q/K permutation (rows reordered for interleaved rotary pairs); works on packed weights,
     scales and biases alike since it only moves whole output rows."""
@@ -243,7 +276,7 @@ def convert_weights(path: Path, arrays: dict, config: dict, tensor_types: dict, 
     import mlx.core as mx
 
     # mx.load fails on some types and silently drops others: those come dequantized from the gguf package
-    missing = [n for n in tensor_types if n not in arrays and mlx_name(n)]
+    missing = [n for n in tensor_types if n not in arrays and (mlx_name(n) or n == "rope_freqs.weight")]
     if missing:
         log(f"MLX cannot read {', '.join(sorted({tensor_types[n] for n in missing}))} tensors: dequantizing them with the gguf package")
         arrays.update(_dequantize_with_gguf(path, missing))
@@ -251,7 +284,8 @@ def convert_weights(path: Path, arrays: dict, config: dict, tensor_types: dict, 
     for gguf_name, gtype in tensor_types.items():
         name = mlx_name(gguf_name)
         if name is None:
-            skipped.append(gguf_name)
+            if gguf_name != "rope_freqs.weight":  # read into config.json's rope_scaling
+                skipped.append(gguf_name)
             continue
         base = gguf_name[: -len(".weight")] if gguf_name.endswith(".weight") else None
         if gtype in KEPT_QUANTIZED and base and f"{base}.scales" in arrays:
@@ -333,6 +367,14 @@ def import_gguf(path: str | Path, name: str | None = None, bits: int | None = No
     try:
         build_tokenizer(meta, tmp, path, log)
         weights = convert_weights(path, arrays, config, tensor_types, bits, log)
+        if "rope_freqs.weight" in arrays:
+            dims = int(meta.get(f"{config['model_type']}.rope.dimension_count") or config.get("head_dim")
+                       or config["hidden_size"] // config["num_attention_heads"])
+            scaling = match_rope_scaling(arrays["rope_freqs.weight"].tolist(), config["rope_theta"], dims)
+            if scaling:
+                config["rope_scaling"] = scaling
+            else:
+                log("warning: rope_freqs matches no known Llama 3 scaling; imported without it (long contexts may suffer)")
         if any(k.endswith(".scales") for k in weights):
             widths = [KEPT_QUANTIZED.get(t) or bits or (8 if _bits_of(t) > 4 else 4) for t in tensor_types.values() if t not in FLOAT_TYPES]
             # mlx-lm infers each layer's bits and group size from its scales; this is the label `workbench models` shows
