@@ -80,9 +80,9 @@ class Control:
         # The same stream as generation: collectives on one stream run in issue order on every rank.
         self.stream = generation_stream
 
-    def _sum(self, values, dtype, what: str):
+    def _sum(self, values, dtype, what: str, seconds: float | None = None):
         mx = self.mx
-        with self.watchdog.guard(what), mx.stream(self.stream):
+        with self.watchdog.guard(what, seconds), mx.stream(self.stream):
             out = mx.distributed.all_sum(mx.array(values, dtype=dtype), group=self.group)
             mx.eval(out)
         return out
@@ -96,18 +96,18 @@ class Control:
         out = self._sum(payload, mx.uint8, what)
         return json.loads(bytes(out.tolist()).decode())
 
-    def gather_json(self, obj, what: str = "gathering rank status") -> list:
-        """Every rank's `obj`, in rank order, on every rank."""
+    def gather_json(self, obj, what: str = "gathering rank status", seconds: float | None = None) -> list:
+        """Every rank's `obj`, in rank order, on every rank (`seconds`: a longer deadline, e.g. after loading)."""
         mx = self.mx
         size, rank = self.group.size(), self.group.rank()
         data = json.dumps(obj).encode()
         lengths = [0] * size
         lengths[rank] = len(data)
-        lengths = self._sum(lengths, mx.int32, what).tolist()
+        lengths = self._sum(lengths, mx.int32, what, seconds).tolist()
         width = max(lengths)
         rows = [0] * (size * width)
         rows[rank * width: rank * width + len(data)] = list(data)
-        flat = self._sum(rows, mx.uint8, what).tolist()
+        flat = self._sum(rows, mx.uint8, what, seconds).tolist()
         return [json.loads(bytes(flat[r * width: r * width + lengths[r]]).decode()) for r in range(size)]
 
     def any(self, flag: bool, what: str = "agreeing to stop") -> bool:

@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 
 STOP_EVERY = 8  # tokens between the collective that lets rank 0 cancel (each one syncs the stream)
+LOAD_DEADLINE = 900.0  # seconds: loading a 300 GB shard from disk is slow
 
 
 def parse_args(argv=None):
@@ -63,17 +64,21 @@ def main(argv=None) -> int:
     try:
         split = parse_split(args.split, size) if args.split else None
         free = [r["free"] for r in control.gather_json({"free": free_memory_bytes()})]
-        with watchdog.guard("loading the model", seconds=max(args.deadline, 600)):
+        loading = max(args.deadline, LOAD_DEADLINE)
+        with watchdog.guard("loading the model", seconds=loading):
             loaded, shard = load_sharded(Path(args.model), group, args.mode, split, hosts[rank], free)
         print(shard.describe(), flush=True)
-        shards = control.gather_json(shard.to_dict())
+        shards = control.gather_json(shard.to_dict(), "waiting for the others to load", seconds=loading)
         if rank == 0:
-            token = Path(args.token_file).read_text().strip() if args.token_file else None
             from workbench.distributed.server import ChatServer
 
             inbox: queue.Queue = queue.Queue()
-            server = ChatServer((args.host, args.port), lambda request: _submit(inbox, request),
-                                loaded.info.name, token, cluster=lambda: shards)
+            try:
+                token = Path(args.token_file).read_text().strip() if args.token_file else None
+                server = ChatServer((args.host, args.port), lambda request: _submit(inbox, request),
+                                    loaded.info.name, token, cluster=lambda: shards)
+            except (OSError, ValueError) as e:
+                raise UserError(f"cannot serve on {args.host}:{args.port} ({getattr(e, 'strerror', None) or e})") from None
             threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
             signal.signal(signal.SIGTERM, lambda *_: inbox.put(None))
             signal.signal(signal.SIGINT, lambda *_: inbox.put(None))
@@ -82,6 +87,7 @@ def main(argv=None) -> int:
             lead(loaded, control, inbox, shards, ping_every=args.deadline / 4)
             server.shutdown()
         else:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches rank 0, which tells us to stop
             follow(loaded, control)
     except UserError as e:
         print(f"workbench: error: rank {rank} ({hosts[rank]}): {e}", file=sys.stderr, flush=True)
@@ -101,8 +107,9 @@ def _submit(inbox: queue.Queue, request):
 
 def lead(loaded, control, inbox: queue.Queue, shards: list, ping_every: float) -> None:
     """Rank 0: one request at a time, broadcast to all ranks, events streamed into its Job."""
-    from workbench.engine.events import Done, Stats
+    from workbench.engine.events import Done, Failed, Stats
     from workbench.engine.prompt import build_prompt
+    from workbench.engine.worker import one_line
 
     profile = loaded.profile
     while True:
@@ -118,8 +125,12 @@ def lead(loaded, control, inbox: queue.Queue, shards: list, ping_every: float) -
         if job.stop_reason():
             job.put(Done(Stats(finish_reason="cancelled")))
             continue
-        prompt = build_prompt(loaded.tokenizer, request.messages, force_think=profile.force_think,
-                              system_prompt=profile.system_prompt)
+        try:  # before the broadcast, so a bad request fails alone
+            prompt = build_prompt(loaded.tokenizer, request.messages, force_think=profile.force_think,
+                                  system_prompt=profile.system_prompt)
+        except Exception as e:  # noqa: BLE001 - chat templates raise anything on odd messages
+            job.put(Failed(f"cannot build the prompt: {one_line(e)}"))
+            continue
         sampling = request.sampling.over(profile.sampling).to_dict()
         if sampling["seed"] is None:  # every rank must sample alike
             sampling["seed"] = random.randrange(2**31)
