@@ -288,6 +288,22 @@ def test_revision_pinning(hub, tmp_path):
         _pull("acme/missing")
 
 
+def test_name_clash_refused_before_download(hub, tiny_model, workbench_home):
+    from workbench.models.local import resolve_model
+
+    hub.add_commit("other/tiny-r1", tiny_model)
+    _pull()
+    with pytest.raises(UserError, match="already holds acme/tiny-r1; choose another --name"):
+        _pull("other/tiny-r1")
+    assert hub.gets["model.safetensors"] == 1  # the clash was found before downloading
+    assert _pull("other/tiny-r1", name="tiny-other").name == "tiny-other"
+    (workbench_home / "models" / "hand-made").mkdir()
+    with pytest.raises(UserError, match="exists and was not pulled"):
+        _pull(name="hand-made")
+    with pytest.raises(UserError, match="in the catalog but not on this machine: `workbench pull r1-distill-qwen-7b-4bit`"):
+        resolve_model("r1-distill-qwen-7b-4bit")
+
+
 def test_refuses_when_it_will_not_fit_unless_forced(hub, workbench_home):
     with pytest.raises(UserError, match="needs .* of memory .*--force"):
         _pull(memory_bytes=1_000_000_000)

@@ -69,4 +69,12 @@ def resolve_model(name_or_path: str | None) -> Path:
         for _, root in model_roots():
             if (root / name).is_dir():
                 return (root / name).resolve()
+        from workbench.models.catalog import find_entry
+
+        try:
+            entry = find_entry(name)
+        except UserError:
+            entry = None
+        if entry is not None and not entry.embedded:
+            raise UserError(f"'{name}' is in the catalog but not on this machine: `workbench pull {entry.name}`")
     raise UserError(f"no model named '{name}' (a folder path, or one of `workbench models`)")

@@ -205,11 +205,19 @@ def hash_and_check(plan: PullPlan, snapshot: Path) -> dict:
     return records
 
 
+def target_folder(plan: PullPlan) -> tuple[Path, dict | None]:
+    """The folder to (re)fill and its current manifest; refuses to overwrite anything but an earlier pull of the same repo."""
+    folder = user_models_dir() / plan.name
+    old = read_manifest(folder) if folder.exists() else None
+    if folder.exists() and (old is None or old.get("repo") != plan.repo):
+        held = f"holds {old['repo']}" if old and old.get("repo") else "exists and was not pulled"
+        raise UserError(f"{folder}: already {held}; choose another --name")
+    return folder, old
+
+
 def install(plan: PullPlan, snapshot: Path, records: dict) -> Path:
     """The user-models folder: links to the cached files, manifest.json, profile.toml."""
-    folder = user_models_dir() / plan.name
-    if folder.exists() and read_manifest(folder) is None:
-        raise UserError(f"{folder}: already exists and was not pulled; choose another --name")
+    folder, old = target_folder(plan)
     folder.mkdir(parents=True, exist_ok=True)
     for f in plan.files:
         link = folder / f.path
@@ -220,7 +228,6 @@ def install(plan: PullPlan, snapshot: Path, records: dict) -> Path:
             link.symlink_to(snapshot / f.path)
         except OSError:  # no symlinks (some Windows setups): copy
             shutil.copy2(snapshot / f.path, link)
-    old = read_manifest(folder)
     for name in (old or {}).get("files", {}):
         if name not in records and (folder / name).is_symlink():
             (folder / name).unlink()  # a file of the previous revision
@@ -254,6 +261,7 @@ def pull(name_or_repo: str, revision: str | None = None, name: str | None = None
         raise UserError(f"{entry.name} needs two or more machines (`workbench cluster`), "
                         f"{gb(entry.memory_bytes())} in all; --force pulls anyway")
     plan = plan_pull(name_or_repo, revision, name)
+    target_folder(plan)  # before downloading gigabytes
     if not force:
         check_fit(plan, memory_bytes, disk_bytes)
     if on_plan:
