@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "generate one response headless: thinking, answer, stats"),
     "cluster": ("cluster", "one model over several machines (mlx.distributed): init, serve, status"),
     "models": ("models", "list local models"),
+    "verify": ("verify", "score completions in a JSONL file with a verifier (math, format, language, code, countdown)"),
     "compare": ("compare", "one prompt on several models, adapters, temperatures or samples, side by side"),
     "sessions": ("sessions", "saved sessions: list, show, export (md/jsonl/html), search, import"),
     "pull": ("pull", "download a catalog model or hub repo, with a fit check and a sha256 manifest"),

@@ -1,0 +1,48 @@
+"""`workbench verify`: JSONL in, one {"score", "reason"} line out per input line, in order."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from workbench.cli import main
+
+
+def run_cli(*args, stdin: str | None = None):
+    return subprocess.run([sys.executable, "-m", "workbench", "verify", *args], input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_verify_file_in_order_with_malformed_lines(tmp_path):
+    lines = [
+        {"completion": "work</think>\\boxed{025}", "answer": "25"},
+        {"completion": "\\boxed{\\frac{1}{2}}", "answer": "0.6"},
+        "{not json",
+        {"answer": "1"},  # no completion
+        {"completion": "\\boxed{10^{10^{10}}}", "answer": "1"},
+        {"completion": "The final answer is 7", "answer": 7},
+    ]
+    path = tmp_path / "batch.jsonl"
+    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
+    result = run_cli("--verifier", "math", "--timeout", "3", str(path))
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["score"] for o in out] == [1.0, 0.0, None, None, None, 1.0]
+    assert all(set(o) == {"score", "reason"} for o in out)
+    assert f"{path}:3:" in result.stderr and f"{path}:4:" in result.stderr
+    assert result.returncode == 1
+
+
+def test_verify_stdin_countdown():
+    stdin = json.dumps({"completion": "<answer>3 * 4 - 2</answer>", "numbers": [2, 3, 4], "target": 10}) + "\n"
+    result = run_cli("--verifier", "countdown", "-", stdin=stdin)
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == {"score": 1.0, "reason": "reaches 10"}
+
+
+def test_unknown_verifier_and_missing_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_NO_OPENBLAS", "1")  # no re-exec of the test process
+    assert main(["verify", "--verifier", "nope", "-"]) == 2
+    assert "unknown verifier" in capsys.readouterr().err
+    assert main(["verify", "--verifier", "math", str(tmp_path / "missing.jsonl")]) == 2
+    assert "missing.jsonl" in capsys.readouterr().err
