@@ -32,6 +32,7 @@ class Recorder:
         self.turn = store.start_response(session_id, label=label, **response_columns(info, sampling))
         self.status: str | None = None
         self.owns_store = False
+        self.saved = False
         self._think: list[str] = []  # received, not yet written
         self._answer: list[str] = []
         self._lock = threading.Lock()
@@ -86,6 +87,7 @@ class Recorder:
         self._writer.join()
         self.flush()
         self.store.finish_response(self.turn, status, stats, self.inspector.report(stats_obj))
+        self.saved = True  # everything is in the store (readers on other threads poll this)
 
     def __enter__(self) -> "Recorder":
         return self
