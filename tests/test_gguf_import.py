@@ -255,6 +255,48 @@ def test_unsupported_and_broken_files_get_one_line(tmp_path, workbench_home):
     assert not (workbench_home / "models").exists() or not any((workbench_home / "models").iterdir())
 
 
+def test_catalog_model_gets_its_profile_and_claims(tmp_path):
+    from workbench.engine.profiles import load_profile
+    from workbench.models.gguf_import import import_gguf
+
+    write_gguf(tmp_path / "DeepSeek-R1-Distill-Qwen-1.5B-Q8_0.gguf", "qwen2")
+    logs = []
+    folder = import_gguf(tmp_path / "DeepSeek-R1-Distill-Qwen-1.5B-Q8_0.gguf", log=logs.append)
+    assert folder.name == "DeepSeek-R1-Distill-Qwen-1.5B-Q8_0" and any("recognised" in line for line in logs)
+    profile = load_profile(folder)
+    assert profile.claims == {"aime24": 28.9, "math500": 83.9, "gpqa": 33.8, "livecodebench": 16.9}
+    assert profile.temperature == 0.6 and profile.force_think is True  # the vocabulary has <think>
+    write_gguf(tmp_path / "my-finetune.gguf", "qwen2")
+    assert load_profile(import_gguf(tmp_path / "my-finetune.gguf", log=lambda s: None)).claims == {}
+
+
+def test_sentencepiece_vocabulary_is_refused(tmp_path):
+    import gguf
+
+    from workbench.models.gguf_import import import_gguf
+
+    write_gguf(tmp_path / "good.gguf")
+    reader = gguf.GGUFReader(tmp_path / "good.gguf")
+    w = gguf.GGUFWriter(str(tmp_path / "spm.gguf"), "llama")
+    for key, field in reader.fields.items():
+        if key.startswith(("llama.", "tokenizer.ggml.tokens")):
+            value = field.contents()
+            vtype = field.types[0]
+            if vtype == gguf.GGUFValueType.ARRAY:
+                w.add_array(key, value)
+            else:
+                w.add_key_value(key, value, vtype)
+    w.add_tokenizer_model("llama")
+    for t in reader.tensors:
+        w.add_tensor(t.name, np.array(t.data), raw_dtype=t.tensor_type)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(UserError, match="tokenizer model 'llama' is not supported"):
+        import_gguf(tmp_path / "spm.gguf")
+
+
 def test_cli_import_lists_the_model(tmp_path, workbench_home, capsys):
     from workbench.cli import main
 

@@ -5,6 +5,8 @@ Pure Python: the TUI picker, `workbench models recommend` and `workbench pull` r
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,3 +115,28 @@ def find_entry(name_or_repo: str, entries: list[CatalogEntry] | None = None) -> 
         if wanted in candidates:
             return e
     return None
+
+
+def find_family(names: list[str], entries: list[CatalogEntry] | None = None) -> CatalogEntry | None:
+    """The catalog model one of these free-form names is exactly ("DeepSeek R1 Distill Qwen 7B", a GGUF file
+    stem without its quantization suffix), ignoring case and punctuation; fine-tunes do not match."""
+    def key(text: str) -> str:
+        text = re.sub(r"[-._ ](i?q\d\w*|f16|f32|bf16|gguf)$", "", text.strip().lower())  # "-Q4_K_M", ".f16"
+        return re.sub(r"[^a-z0-9.]", "", text)
+
+    wanted = {key(n) for n in names if n}
+    for e in entries if entries is not None else load_catalog():
+        if not e.embedded and key(e.title.split(" (")[0]) in wanted:
+            return e
+    return None
+
+
+def profile_toml(entry: CatalogEntry, source: str = "") -> str:
+    """profile.toml for a copy of a catalog model: its sampling profile and the published claims."""
+    lines = [f"# {entry.title}{source} ({entry.family} in the workbench catalog); edit freely, pulls keep your changes."]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in entry.sampling.items()]
+    if entry.codeforces_rating:
+        lines.append(f"codeforces_rating = {entry.codeforces_rating}")
+    lines += ["", "# Published scores (percent) for the bf16 original; quantized copies may score lower.", "[claims]"]
+    lines += [f"{k} = {float(v)}" for k, v in entry.claims.items()]
+    return "\n".join(lines) + "\n"

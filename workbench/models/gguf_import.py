@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from workbench.errors import UserError
+from workbench.models.catalog import find_family, profile_toml
 from workbench.models.manifest import file_record, sha256_file, write_manifest
 from workbench.paths import user_models_dir
 
@@ -382,7 +383,12 @@ def import_gguf(path: str | Path, name: str | None = None, bits: int | None = No
         (tmp / "config.json").write_text(json.dumps(config, indent=1))
         mx.save_safetensors(str(tmp / "model.safetensors"), weights, metadata={"format": "mlx"})
         think = "<think>" in (meta.get("tokenizer.ggml.tokens") or [])
-        (tmp / "profile.toml").write_text(f"# imported from {path.name}\nforce_think = {'true' if think else 'false'}\n")
+        profile = f"# imported from {path.name}\nforce_think = {'true' if think else 'false'}\n"
+        entry = find_family([str(meta.get("general.name") or ""), path.stem])
+        if entry:  # a catalog model: its sampling profile and published claims
+            log(f"recognised {entry.title}: profile.toml gets its sampling profile and published claims")
+            profile = f"force_think = {'true' if think else 'false'}\n" + profile_toml(entry, f", imported from {path.name}")
+        (tmp / "profile.toml").write_text(profile)
         write_manifest(tmp, {"source": "gguf", "gguf": str(path.resolve()), "files": {
             n: file_record(tmp / n, sha256_file(tmp / n))
             for n in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")}})

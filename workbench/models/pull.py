@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from workbench.errors import UserError
-from workbench.models.catalog import RUNTIME_OVERHEAD, CatalogEntry, find_entry
+from workbench.models.catalog import RUNTIME_OVERHEAD, CatalogEntry, find_entry, profile_toml
 from workbench.models.manifest import MANIFEST, file_hashes, file_record, read_manifest, write_manifest
 from workbench.models.recommend import download_dir, free_disk, gb, machine_memory, usable_memory
 from workbench.paths import user_models_dir
@@ -241,16 +241,6 @@ def install(plan: PullPlan, snapshot: Path, records: dict) -> Path:
     if plan.entry and not (folder / "profile.toml").exists():
         (folder / "profile.toml").write_text(profile_toml(plan.entry))
     return folder
-
-
-def profile_toml(entry: CatalogEntry) -> str:
-    lines = [f"# {entry.title} from the workbench catalog ({entry.name}); edit freely, pulls keep your changes."]
-    lines += [f"{k} = {json.dumps(v)}" for k, v in entry.sampling.items()]
-    if entry.codeforces_rating:
-        lines.append(f"codeforces_rating = {entry.codeforces_rating}")
-    lines += ["", "# Published scores (percent) for the bf16 original; quantized copies may score lower.", "[claims]"]
-    lines += [f"{k} = {float(v)}" for k, v in entry.claims.items()]
-    return "\n".join(lines) + "\n"
 
 
 def pull(name_or_repo: str, revision: str | None = None, name: str | None = None, force: bool = False,
