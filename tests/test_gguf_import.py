@@ -51,18 +51,18 @@ def write_gguf(path: Path, arch: str = "llama", types: dict | None = None, seed:
     import mlx.core as mx
     from gguf.quants import quantize
     from mlx.utils import tree_flatten
-    from mlx_lm.models import llama, qwen2
+    from mlx_lm.models import llama, qwen2, qwen3
 
     types = types or {}
     tok = source_tokenizer()
     vocab = tok.get_vocab()
     tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
     merges = [" ".join(m) if isinstance(m, list) else m for m in json.loads(tok.to_str())["model"]["merges"]]
-    config = {"model_type": arch, "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
+    config = {"model_type": arch, "head_dim": 16, "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
               "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "vocab_size": len(tokens),
               "rope_theta": 500000.0 if rope_scaling else 10000.0, "max_position_embeddings": 512,
               "tie_word_embeddings": False, "rope_scaling": rope_scaling}
-    module = llama if arch == "llama" else qwen2
+    module = {"llama": llama, "qwen2": qwen2, "qwen3": qwen3}[arch]
     mx.random.seed(seed)
     model = module.Model(module.ModelArgs.from_dict(config))
     params = {k: np.array(v.astype(mx.float32)) for k, v in tree_flatten(model.parameters())}
@@ -92,7 +92,8 @@ def write_gguf(path: Path, arch: str = "llama", types: dict | None = None, seed:
     names = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"}
     layer = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm", "self_attn.q_proj": "attn_q",
              "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
-             "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+             "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+             "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm"}
     for name, value in params.items():
         base, kind = name.rsplit(".", 1)
         if base.startswith("model.layers."):
@@ -120,7 +121,7 @@ def _logits(model, ids):
     return np.array(model(mx.array([ids])).astype(mx.float32))[0]
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3"])
 def test_float_gguf_imports_to_the_same_model(arch, tmp_path, workbench_home):
     """Same logits as the model it was written from: names, config and (for llama) the Q/K permutation undone."""
     from workbench.engine.loader import load_model

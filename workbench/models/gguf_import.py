@@ -1,6 +1,6 @@
 """Turn a GGUF file (llama.cpp, Ollama, LM Studio) into an mlx-lm model folder.
 
-- config.json from the GGUF metadata (llama and qwen2 architectures);
+- config.json from the GGUF metadata (llama, qwen2 and qwen3 architectures);
 - tokenizer.json rebuilt with `tokenizers` from the GGUF vocabulary, merges and special tokens
   (byte-level BPE, `tokenizer.ggml.model == "gpt2"`, as in Llama 3, Qwen2 and the R1 distills),
   the chat template carried over into tokenizer_config.json;
@@ -8,8 +8,8 @@
   layout, group size 32); other quantized types arrive dequantized and are requantized with
   `mx.quantize`, saying so; F16/F32/BF16 matrices stay as they are unless --bits is given.
 - llama.cpp stores llama's Q and K projections permuted for its interleaved rotary embedding; we undo
-  that, so the folder holds the usual (Hugging Face) layout every mlx-lm tool expects. Qwen2 uses
-  the rotate-half rotary in llama.cpp too, so its weights are not permuted.
+  that, so the folder holds the usual (Hugging Face) layout every mlx-lm tool expects. Qwen2 and Qwen3
+  use the rotate-half (NEOX) rotary in llama.cpp too, so their weights are not permuted.
 
 MLX is imported inside the functions that need it: `workbench import --help` stays cheap.
 """
@@ -27,7 +27,8 @@ from workbench.models.catalog import find_family, profile_toml
 from workbench.models.manifest import file_record, sha256_file, write_manifest
 from workbench.paths import user_models_dir
 
-ARCHITECTURES = ("llama", "qwen2")
+ARCHITECTURES = ("llama", "qwen2", "qwen3")
+HF_CLASSES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
 KEPT_QUANTIZED = {"Q4_0": 4, "Q4_1": 4, "Q8_0": 8}  # MLX loads these as affine, group size 32
 FLOAT_TYPES = ("F32", "F16", "BF16")
 GROUP_SIZE = 64  # for tensors we quantize ourselves (mlx-lm's default)
@@ -51,6 +52,7 @@ TENSOR_NAMES = {  # GGUF tensor name -> mlx-lm parameter name ({i}: layer)
     "blk.{i}.attn_v": "model.layers.{i}.self_attn.v_proj", "blk.{i}.attn_output": "model.layers.{i}.self_attn.o_proj",
     "blk.{i}.ffn_gate": "model.layers.{i}.mlp.gate_proj", "blk.{i}.ffn_up": "model.layers.{i}.mlp.up_proj",
     "blk.{i}.ffn_down": "model.layers.{i}.mlp.down_proj",
+    "blk.{i}.attn_q_norm": "model.layers.{i}.self_attn.q_norm", "blk.{i}.attn_k_norm": "model.layers.{i}.self_attn.k_norm",
 }
 _NAME_PATTERNS = [(re.compile("^" + re.escape(k).replace(r"\{i\}", r"(\d+)") + r"\.(weight|bias)$"), v)
                   for k, v in TENSOR_NAMES.items()]
@@ -160,7 +162,7 @@ def config_from_metadata(meta: dict, tensor_types: dict, path: Path) -> dict:
     hidden = int(get("embedding_length"))
     config = {
         "model_type": arch,
-        "architectures": ["LlamaForCausalLM" if arch == "llama" else "Qwen2ForCausalLM"],
+        "architectures": [HF_CLASSES[arch]],
         "hidden_size": hidden, "num_hidden_layers": int(get("block_count")),
         "intermediate_size": int(get("feed_forward_length")), "num_attention_heads": heads,
         "num_key_value_heads": int(get("attention.head_count_kv", heads)),
@@ -171,7 +173,7 @@ def config_from_metadata(meta: dict, tensor_types: dict, path: Path) -> dict:
         "tie_word_embeddings": "output.weight" not in tensor_types,
     }
     head_dim = int(meta.get(f"{arch}.attention.key_length") or hidden // heads)
-    if head_dim != hidden // heads:
+    if head_dim != hidden // heads or arch == "qwen3":
         config["head_dim"] = head_dim
     if arch == "llama":
         config["attention_bias"] = "blk.0.attn_q.bias" in tensor_types
