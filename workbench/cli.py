@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sessions": ("sessions", "saved sessions: list, show, export (md/jsonl/html), search, import"),
     "pull": ("pull", "download a catalog model or hub repo, with a fit check and a sha256 manifest"),
     "import": ("import_gguf", "turn a GGUF file (llama.cpp, Ollama, LM Studio) into an MLX model folder"),
+    "train": ("train", "fine-tune: GRPO with verifiers, SFT, rejection sampling; fuse adapters; plot runs"),
     "doctor": ("doctor", "report platform, memory, BLAS, MLX versions and distributed backends"),
 }
 

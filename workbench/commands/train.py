@@ -1,0 +1,150 @@
+"""`workbench train grpo|sft|rejection|fuse|plot`: the three stages of the R1 recipe, and tools."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    grpo = sub.add_parser("grpo", help="LoRA-GRPO against verifiers")
+    grpo.add_argument("--model", "-m", default=None, help="model folder or name (default: r1-nano)")
+    grpo.add_argument("--suite", default=None, help="'arithmetic' or a JSONL file of {prompt, answer} rows")
+    grpo.add_argument("--verifiers", default=None, help="weighted verifiers, e.g. math,format or math:1,format:0.2")
+    grpo.add_argument("--steps", type=int, default=None)
+    grpo.add_argument("--group-size", type=int, default=None, help="completions per prompt (G)")
+    grpo.add_argument("--prompts-per-step", type=int, default=None, help="groups per optimizer step")
+    grpo.add_argument("--max-tokens", type=int, default=None, help="max completion length")
+    grpo.add_argument("--loss-type", choices=["grpo", "dr_grpo", "dapo"], default=None)
+    grpo.add_argument("--beta", type=float, default=None, help="KL coefficient (0 allowed)")
+    grpo.add_argument("--learning-rate", "--lr", type=float, default=None)
+    grpo.add_argument("--seed", type=int, default=None)
+    grpo.add_argument("--eval-every", type=int, default=None, help="held-out evaluation every N steps")
+    grpo.add_argument("--checkpoint-every", type=int, default=None)
+    grpo.add_argument("--out", default=None, help="run folder (default runs/<name>/)")
+    grpo.add_argument("--name", default=None, help="run name (the folder under runs/)")
+    grpo.add_argument("--config", default=None, help="a TOML file of GRPOConfig settings (flags override it)")
+    grpo.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+
+    sft = sub.add_parser("sft", help="supervised fine-tuning (LoRA) on JSONL chats with thinking")
+    sft.add_argument("data", help="JSONL: {\"messages\": [..., {\"role\": \"assistant\", \"content\": \"<think>...</think>answer\"}]}")
+    sft.add_argument("--model", "-m", default=None)
+    sft.add_argument("--steps", type=int, default=None)
+    sft.add_argument("--batch-size", type=int, default=None)
+    sft.add_argument("--learning-rate", "--lr", type=float, default=None)
+    sft.add_argument("--seed", type=int, default=None)
+    sft.add_argument("--out", default=None)
+    sft.add_argument("--name", default=None)
+    sft.add_argument("--config", default=None, help="a TOML file of SFTConfig settings")
+
+    rej = sub.add_parser("rejection", help="sample K per prompt, keep the verified ones, write an SFT file")
+    rej.add_argument("--model", "-m", default=None)
+    rej.add_argument("--suite", default="arithmetic")
+    rej.add_argument("--verifiers", default="math,format", help="all must score 1 for a completion to be kept")
+    rej.add_argument("-k", type=int, default=4, help="samples per prompt")
+    rej.add_argument("--limit", type=int, default=64, help="prompts")
+    rej.add_argument("--max-tokens", type=int, default=512)
+    rej.add_argument("--temp", type=float, default=None)
+    rej.add_argument("--seed", type=int, default=0)
+    rej.add_argument("--out", required=True, help="the JSONL file to write (chats for `train sft`)")
+
+    fuse = sub.add_parser("fuse", help="merge LoRA adapters into a new model folder")
+    fuse.add_argument("adapter", help="adapter folder (adapters.safetensors + adapter_config.json)")
+    fuse.add_argument("--model", "-m", default=None, help="base model (default: the one the adapter names)")
+    fuse.add_argument("--out", required=True, help="the fused model folder")
+
+    plot = sub.add_parser("plot", help="draw a run's curves in the terminal and as a PNG")
+    plot.add_argument("run", help="run folder (with metrics.jsonl)")
+    plot.add_argument("--metrics", default="reward,accuracy,kl", help="comma-separated metric names")
+    plot.add_argument("--png", default=None, help="PNG path (default RUN/curves.png)")
+    plot.add_argument("--no-terminal", action="store_true")
+
+
+def _overrides(args, names) -> dict:
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def main(args) -> int:
+    return {"grpo": grpo, "sft": sft, "rejection": rejection, "fuse": fuse, "plot": plot}[args.stage](args)
+
+
+def grpo(args) -> int:
+    from workbench.train.config import GRPOConfig, parse_verifiers, read_toml
+    from workbench.train.trainer import train_grpo
+
+    values = read_toml(args.config) if args.config else {}
+    values.update(_overrides(args, ["model", "suite", "steps", "group_size", "prompts_per_step", "max_tokens",
+                                    "loss_type", "beta", "learning_rate", "seed", "eval_every", "checkpoint_every",
+                                    "out", "name"]))
+    if args.verifiers:
+        values["verifiers"] = parse_verifiers(args.verifiers)
+    if args.resume:
+        from pathlib import Path
+
+        if not args.out:
+            from workbench.errors import UserError
+
+            raise UserError("--resume needs --out RUN (the run folder to continue)")
+        saved = Path(args.out) / "config.json"
+        if saved.exists():  # the run's own settings, then anything given again on the command line
+            import json
+
+            values = {**json.loads(saved.read_text()), **values}
+    config = GRPOConfig.from_dict(values)
+    run = train_grpo(config, resume=args.resume, log=_progress(config.steps))
+    print(f"adapters: {run}  (workbench run --adapter {run} ...)")
+    return 0
+
+
+def _progress(total: int):
+    """A one-line progress bar on a terminal; plain lines otherwise."""
+    def log(row) -> None:
+        if not isinstance(row, dict):
+            print(row, file=sys.stderr)
+            return
+        done = int(30 * row["step"] / max(total, 1))
+        line = (f"step {row['step']}/{total} [{'#' * done}{'.' * (30 - done)}] reward {row['reward']:.3f} "
+                f"acc {row['accuracy']:.2f} kl {row['kl']:.4f} len {row['completion_length']:.0f} "
+                f"{row['step_time']:.1f}s/step" + (f" eval {row['eval_accuracy']:.2f}" if "eval_accuracy" in row else ""))
+        end = "\r" if sys.stderr.isatty() and row["step"] < total else "\n"
+        print(line, end=end, file=sys.stderr, flush=True)
+    return log
+
+
+def sft(args) -> int:
+    from workbench.train.config import SFTConfig, read_toml
+    from workbench.train.sft import train_sft
+
+    values = read_toml(args.config) if args.config else {}
+    values.update(_overrides(args, ["model", "steps", "batch_size", "learning_rate", "seed", "out", "name"]))
+    values["data"] = args.data
+    run = train_sft(SFTConfig.from_dict(values))
+    print(f"adapters: {run}")
+    return 0
+
+
+def rejection(args) -> int:
+    from workbench.train.config import parse_verifiers
+    from workbench.train.rejection import rejection_sample
+
+    kept, total = rejection_sample(args.model or "r1-nano", args.suite, list(parse_verifiers(args.verifiers)),
+                                   args.k, args.limit, args.max_tokens, args.temp, args.seed, args.out)
+    print(f"kept {kept} of {total} completions -> {args.out}")
+    return 0
+
+
+def fuse(args) -> int:
+    from workbench.train.checkpoint import fuse_adapters
+
+    out = fuse_adapters(args.adapter, args.model, args.out)
+    print(f"fused model: {out}")
+    return 0
+
+
+def plot(args) -> int:
+    from workbench.train.plot import plot_run
+
+    png = plot_run(args.run, [m.strip() for m in args.metrics.split(",") if m.strip()], args.png,
+                   terminal=not args.no_terminal)
+    print(f"png: {png}")
+    return 0

@@ -1,0 +1,239 @@
+"""`workbench train grpo`: LoRA-GRPO, top to bottom like nanoGPT's train.py.
+
+One step: take the next prompts, sample a group of G completions per prompt (one batch each),
+score every completion once with each verifier, turn rewards into group-relative advantages,
+then one optimizer update (gradients accumulated over the groups) per pass over the batch.
+Metrics go to metrics.jsonl, a few completions to samples.jsonl, checkpoints to checkpoint/.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from workbench.train.config import GRPOConfig
+
+
+def run_dir(config) -> Path:
+    if config.out:
+        return Path(config.out)
+    name = config.name or f"{Path(config.model).name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path("runs") / name
+
+
+def make_optimizer(config):
+    import mlx.optimizers as optim
+
+    lr, steps, warmup = config.learning_rate, config.steps, config.warmup_steps
+    if config.lr_schedule == "cosine":
+        schedule = optim.cosine_decay(lr, max(steps - warmup, 1), lr / 10)
+    elif config.lr_schedule == "linear":
+        schedule = optim.linear_schedule(lr, lr / 10, max(steps - warmup, 1))
+    else:
+        schedule = optim.linear_schedule(lr, lr, 1)  # constant
+    if warmup:
+        schedule = optim.join_schedules([optim.linear_schedule(lr / 100, lr, warmup), schedule], [warmup])
+    return optim.AdamW(learning_rate=schedule, weight_decay=0.0)
+
+
+def thinking_share(ids: list[int], close_id: int | None) -> float:
+    """Fraction of a completion's tokens before `</think>` (1.0 when never closed)."""
+    if not ids:
+        return 0.0
+    return (ids.index(close_id) if close_id in ids else len(ids)) / len(ids)
+
+
+def append_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print) -> Path:
+    """Run GRPO; returns the run folder. `scorer` replaces the verifier pool (tests)."""
+    import mlx.core as mx
+    import mlx.nn as nn
+    import numpy as np
+    from mlx.utils import tree_flatten, tree_map
+
+    from workbench.engine.events import Message
+    from workbench.engine.loader import load_model
+    from workbench.engine.prompt import build_prompt, opens_thinking
+    from workbench.models.local import resolve_model
+    from workbench.train.checkpoint import (adapter_config, adapters_off, apply_lora, load_checkpoint,
+                                            save_adapters, save_checkpoint)
+    from workbench.train.data import batch_at, load_examples
+    from workbench.train.grpo import Normaliser, group_advantages, grpo_loss, pack_group, token_logprobs
+    from workbench.train.rewards import pool_scorer, score_completions
+    from workbench.train.rollout import sample_group
+
+    config.check()
+    run = run_dir(config)
+    run.mkdir(parents=True, exist_ok=True)
+    folder = resolve_model(config.model)
+    loaded = load_model(folder)
+    model, tokenizer, profile = loaded.model, loaded.tokenizer, loaded.profile
+    # GRPO needs samples that differ: a greedy profile (temperature 0) trains at 1.0.
+    temperature = config.temperature if config.temperature is not None else (profile.temperature or 1.0)
+    top_p = config.top_p if config.top_p is not None else (profile.top_p or 1.0)
+    mx.random.seed(config.seed)
+    apply_lora(model, config.lora)
+    if config.grad_checkpoint:
+        from mlx_lm.tuner.trainer import grad_checkpoint
+
+        grad_checkpoint(model.layers[0])
+    optimizer = make_optimizer(config)
+    lora_config = adapter_config(config.lora, str(folder))
+    examples = load_examples(config.suite, config.train_size, config.seed, "train")
+    held_out = load_examples(config.suite, config.eval_size, config.seed, "eval")[:config.eval_size]
+    weights = dict(config.verifiers)
+    scoring = {**weights, **({} if config.accuracy_verifier in weights else {config.accuracy_verifier: 0.0})}
+    pool = None
+    if scorer is None:
+        from workbench.verify import VerifierPool
+
+        pool = VerifierPool()
+        scorer = pool_scorer(pool)
+    close_ids = tokenizer.encode("</think>", add_special_tokens=False)
+    close_id = close_ids[0] if len(close_ids) == 1 else None
+    eos_ids = list(tokenizer.eos_token_ids)
+    eos_id = tokenizer.eos_token_id
+
+    step, position = 0, 0
+    if resume:
+        state = load_checkpoint(run, model, optimizer)
+        step, position = state["step"], state["position"]
+        log(f"resumed {run} at step {step}")
+    else:
+        for name in ("metrics.jsonl", "samples.jsonl"):
+            (run / name).unlink(missing_ok=True)
+    (run / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
+
+    def prompt_for(example: dict) -> str:
+        return build_prompt(tokenizer, (Message("user", example["prompt"]),), force_think=profile.force_think,
+                            system_prompt=profile.system_prompt)
+
+    def loss_fn(m, *args):
+        return grpo_loss(m, *args)
+
+    loss_and_grad = nn.value_and_grad(model, loss_fn)
+
+    try:
+        while step < config.steps:
+            step += 1
+            t0 = time.perf_counter()
+            # The RNG state is a function of (seed, step): a resumed run samples what it would have.
+            mx.random.seed(config.seed * 1_000_003 + step)
+            batch = batch_at(examples, position, config.prompts_per_step, config.seed)
+            position += len(batch)
+
+            # 1. Rollouts: one batched group per prompt, with the adapters on.
+            model.eval()
+            groups, texts, verifier_examples = [], [], []
+            for example in batch:
+                prompt = prompt_for(example)
+                ids = tokenizer.encode(prompt, add_special_tokens=False)
+                group = sample_group(model, ids, config.group_size, config.max_tokens, eos_ids, temperature, top_p)
+                groups.append(group)
+                texts.append([tokenizer.decode(c) for c in group.completions])
+                verifier_examples.append({**example, "think_in_prompt": opens_thinking(prompt)})
+            gen_time = time.perf_counter() - t0
+            gen_tokens = sum(len(c) for g in groups for c in g.completions)
+
+            # 2. Rewards (each verifier once per completion) and group-relative advantages.
+            flat_texts = [t for ts in texts for t in ts]
+            flat_examples = [e for e, g in zip(verifier_examples, groups) for _ in g.completions]
+            _, per_verifier = score_completions(flat_texts, flat_examples, scoring, scorer)
+            rewards = np.array([sum(weights[n] * per_verifier[n][i] for n in weights) for i in range(len(flat_texts))])
+            rewards = rewards.reshape(len(groups), config.group_size)
+            zero_std = [bool(np.all(r == r[0])) for r in rewards]
+            advantages = [group_advantages(r, config.std_scaling) for r in rewards]
+            used = [i for i in range(len(groups)) if not (config.loss_type == "dapo" and zero_std[i])]
+
+            # 3. Pack, reference and old log-probs, normaliser over the whole step.
+            packed = [pack_group(groups[i].prompt_ids, groups[i].completions, eos_id, groups[i].finished) for i in used]
+            norm = Normaliser(config.loss_type, completions=len(used) * config.group_size,
+                              tokens=int(sum(p[2].sum().item() for p in packed)), max_tokens=config.max_tokens)
+            refs, olds = [None] * len(used), [None] * len(used)
+            if config.beta:
+                with adapters_off(model):
+                    refs = [mx.stop_gradient(token_logprobs(model, p[0], p[1], temperature)) for p in packed]
+            if config.iterations_per_batch > 1:  # stored: later passes compare against the sampling policy
+                olds = [mx.stop_gradient(token_logprobs(model, p[0], p[1], temperature)) for p in packed]
+            mx.eval(refs, olds)
+
+            # 4. Updates: gradients accumulated over the groups, one optimizer step per pass.
+            model.train()
+            loss_total, kl_sum, clipped_sum, token_sum = 0.0, 0.0, 0.0, 0.0
+            for _ in range(config.iterations_per_batch):
+                grads, loss_total, kl_sum, clipped_sum, token_sum = None, 0.0, 0.0, 0.0, 0.0
+                for j, i in enumerate(used):
+                    (loss, metrics), g = loss_and_grad(
+                        model, *packed[j], mx.array(advantages[i], dtype=mx.float32), olds[j], refs[j], norm,
+                        config.epsilon, config.clip_high, config.beta, temperature)
+                    grads = g if grads is None else tree_map(mx.add, grads, g)
+                    mx.eval(grads, loss, metrics)
+                    loss_total += loss.item()
+                    kl_sum += metrics["kl_sum"].item()
+                    clipped_sum += metrics["clipped_sum"].item()
+                    token_sum += metrics["tokens"].item()
+                if grads is not None:
+                    if config.max_grad_norm:
+                        import mlx.optimizers as optim
+
+                        grads, _ = optim.clip_grad_norm(grads, config.max_grad_norm)
+                    optimizer.update(model, grads)
+                    mx.eval(model.trainable_parameters(), optimizer.state)
+            model.eval()
+
+            # 5. Metrics and samples.
+            step_time = time.perf_counter() - t0
+            lengths = [len(c) for g in groups for c in g.completions]
+            row = {
+                "step": step, "loss": loss_total, "reward": float(rewards.mean()), "reward_std": float(rewards.std()),
+                **{f"reward_{n}": float(np.mean(per_verifier[n])) for n in scoring},
+                "accuracy": float(np.mean([s >= 1.0 for s in per_verifier[config.accuracy_verifier]])),
+                "kl": kl_sum / token_sum if token_sum else 0.0,
+                "clip_fraction": clipped_sum / token_sum if token_sum else 0.0,
+                "completion_length": float(np.mean(lengths)),
+                "truncated": float(np.mean([not f for g in groups for f in g.finished])),
+                "thinking_share": float(np.mean([thinking_share(c, close_id) for g in groups for c in g.completions])),
+                "frac_reward_zero_std": float(np.mean(zero_std)),
+                "groups_used": len(used),
+                "learning_rate": float(optimizer.learning_rate.item()),
+                "tokens_per_second": gen_tokens / gen_time if gen_time else 0.0,
+                "step_time": step_time,
+            }
+            samples = [{"step": step, "prompt": batch[i]["prompt"], "completion": texts[i][k],
+                        "reward": float(rewards[i, k]), **{n: per_verifier[n][i * config.group_size + k] for n in scoring}}
+                       for i in range(len(groups)) for k in range(config.group_size)][:config.samples_per_step]
+            if config.eval_every and step % config.eval_every == 0:
+                row["eval_accuracy"] = evaluate(model, tokenizer, held_out, prompt_for, config, scorer)
+            append_jsonl(run / "metrics.jsonl", [row])
+            append_jsonl(run / "samples.jsonl", samples)
+            log(row)
+
+            # 6. Checkpoint (atomic) and the adapters as they stand.
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                state = {"step": step, "position": position, "seed": config.seed}
+                save_checkpoint(run, model, optimizer, lora_config, state)
+                save_adapters(run, model, lora_config)
+    finally:
+        if pool is not None:
+            pool.close()
+    return run
+
+
+def evaluate(model, tokenizer, examples: list[dict], prompt_for, config, scorer) -> float:
+    """Greedy accuracy on the held-out split (batched, adapters on)."""
+    from mlx_lm.generate import batch_generate
+
+    from workbench.engine.prompt import opens_thinking
+
+    prompts = [prompt_for(e) for e in examples]
+    ids = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    texts = batch_generate(model, tokenizer, ids, max_tokens=config.max_tokens, completion_batch_size=len(ids)).texts
+    items = [(t, {**e, "think_in_prompt": opens_thinking(p)}) for t, e, p in zip(texts, examples, prompts)]
+    scores = scorer(config.accuracy_verifier, items)
+    return sum(s >= 1.0 for s in scores) / max(len(scores), 1)
