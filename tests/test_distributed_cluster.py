@@ -249,10 +249,10 @@ def test_losing_a_rank_mid_generation_ends_the_survivor_and_fails_the_client(tin
                 break
             time.sleep(0.1)
         assert not running(rank0), "rank 0 still running 30 s after losing rank 1"
-        assert "workbench: error: lost rank 1 (127.0.0.1)" in cluster.output()
         if how == "frozen":
             os.kill(rank1, signal.SIGKILL)
-        cluster.proc.wait(timeout=30)
+        cluster.proc.wait(timeout=30)  # mlx.launch relays rank 0's last words before it ends
+        assert "workbench: error: lost rank 1 (127.0.0.1)" in cluster.output()
     finally:
         cluster.stop()
 

@@ -148,8 +148,11 @@ def test_serve_refuses_a_public_address_without_a_token():
 def test_rank_descriptions_for_status():
     from workbench.distributed.shard import Shard, summary
 
-    ranks = [Shard(0, "mac-a", "pipeline", 0, 40, 64, 20.5, 0, 100.0).to_dict(),
-             Shard(1, "mac-b", "pipeline", 40, 64, 64, 12.25, 13.0, 60.0).to_dict()]
+    ranks = [Shard(0, "mac-a", "pipeline", 0, 40, 64, memory_gb=20.5, free_gb=100.0).to_dict(),
+             Shard(1, "mac-b", "pipeline", 40, 64, 64, memory_gb=12.25, peak_gb=13.0, free_gb=60.0).to_dict()]
     assert Shard.from_dict(ranks[1]).describe() == (
         "rank 1 (mac-b): layers 40-63 of 64 · 12.25 GB loaded · peak 13.00 GB · 60.0 GB were free")
     assert summary(ranks) == "2 ranks · r0 layers 0-39, 20.5 GB · r1 layers 40-63, 13.0 GB"
+    tensor = Shard(1, "mac-b", "tensor", 0, 64, 64, ways=2, memory_gb=9.0).to_dict()
+    assert "1/2 of every layer's heads and MLP (64 layers)" in Shard.from_dict(tensor).describe()
+    assert summary([tensor]) == "1 ranks · r1 1/2 of each layer, 9.0 GB"

@@ -40,12 +40,16 @@ class Watchdog:
     def guard(self, what: str, seconds: float | None = None):
         """Within this block the main thread must call `beat()` (or leave) within the deadline."""
         previous = (self._what, self._limit)
-        self._what, self._limit, self._since = what, seconds or self.seconds, time.monotonic()
+        # The watchdog reads _what first: set the clock before it, so it never pairs a new _what with an old clock.
+        self._since = time.monotonic()
+        self._limit = seconds or self.seconds
+        self._what = what
         try:
             yield
         finally:
-            self._what, self._limit = previous
             self._since = time.monotonic()
+            self._limit = previous[1]
+            self._what = previous[0]
 
     def beat(self) -> None:
         self._since = time.monotonic()

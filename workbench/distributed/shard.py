@@ -15,7 +15,7 @@ from workbench.engine.loader import LoadedModel, check_model_folder, check_model
 from workbench.errors import ModelLoadError
 from workbench.models.local import quantization_label
 
-OUR_PIPELINE = ("qwen2", "llama")  # mlx-lm has no (or only an even) pipeline split for these
+OUR_PIPELINE = ("qwen2", "llama")  # the R1 distills: our wrapper (rank 0 first); others use mlx-lm's pipeline()
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Shard:
     first_layer: int
     end_layer: int  # exclusive
     total_layers: int
+    ways: int = 1  # tensor parallel: each layer is split this many ways
     memory_gb: float = 0.0  # active memory after loading
     peak_gb: float = 0.0  # peak while generating (updated after each request)
     free_gb: float = 0.0  # free memory before loading
@@ -35,7 +36,7 @@ class Shard:
 
     def describe(self) -> str:
         if self.mode == "tensor":
-            layers = f"1/{self.end_layer} of every layer's heads and MLP ({self.total_layers} layers)"
+            layers = f"1/{self.ways} of every layer's heads and MLP ({self.total_layers} layers)"
         else:
             layers = f"layers {self.first_layer}-{self.end_layer - 1} of {self.total_layers}"
         return (f"rank {self.rank} ({self.host}): {layers} · {self.memory_gb:.2f} GB loaded"
@@ -54,7 +55,7 @@ def summary(ranks: list[dict]) -> str:
     parts = [f"{len(ranks)} ranks"]
     for d in ranks:
         s = Shard.from_dict(d)
-        held = f"1/{s.end_layer} of each layer" if s.mode == "tensor" else f"layers {s.first_layer}-{s.end_layer - 1}"
+        held = f"1/{s.ways} of each layer" if s.mode == "tensor" else f"layers {s.first_layer}-{s.end_layer - 1}"
         parts.append(f"r{s.rank} {held}, {max(s.memory_gb, s.peak_gb):.1f} GB")
     return " · ".join(parts)
 
@@ -82,7 +83,7 @@ def load_sharded(folder: Path, group, mode: str, split: list[int] | None = None,
             model, tokenizer, config = sharded_load(str(folder), tensor_group=group, return_config=True,
                                                     tokenizer_config={"trust_remote_code": False})
             n_layers = len(model.layers)
-            first, end = 0, size  # end = the number of ways each layer is split
+            first, end = 0, n_layers
         else:
             model, config = load_model(folder, lazy=True)
             n_layers = len(model.model.layers)
@@ -109,5 +110,6 @@ def load_sharded(folder: Path, group, mode: str, split: list[int] | None = None,
         location=f"{size} ranks, {mode} parallel", profile=profile.to_dict(),
     )
     shard = Shard(rank=rank, host=host, mode=mode, first_layer=first, end_layer=end, total_layers=n_layers,
+                  ways=size if mode == "tensor" else 1,
                   memory_gb=mx.get_active_memory() / 1e9, free_gb=free_now / 1e9, pid=os.getpid())
     return LoadedModel(model, tokenizer, config, profile, info), shard
