@@ -17,6 +17,7 @@ FLUSH = 0.5  # the recorder's promise
 SLACK = 0.5  # scheduling on a busy 2-core machine, pipe latency
 
 
+@pytest.mark.slow
 def test_run_saves_the_response_and_no_save_does_not(taught_model, workbench_home):
     out = subprocess.run([*WORKBENCH, "run", "--json", "What is 12+30?", "--model", str(taught_model)],
                          capture_output=True, text=True, timeout=180)
