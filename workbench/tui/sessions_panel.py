@@ -173,6 +173,11 @@ class SessionsUI:
             app.notify("Still generating: Esc stops it first.", markup=False)
             return
         session = self.store.session(session_id)
+        if session["kind"] == "compare":  # variants side by side, not a chat to continue
+            from workbench.tui.compare_view import CompareScreen
+
+            await app.push_screen(CompareScreen(session))
+            return
         await app.action_new_chat()
         transcript = app.query_one(Transcript)
         history, prompt, last = [], None, None
