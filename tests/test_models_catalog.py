@@ -145,3 +145,13 @@ def test_models_lists_report_cards_and_verify(tiny_model, workbench_home, capsys
     (folder / "model.safetensors").write_bytes(bytes(data))
     assert main(["models", "verify", "mine"]) == 1
     assert "CHANGED" in capsys.readouterr().out
+
+
+def test_downloads_go_where_huggingface_hub_puts_them(monkeypatch, tmp_path):
+    from workbench.models.recommend import download_dir
+
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    assert download_dir() == tmp_path / "hf" / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    assert download_dir() == tmp_path / "cache"

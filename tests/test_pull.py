@@ -49,7 +49,7 @@ class FakeHub:
         self.server.daemon_threads = True
         self.server.handle_error = lambda request, address: None  # a killed client resets its connection
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> "FakeHub":
         self.thread.start()
