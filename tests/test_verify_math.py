@@ -154,3 +154,10 @@ def test_no_answer_and_overlong_answers_score_zero():
 def test_unparseable_gold_cannot_be_judged():
     verdict = get_verifier("math")("\\boxed{5}", {"answer": "\\frac{"})
     assert verdict.score in (None, 0.0)
+
+
+def test_unclosed_thinking_has_no_answer_when_the_prompt_opened_it():
+    verify = get_verifier("math")
+    assert verify("so it is 42", {"answer": "42", "think_in_prompt": True}).score == 0.0
+    assert verify("so it is 42", {"answer": "42"}).score == 1.0
+    assert verify("hm</think>\\boxed{42}", {"answer": "42", "think_in_prompt": True}).score == 1.0

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "generate one response headless: thinking, answer, stats"),
     "cluster": ("cluster", "one model over several machines (mlx.distributed): init, serve, status"),
     "models": ("models", "list local models"),
+    "eval": ("eval", "run a task suite on a model and write a report card bound to the weights' sha256"),
+    "evals": ("evals", "list report cards (stale ones marked: the model files changed since)"),
     "verify": ("verify", "score completions in a JSONL file with a verifier (math, format, language, code, countdown)"),
     "compare": ("compare", "one prompt on several models, adapters, temperatures or samples, side by side"),
     "sessions": ("sessions", "saved sessions: list, show, export (md/jsonl/html), search, import"),

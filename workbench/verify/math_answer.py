@@ -5,7 +5,8 @@ then "final answer is ...", then the last number. Comparison: exact numbers firs
 leading zeros, fractions, decimals within a relative tolerance, thousands separators), then the
 normalised strings, then Math-Verify (LaTeX -> sympy: \\frac, \\sqrt, \\pi, intervals, sets,
 tuples, expressions), then a numeric check of a decimal against a symbolic gold answer.
-No timeouts here: run untrusted input through `workbench.verify.pool` (the process gets killed).
+With `think_in_prompt` (the prompt opened <think>), a completion that never closes its
+thinking has no answer. No timeouts here: run untrusted input through `workbench.verify.pool` (the process gets killed).
 """
 
 from __future__ import annotations
@@ -218,6 +219,8 @@ def verify(completion: str, example: dict) -> Verdict:
     unknown = [name for name in order if name not in EXTRACTORS]
     if unknown:
         return Verdict(None, f"unknown extractor {unknown[0]!r} (use {', '.join(EXTRACTORS)})")
+    if example.get("think_in_prompt") and "</think>" not in completion:
+        return Verdict(0.0, "thinking never closed: no answer")  # its numbers are scratch work
     pred = extract_answer(completion, order)
     if pred is None:
         return Verdict(0.0, "no final answer found")

@@ -1,0 +1,233 @@
+"""`workbench eval` / `workbench evals`: suites, report cards bound to the files' sha256, resume, stale cards."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from workbench.errors import UserError
+from workbench.eval import card as cards
+from workbench.eval.claims import claimed_score
+from workbench.eval.runner import EvalOptions, run_eval
+from workbench.eval.suites import BUILT_IN, load_suite
+
+QUESTION = "What is 12+30?"
+
+
+@pytest.fixture
+def model(taught_model, workbench_home) -> Path:
+    """A writable copy of the taught model (answers 12+30 with thinking, then \\boxed{42})."""
+    folder = workbench_home / "models" / "taught"
+    shutil.copytree(taught_model, folder)
+    return folder
+
+
+def write_suite(tmp_path: Path, golds: list, extra_lines: tuple[str, ...] = ()) -> Path:
+    data = tmp_path / "adds.jsonl"
+    lines = [json.dumps({"question": QUESTION, "answer": g, "id": f"q{i}"}) for i, g in enumerate(golds)]
+    data.write_text("\n".join(lines + list(extra_lines)) + "\n")
+    spec = tmp_path / "adds.toml"
+    spec.write_text('name = "adds"\nfile = "adds.jsonl"\nprompt_template = "{question}"\nverifier = "math"\n')
+    return spec
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---- suites -----------------------------------------------------------------------------------
+
+def test_shipped_suites_load_with_their_answers():
+    sizes = {"gsm8k": 1319, "math500": 500, "aime24": 30, "aime25": 30, "amc23": 40, "humaneval": 164}
+    for name, size in sizes.items():
+        suite = load_suite(name)
+        assert len(suite.items) == size and not suite.problems, name
+        assert all(item["gold"] not in (None, "") for item in suite.items)
+    gsm = load_suite("gsm8k", limit=1).items[0]
+    assert gsm["gold"] == "18" and "Please reason step by step" in gsm["prompt"]
+    assert load_suite("aime24", limit=1).items[0]["gold"] == "204"
+    assert "def has_close_elements" in load_suite("humaneval", limit=1).items[0]["prompt"]
+
+
+def test_arithmetic_is_seeded_and_correct():
+    a, b, c = load_suite("arithmetic", 50, seed=1), load_suite("arithmetic", 50, seed=1), load_suite("arithmetic", 50, seed=2)
+    assert [i["prompt"] for i in a.items] == [i["prompt"] for i in b.items] and a.sha256 == b.sha256
+    assert [i["prompt"] for i in a.items] != [i["prompt"] for i in c.items] and a.sha256 != c.sha256
+    assert len(load_suite("arithmetic", 7).items) == 7
+    for item in a.items:
+        x, op, y = re.match(r"What is (\d+)([-+*])(\d+)\?", item["prompt"]).groups()
+        x, y = int(x), int(y)
+        assert int(item["gold"]) == {"+": x + y, "-": x - y, "*": x * y}[op]
+
+
+def reachable(numbers: list[int], target: int) -> bool:
+    """Brute force over orderings and operators (left-to-right is how the generator builds targets)."""
+    for perm in itertools.permutations(numbers):
+        for ops in itertools.product("+-*/", repeat=len(numbers) - 1):
+            value = Fraction(perm[0])
+            for op, x in zip(ops, perm[1:]):
+                if op == "/" and x == 0:
+                    break
+                value = value + x if op == "+" else value - x if op == "-" else value * x if op == "*" else value / x
+            else:
+                if value == target:
+                    return True
+    return False
+
+
+def test_countdown_suite_is_seeded_and_solvable():
+    suite = load_suite("countdown", 20, seed=3)
+    assert suite.sha256 == load_suite("countdown", 20, seed=3).sha256
+    for item in suite.items:
+        assert reachable(item["example"]["numbers"], item["example"]["target"]), item
+        assert ", ".join(map(str, item["example"]["numbers"])) in item["prompt"]
+
+
+def test_malformed_lines_are_reported_with_file_and_line(tmp_path):
+    spec = write_suite(tmp_path, ["42", "42"], ("{broken", "[1, 2]", json.dumps({"question": "x"})))
+    suite = load_suite(str(spec))
+    assert len(suite.items) == 2
+    data = tmp_path / "adds.jsonl"
+    assert [p.split(": ")[0] for p in suite.problems] == [f"{data}:3", f"{data}:4", f"{data}:5"]
+    with pytest.raises(UserError, match="unknown suite"):
+        load_suite("no-such-suite")
+    (tmp_path / "bad.toml").write_text("name = [")
+    with pytest.raises(UserError, match="bad.toml"):
+        load_suite(str(tmp_path / "bad.toml"))
+
+
+def test_wilson_interval_and_claims():
+    assert cards.wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    lo, hi = cards.wilson(0, 5)
+    assert lo == 0.0 and hi == pytest.approx(0.4345, abs=1e-4)
+    assert cards.wilson(20, 20)[1] == 1.0
+    assert claimed_score("DeepSeek-R1-Distill-Qwen-1.5B-4bit", {}, "aime24") == (28.9, "DeepSeek-R1 README")
+    assert claimed_score("deepseek-r1-distill-qwen-14b", {}, "math500") == (93.9, "DeepSeek-R1 README")
+    assert claimed_score("mine", {"adds": 50}, "adds") == (50.0, "model profile")
+    assert claimed_score("mine", {}, "adds") is None
+
+
+# ---- eval -------------------------------------------------------------------------------------
+
+def test_eval_writes_a_report_card_bound_to_the_files(model, tmp_path):
+    (model / "profile.toml").write_text('temperature = 0.0\nmax_tokens = 200\n[claims]\nadds = 60.0\n')
+    spec = write_suite(tmp_path, ["42", "42", "41", "042"], ("not json",))
+    card, path = run_eval(EvalOptions(suite=str(spec), model=str(model), samples=2), progress_stream=open(os.devnull, "w"))
+    assert path.parent == model / "evals" and path.with_suffix(".md").exists()
+    assert json.loads(path.read_text()) == card
+    # hashes of every weight, config and tokenizer file, computed here independently
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"):
+        assert card["model_files"][name] == sha256(model / name)
+    assert card["suite_sha256"] == sha256(tmp_path / "adds.jsonl")
+    assert card["suite"]["malformed_lines"] and ":5:" in card["suite"]["malformed_lines"][0]
+    # the taught model answers 42: three of four golds are 42 (one with a leading zero)
+    assert card["n"] == 4 and card["samples"] == 2 and card["n_samples"] == 8
+    scores = [[s["score"] for s in item["samples"]] for item in card["items"]]
+    assert scores == [[1.0, 1.0], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0]]
+    assert card["accuracy"] == card["pass_at_1"] == 0.75
+    assert card["ci95"] == pytest.approx(list(cards.wilson(3, 4)))
+    first = card["items"][0]["samples"][0]
+    assert first["extracted"] == "42" and first["thinking"] and "\\boxed{42}" in first["answer"]
+    assert first["thinking_tokens"] > 0 and first["answer_tokens"] > 0 and first["seconds"] > 0
+    assert 0 < card["thinking_share"] < 1 and card["verifier"]["version"] == "math/1"
+    assert card["claim"] == {"suite": "adds", "claimed": 60.0, "source": "model profile", "measured": 75.0,
+                             "ci95": [round(card["ci95"][0] * 100, 2), round(card["ci95"][1] * 100, 2)],
+                             "inside": True}
+    assert card["versions"]["mlx"] and card["machine"]["platform"]
+    assert "claim is **inside**" in path.with_suffix(".md").read_text()
+
+
+def test_read_only_model_folder_falls_back_to_workbench_home(model, tmp_path, workbench_home):
+    (model / "evals").write_text("not a folder")  # the model folder cannot take cards
+    spec = write_suite(tmp_path, ["42"])
+    _, path = run_eval(EvalOptions(suite=str(spec), model=str(model)), progress_stream=open(os.devnull, "w"))
+    assert path.parent == workbench_home / "evals" / "taught"
+
+
+def test_changed_files_make_cards_stale(model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_NO_OPENBLAS", "1")
+    from workbench.cli import main
+
+    spec = write_suite(tmp_path, ["42"])
+    _, path = run_eval(EvalOptions(suite=str(spec), model=str(model)), progress_stream=open(os.devnull, "w"))
+    assert main(["evals", str(model), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [r["stale"] for r in listed] == [False] and listed[0]["accuracy"] == 1.0
+    config = json.loads((model / "config.json").read_text())
+    config["note"] = "edited"
+    (model / "config.json").write_text(json.dumps(config))
+    assert main(["evals", str(model)]) == 0
+    assert "STALE: model files changed: config.json" in capsys.readouterr().out
+    assert json.loads(path.read_text())["stale"] is True  # written into the card itself
+
+
+def test_cli_json_prints_only_the_card(model, tmp_path):
+    spec = write_suite(tmp_path, ["42", "7"])
+    result = subprocess.run([sys.executable, "-m", "workbench", "eval", "--model", str(model), "--suite", str(spec),
+                             "--json"], capture_output=True, text=True, timeout=300, env={**os.environ})
+    assert result.returncode == 0, result.stderr
+    card = json.loads(result.stdout)
+    assert {"accuracy", "ci95", "n", "model_sha256", "suite_sha256"} <= set(card)
+    assert card["accuracy"] == 0.5 and card["n"] == 2
+    assert "2/2" in result.stderr  # progress went to stderr
+
+
+class CountingEngine:
+    """The real engine, counting generate() calls."""
+
+    def __init__(self) -> None:
+        from workbench.engine.worker import Engine
+
+        self.engine, self.generated = Engine(), 0
+
+    def load(self, *args):
+        return self.engine.load(*args)
+
+    def generate(self, request):
+        self.generated += 1
+        return self.engine.generate(request)
+
+    def close(self):
+        self.engine.close()
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_loses_at_most_the_item_in_flight(model, tmp_path):
+    n = 12
+    spec = write_suite(tmp_path, ["42"] * n)
+    command = [sys.executable, "-m", "workbench", "eval", "--model", str(model), "--suite", str(spec)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    partial = []
+    while time.monotonic() < deadline:
+        partial = list((model / "evals").glob(".adds-*.partial.jsonl")) if (model / "evals").exists() else []
+        if partial and len(partial[0].read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = len(partial[0].read_text().splitlines())
+    assert 3 <= done_before < n
+    with pytest.raises(UserError, match="--resume"):
+        run_eval(EvalOptions(suite=str(spec), model=str(model)), progress_stream=open(os.devnull, "w"))
+    engine = CountingEngine()
+    try:
+        card, _ = run_eval(EvalOptions(suite=str(spec), model=str(model), resume=True), engine=engine,
+                           progress_stream=open(os.devnull, "w"))
+    finally:
+        engine.close()
+    assert card["n"] == n and card["accuracy"] == 1.0
+    assert engine.generated == n - done_before
+    assert not partial[0].exists()

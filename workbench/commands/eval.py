@@ -1,0 +1,55 @@
+"""`workbench eval --model M --suite S`: run a task suite, verify every answer, write a report card.
+
+Progress goes to stderr; the card (JSON + Markdown) goes to the model folder's `evals/`
+(or `$WORKBENCH_HOME/evals/<model>/` when that folder is read-only). `--json` prints the card.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_arguments(parser) -> None:
+    from workbench.commands.run import add_model_arguments
+
+    add_model_arguments(parser)
+    parser.add_argument("--suite", "-s", required=True,
+                        help="gsm8k, math500, aime24, aime25, amc23, humaneval, arithmetic, countdown, "
+                        "or a suite spec (.toml/.json) or JSONL file")
+    parser.add_argument("--limit", "-n", type=int, default=None, help="first N items (generated suites: their size)")
+    parser.add_argument("--samples", "-k", type=int, default=1, help="samples per item; pass@1 is averaged over them")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (and the generated suites' seed)")
+    parser.add_argument("--temp", type=float, default=None, help="temperature (default: the model profile's)")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default: the model profile's)")
+    parser.add_argument("--max-tokens", type=int, default=None, help="generation limit (default: the model profile's)")
+    parser.add_argument("--verify-timeout", type=float, default=None, help="seconds per verification")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run of the same eval")
+    parser.add_argument("--fresh", action="store_true", help="discard an interrupted run and start over")
+    parser.add_argument("--json", action="store_true", help="print the finished report card as one JSON object")
+
+
+def main(args) -> int:
+    from workbench.eval.runner import EvalOptions, run_eval
+
+    options = EvalOptions(
+        suite=args.suite, model=args.model, adapter=args.adapter, limit=args.limit, samples=args.samples,
+        seed=args.seed, temperature=args.temp, top_p=args.top_p, max_tokens=args.max_tokens, resume=args.resume,
+        fresh=args.fresh, verify_timeout=args.verify_timeout, trust_remote_code=args.trust_remote_code,
+    )
+    try:
+        card, path = run_eval(options)
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        print(json.dumps(card))
+        return 0
+    lo, hi = card["ci95"]
+    print(f"{card['model']} on {card['suite']['name']}: {card['accuracy']:.1%} "
+          f"(95% CI {lo:.1%} to {hi:.1%}, n={card['n']}, {card['samples']} sample(s) each)")
+    claim = card.get("claim")
+    if claim:
+        print(f"claimed {claim['claimed']:.1f}% ({claim['source']}): "
+              f"{'inside' if claim['inside'] else 'OUTSIDE'} the measured interval")
+    print(f"report card: {path} (+ .md)", file=sys.stderr if args.json else sys.stdout)
+    return 0

@@ -1,0 +1,259 @@
+"""Report cards: what was measured, bound to the sha256 of the exact files that were run.
+
+A card is `evals/<suite>-<time>.json` (+ `.md`) in the model's folder, or, when that folder is
+read-only (a model shipped inside the wheel), `$WORKBENCH_HOME/evals/<model>/`. A card whose
+recorded hashes no longer match the model's files is stale: `workbench evals` (and the next
+`workbench eval` of that model) writes `"stale": true` into it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from workbench.paths import workbench_home
+
+CARD_VERSION = 1
+# Files that decide what a model computes: weights, configs, tokenizers, chat templates.
+HASHED_SUFFIXES = (".safetensors", ".json", ".model", ".tiktoken", ".jinja", ".txt", ".npz", ".gguf", ".bin", ".py")
+NOT_HASHED = {"manifest.json"}  # bookkeeping written by `workbench pull`; not the model
+CHUNK = 1 << 20
+
+
+# ---- hashing ----------------------------------------------------------------------------------
+
+def _cache_path() -> Path:
+    return workbench_home() / "cache" / "sha256.json"
+
+
+def _load_cache() -> dict:
+    try:
+        data = json.loads(_cache_path().read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def sha256_file(path: Path, cache: dict | None = None) -> str:
+    """sha256 of a file; `cache` (realpath -> [size, mtime_ns, sha]) skips unchanged files."""
+    st = path.stat()
+    key = str(path.resolve())
+    hit = (cache or {}).get(key)
+    if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+        return hit[2]
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    if cache is not None:
+        cache[key] = [st.st_size, st.st_mtime_ns, digest.hexdigest()]
+    return digest.hexdigest()
+
+
+def hashed_files(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.is_file() and p.suffix in HASHED_SUFFIXES and p.name not in NOT_HASHED and not p.name.startswith("."))
+
+
+def fingerprint(folder: Path | None) -> dict[str, str]:
+    """{file name: sha256} of a model (or adapter) folder's weight, config and tokenizer files."""
+    if folder is None:
+        return {}
+    cache = _load_cache()
+    before = dict(cache)
+    files = {p.name: sha256_file(p, cache) for p in hashed_files(Path(folder))}
+    if cache != before:
+        try:
+            _cache_path().parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(_cache_path(), json.dumps(cache))
+        except OSError:
+            pass  # a cache, nothing more
+    return files
+
+
+def combined_sha256(files: dict[str, str]) -> str:
+    """One hash for a set of files: sha256 over sorted 'name sha' lines."""
+    return hashlib.sha256("".join(f"{n} {h}\n" for n, h in sorted(files.items())).encode()).hexdigest()
+
+
+# ---- statistics -------------------------------------------------------------------------------
+
+def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion (successes may be fractional: pass@1 x n)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarize(items: list[dict]) -> dict:
+    """Accuracy numbers over items, each with `samples` (each with score/correct/tokens)."""
+    samples = [s for item in items for s in item["samples"]]
+    n = len(items)
+    per_item = [sum(s["correct"] for s in item["samples"]) / len(item["samples"]) for item in items if item["samples"]]
+    pass1 = sum(per_item) / len(per_item) if per_item else 0.0
+    thinking = sum(s["thinking_tokens"] for s in samples)
+    answer = sum(s["answer_tokens"] for s in samples)
+    lo, hi = wilson(pass1 * n, n)  # n items: samples of one item are not independent
+    return {
+        "n": n,
+        "n_samples": len(samples),
+        "correct": sum(s["correct"] for s in samples),
+        "unjudged": sum(s["score"] is None for s in samples),
+        "accuracy": pass1,
+        "pass_at_1": pass1,
+        "ci95": [lo, hi],
+        "mean_score": sum(s["score"] or 0.0 for s in samples) / len(samples) if samples else 0.0,
+        "mean_thinking_tokens": thinking / len(samples) if samples else 0.0,
+        "mean_answer_tokens": answer / len(samples) if samples else 0.0,
+        "thinking_share": thinking / (thinking + answer) if thinking + answer else 0.0,
+        "mean_seconds": sum(s["seconds"] for s in samples) / len(samples) if samples else 0.0,
+    }
+
+
+def claim_check(claimed: tuple[float, str] | None, summary: dict, suite: str) -> dict | None:
+    if claimed is None:
+        return None
+    percent, source = claimed
+    lo, hi = summary["ci95"]
+    return {"suite": suite, "claimed": percent, "source": source, "measured": round(summary["accuracy"] * 100, 2),
+            "ci95": [round(lo * 100, 2), round(hi * 100, 2)], "inside": lo * 100 <= percent <= hi * 100}
+
+
+# ---- where cards live -------------------------------------------------------------------------
+
+def write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; cards are for reading
+    os.replace(tmp, path)
+
+
+def fallback_dir(model_folder: Path) -> Path:
+    return workbench_home() / "evals" / Path(model_folder).name
+
+
+def cards_dir(model_folder: Path) -> tuple[Path, bool]:
+    """(folder for cards, True if it is the $WORKBENCH_HOME fallback because the model folder is read-only)."""
+    preferred = Path(model_folder) / "evals"
+    try:
+        preferred.mkdir(exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=preferred, prefix=".probe-", delete=True)
+        probe.close()
+        return preferred, False
+    except OSError:
+        fallback = fallback_dir(model_folder)
+        fallback.mkdir(parents=True, exist_ok=True)
+        return fallback, True
+
+
+def card_paths(model_folder: Path) -> list[Path]:
+    paths = []
+    for folder in (Path(model_folder) / "evals", fallback_dir(model_folder)):
+        if folder.is_dir():
+            paths += sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
+    return paths
+
+
+def read_card(path: Path) -> dict | None:
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return card if isinstance(card, dict) and "model_files" in card else None
+
+
+def stale_reason(card: dict, model_files: dict[str, str], adapter_files: dict[str, str] | None) -> str | None:
+    """Why the card no longer describes these files, or None if it still does."""
+    recorded = card.get("model_files") or {}
+    changed = sorted(n for n in set(recorded) | set(model_files) if recorded.get(n) != model_files.get(n))
+    if changed:
+        return f"model files changed: {', '.join(changed[:3])}" + (" ..." if len(changed) > 3 else "")
+    if card.get("adapter_files") and adapter_files is not None and card["adapter_files"] != adapter_files:
+        return "adapter files changed"
+    return None
+
+
+def refresh_stale(path: Path, model_files: dict[str, str]) -> dict | None:
+    """Read a card, compare it with the model's current files (and its adapter's), record the result."""
+    card = read_card(path)
+    if card is None:
+        return None
+    adapter_files = None
+    if card.get("adapter_files"):
+        adapter = Path(card.get("adapter") or "")
+        adapter_files = fingerprint(adapter) if adapter.is_dir() else {}
+    return mark_stale(path, card, stale_reason(card, model_files, adapter_files))
+
+
+def mark_stale(path: Path, card: dict, reason: str | None) -> dict:
+    """Write the stale flag (and its reason) into the card when it changed; never raises on read-only."""
+    stale = reason is not None
+    if bool(card.get("stale")) != stale or card.get("stale_reason") != reason:
+        card = {**card, "stale": stale, "stale_reason": reason}
+        try:
+            write_atomic(path, json.dumps(card, indent=1))
+        except OSError:
+            pass
+    return card
+
+
+# ---- Markdown ---------------------------------------------------------------------------------
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f}%"
+
+
+def render_markdown(card: dict) -> str:
+    s = card  # the summary numbers sit at the top level
+    lo, hi = s["ci95"]
+    lines = [
+        f"# {card['model']} on {card['suite']['name']}",
+        "",
+        f"**Accuracy (pass@1 over {card['samples']} sample{'s' if card['samples'] != 1 else ''}): {_pct(s['accuracy'])}** "
+        f"(95% Wilson interval {_pct(lo)} to {_pct(hi)}, n = {s['n']} items)",
+        "",
+    ]
+    claim = card.get("claim")
+    if claim:
+        verdict = "inside" if claim["inside"] else "outside"
+        lines += [f"Claimed {claim['claimed']:.1f}% ({claim['source']}) vs measured {claim['measured']:.1f}% "
+                  f"[{claim['ci95'][0]:.1f}, {claim['ci95'][1]:.1f}]: the claim is **{verdict}** the measured interval.", ""]
+    if card.get("stale"):
+        lines += [f"**Stale**: {card.get('stale_reason') or 'the model files changed'}.", ""]
+    lines += [
+        "| | |", "| --- | --- |",
+        f"| model sha256 | `{card['model_sha256']}` |",
+        f"| adapter | {card.get('adapter') or '-'} |",
+        f"| suite | {card['suite']['source']} (`{card['suite_sha256'][:16]}…`) |",
+        f"| verifier | {card['verifier']['version']} |",
+        f"| sampling | {', '.join(f'{k}={v}' for k, v in card['sampling'].items())}, seed {card['seed']} |",
+        f"| mean tokens | thinking {s['mean_thinking_tokens']:.0f}, answer {s['mean_answer_tokens']:.0f} "
+        f"({_pct(s['thinking_share'])} thinking) |",
+        f"| unjudged | {s['unjudged']} |",
+        f"| machine | {card['machine'].get('platform', '')} |",
+        f"| finished | {card['finished']} |",
+        "",
+        "## Items", "",
+        "| # | id | extracted | score | reason | tokens (think/answer) | seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for item in card["items"]:
+        for k, sample in enumerate(item["samples"]):
+            cells = [f"{item['index']}" + (f".{k}" if card["samples"] > 1 else ""), item["id"],
+                     f"`{sample['extracted']}`" if sample["extracted"] is not None else "-",
+                     "-" if sample["score"] is None else f"{sample['score']:g}", sample["reason"],
+                     f"{sample['thinking_tokens']}/{sample['answer_tokens']}", f"{sample['seconds']:.1f}"]
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ")[:120] for c in cells) + " |")
+    files = card["model_files"]
+    lines += ["", "## Files", ""] + [f"- `{n}` `{h}`" for n, h in sorted(files.items())]
+    lines += [f"- adapter `{n}` `{h}`" for n, h in sorted((card.get("adapter_files") or {}).items())]
+    return "\n".join(lines) + "\n"
