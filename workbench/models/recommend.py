@@ -53,7 +53,11 @@ class Fit:
 
 
 def gb(n: float) -> str:
-    return f"{n / GB:.1f} GB"
+    """Sizes as people read them: GB with one decimal, smaller files in MB or KB."""
+    for unit, size in (("GB", GB), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size or unit == "KB":
+            return f"{n / size:.1f} {unit}"
+    return ""
 
 
 def fit(entry: CatalogEntry, memory_bytes: int, disk_bytes: int, machines: int = 1) -> Fit:
