@@ -7,13 +7,54 @@ Picking a step, or the next/previous-marker keys, scrolls the Thinking pane ther
 
 from __future__ import annotations
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import on
 from textual.containers import Vertical
+from textual.strip import Strip
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from workbench.inspect.markers import PATTERN
+from workbench.tui.panes import ThinkingView
 from workbench.tui.safe import clean
+
+MARKER_STYLE = Style(bold=True, reverse=True)
+
+
+class MarkedThinkingView(ThinkingView):
+    """The Thinking pane, with reflection markers highlighted while the inspector is open."""
+
+    highlight = False
+
+    def render_line(self, y: int) -> Strip:
+        row = self.scroll_offset.y + y
+        if not self.highlight or row >= len(self._rows):
+            return super().render_line(y)
+        text, style = self._rows[row], self.rich_style
+        segments, at = [], 0
+        for m in PATTERN.finditer(text):
+            segments += [Segment(text[at:m.start()], style), Segment(m.group(0), style + MARKER_STYLE)]
+            at = m.end()
+        if not segments:
+            return super().render_line(y)
+        segments.append(Segment(text[at:], style))
+        width = self.scrollable_content_region.width
+        x = self.scroll_offset.x
+        return Strip(segments).crop_extend(x, x + width, style)
+
+    @classmethod
+    async def replace(cls, old: ThinkingView) -> "MarkedThinkingView":
+        """Swap the app's (still empty) Thinking pane for this one: same place, id, classes, title."""
+        new = cls(id=old.id, classes=" ".join(old.classes))
+        new.border_title = old.border_title
+        parent = old.parent
+        siblings = list(parent.children)
+        following = siblings[siblings.index(old) + 1] if siblings.index(old) + 1 < len(siblings) else None
+        await old.remove()
+        await parent.mount(new, before=following) if following is not None else await parent.mount(new)
+        return new
 
 
 class InspectorPanel(Vertical):
@@ -63,6 +104,12 @@ class InspectorPanel(Vertical):
         if ins.loop:
             lines.append("REPETITION LOOP")
         self.query_one("#inspector-summary", Static).update(Text("\n".join(lines)))
+
+    def set_class_open(self, open_: bool) -> None:
+        self.set_class(open_, "open")
+        for view in self.app.query(MarkedThinkingView):
+            view.highlight = open_
+            view.refresh()
 
     def show(self, inspection: dict | None, thinking: str, answer: str = "") -> None:
         """A finished response's inspection (computed here if it was not stored, e.g. interrupted)."""

@@ -18,7 +18,7 @@ from textual.widgets.option_list import Option
 
 from workbench.engine.events import Message, Stats
 from workbench.errors import UserError
-from workbench.tui.inspector import InspectorPanel
+from workbench.tui.inspector import InspectorPanel, MarkedThinkingView
 from workbench.tui.safe import clean
 
 
@@ -126,6 +126,7 @@ class SessionsUI:
         main = app.query_one("#main")
         main.mount(ui.sidebar, before=app.query_one("#panes"))
         main.mount(ui.inspector)
+        app.call_after_refresh(MarkedThinkingView.replace, app.thinking)  # marker highlighting (F8)
         threading.Thread(target=o200k, daemon=True).start()  # load tiktoken's table before it is needed
         return ui
 
@@ -159,7 +160,7 @@ class SessionsUI:
                 self.sidebar.refresh_list()
                 self.sidebar.query_one("#session-search").focus()
         elif name == "inspector":
-            self.inspector.toggle_class("open")
+            self.inspector.set_class_open(not self.inspector.has_class("open"))
         elif name in ("next_marker", "previous_marker"):
             self.inspector.jump_marker(self.app.thinking, +1 if name == "next_marker" else -1)
 
