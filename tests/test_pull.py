@@ -304,7 +304,13 @@ def test_name_clash_refused_before_download(hub, tiny_model, workbench_home):
         resolve_model("r1-distill-qwen-7b-4bit")
 
 
-def test_refuses_when_it_will_not_fit_unless_forced(hub, workbench_home):
+def test_refuses_when_it_will_not_fit_unless_forced(hub, workbench_home, tiny_model):
+    from workbench.models.pull import plan_pull
+
+    config = json.loads((tiny_model / "config.json").read_text())
+    head_dim = config["hidden_size"] // config["num_attention_heads"]
+    kv = config["num_hidden_layers"] * config["num_key_value_heads"] * head_dim * 2 * 2 * 32768
+    assert plan_pull(REPO).memory_needed == (tiny_model / "model.safetensors").stat().st_size + kv + 1_000_000_000
     with pytest.raises(UserError, match="needs .* of memory .*--force"):
         _pull(memory_bytes=1_000_000_000)
     with pytest.raises(UserError, match="more disk"):

@@ -96,7 +96,9 @@ def plan_pull(name_or_repo: str, revision: str | None = None, name: str | None =
     plan = PullPlan(repo, revision or "main", info.sha, files, entry, name or (entry.name if entry else repo.split("/")[-1]))
     cached = _snapshot_dir(repo, plan.commit)
     plan.missing_bytes = sum(f.size for f in files if not (cached / f.path).is_file())
-    plan.memory_needed = entry.memory_bytes() if entry else _memory_from_config(plan)
+    weights = sum(f.size for f in files if f.path.endswith(".safetensors"))  # the hub's sizes, not an estimate
+    kv = entry.kv_cache_bytes() if entry else _kv_cache_from_config(plan, weights)
+    plan.memory_needed = weights + kv + int(RUNTIME_OVERHEAD)
     return plan
 
 
@@ -104,13 +106,12 @@ def _snapshot_dir(repo: str, commit: str) -> Path:
     return download_dir() / ("models--" + repo.replace("/", "--")) / "snapshots" / commit
 
 
-def _memory_from_config(plan: PullPlan) -> int:
-    """Weights + KV cache at 32k context (from config.json's architecture) + runtime overhead."""
+def _kv_cache_from_config(plan: PullPlan, weights: int) -> int:
+    """fp16 KV cache at 32k context from config.json's attention sizes (a fifth of the weights if unusual)."""
     from huggingface_hub import hf_hub_download
 
     from workbench.models.catalog import CONTEXT
 
-    weights = sum(f.size for f in plan.files if f.path.endswith(".safetensors"))
     try:
         path = hf_hub_download(plan.repo, "config.json", revision=plan.commit, cache_dir=download_dir(), endpoint=_endpoint())
         config = json.loads(Path(path).read_text())
@@ -118,11 +119,10 @@ def _memory_from_config(plan: PullPlan) -> int:
         heads = config["num_attention_heads"]
         kv_heads = config.get("num_key_value_heads") or heads
         head_dim = config.get("head_dim") or config["hidden_size"] // heads
-        kv = config["num_hidden_layers"] * kv_heads * head_dim * 2 * 2 * CONTEXT
-    except Exception:  # noqa: BLE001 - an unusual config: estimate the KV cache as a fifth of the weights
+        return config["num_hidden_layers"] * kv_heads * head_dim * 2 * 2 * CONTEXT
+    except Exception:  # noqa: BLE001 - any config we cannot read this way
         plan.notes.append("KV cache estimated (config.json has no standard attention sizes)")
-        kv = weights // 5
-    return weights + kv + int(RUNTIME_OVERHEAD)
+        return weights // 5
 
 
 def check_fit(plan: PullPlan, memory_bytes: int | None = None, disk_bytes: int | None = None) -> None:
