@@ -299,8 +299,9 @@ def convert_weights(path: Path, arrays: dict, config: dict, tensor_types: dict, 
             # MLX hands other quantized types over dequantized (fp16): quantize them again, 8 bits for 5- and
             # 6-bit types, else 4; float matrices stay as they are unless --bits asks.
             target = bits or (8 if _bits_of(gtype) > 4 else 4)
-            if w.ndim == 2 and w.shape[-1] % GROUP_SIZE == 0 and (gtype not in FLOAT_TYPES or bits):
-                parts = dict(zip(("weight", "scales", "biases"), mx.quantize(w.astype(mx.float16), group_size=GROUP_SIZE, bits=target)))
+            group = next((g for g in (GROUP_SIZE, 32) if w.ndim == 2 and w.shape[-1] % g == 0), None)
+            if group and (gtype not in FLOAT_TYPES or bits):
+                parts = dict(zip(("weight", "scales", "biases"), mx.quantize(w.astype(mx.float16), group_size=group, bits=target)))
                 requantized.add(f"{gtype} -> {target}-bit")
             else:
                 parts = {"weight": w}
@@ -315,7 +316,7 @@ def convert_weights(path: Path, arrays: dict, config: dict, tensor_types: dict, 
     if kept:
         log(f"kept quantized as in the file: {', '.join(sorted(kept))}")
     if requantized:
-        log(f"dequantized and requantized with mx.quantize (group size {GROUP_SIZE}): {', '.join(sorted(requantized))}")
+        log(f"dequantized and requantized with mx.quantize: {', '.join(sorted(requantized))}")
     if skipped:
         log(f"ignored tensors with no place in the model: {', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}")
     if "model.embed_tokens.weight" not in weights:
