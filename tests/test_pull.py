@@ -339,6 +339,8 @@ def test_cli_pull_and_errors(hub, capsys):
 
     assert main(["pull", REPO, "--name", "via-cli"]) == 0
     assert "pulled via-cli" in capsys.readouterr().out
+    assert main(["models"]) == 0
+    assert any(" via-cli " in line and " pulled " in line for line in capsys.readouterr().out.splitlines())
     assert main(["pull", "not-a-thing"]) == 2
     assert "neither a catalog model" in capsys.readouterr().err
 

@@ -58,12 +58,25 @@ def card_summary(cards: list[dict]) -> str:
     return ", ".join(parts) + (f" +{len(cards) - 2} more" if len(cards) > 2 else "") if cards else "-"
 
 
+def origin(m) -> str:
+    """shipped / pulled / imported / user, from the manifest a pull or import leaves."""
+    from pathlib import Path
+
+    try:
+        manifest = json.loads(Path(m.path, "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return m.source
+    if isinstance(manifest, dict) and manifest.get("repo"):
+        return "pulled"
+    return "imported" if isinstance(manifest, dict) and manifest.get("source") == "gguf" else m.source
+
+
 def list_models(args) -> int:
     from workbench.models.local import list_local
 
     models = list_local()
     if args.json:
-        print(json.dumps([{**m.to_dict(), "report_cards": report_cards(m.path)} for m in models], indent=1))
+        print(json.dumps([{**m.to_dict(), "origin": origin(m), "report_cards": report_cards(m.path)} for m in models], indent=1))
         return 0
     if not models:
         print("no local models")
@@ -71,7 +84,7 @@ def list_models(args) -> int:
     rows = [("", "NAME", "SIZE", "QUANT", "TYPE", "SOURCE", "REPORT CARDS", "PATH")]
     for m in models:
         rows.append(("*" if m.default else "", m.name, human_size(m.size_bytes), m.quantization or "full",
-                     m.model_type, m.source, card_summary(report_cards(m.path)), m.path))
+                     m.model_type, origin(m), card_summary(report_cards(m.path)), m.path))
     table(rows)
     print("\n* default model · more: `workbench models catalog`, `workbench models recommend`, `workbench pull NAME`")
     return 0
