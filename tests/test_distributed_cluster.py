@@ -243,7 +243,7 @@ def test_losing_a_rank_mid_generation_ends_the_survivor_and_fails_the_client(tin
             pass
         assert isinstance(last, Failed) and "lost rank 1 (127.0.0.1)" in last.message, last
         if how == "frozen":  # no socket error to see: the deadline found it
-            assert "no answer for 5 s while generating" in last.message
+            assert "no answer for 5 s while" in last.message  # generating, or in the per-8-token stop check
         for _ in range(300):  # bounded wait (30 s) for the survivor to exit
             if not running(rank0):
                 break
