@@ -137,7 +137,7 @@ def recommend(args) -> int:
               f"  ->  workbench pull {best.entry.name}")
         print("\nFits, best first:")
         for i, f in enumerate(good_one, 1):
-            print(f"  {i:2d}. {f.entry.name:28s} {f.why()}")
+            print(f"  {i:2d}. {f.entry.name:26s} score {f.entry.score:4.1f}  {f.why()}")
     else:
         print("\nNo catalog model fits; the embedded r1-nano always runs (`workbench run`).")
     if good_two:
@@ -148,7 +148,8 @@ def recommend(args) -> int:
         print("\nDoes not fit:")
         for f in (f for f in one if not f.fits):
             print(f"      {f.entry.name:28s} {f.why()}")
-    print("\nRanked by published scores (mean of AIME 2024, GPQA Diamond, LiveCodeBench pass@1), then size and bits.")
+    print("\nscore: mean published pass@1 (%) over AIME 2024, GPQA Diamond and LiveCodeBench (`workbench models catalog`);"
+          " ties go to the bigger model, then more bits.")
     return 0
 
 
