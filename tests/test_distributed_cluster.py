@@ -203,9 +203,12 @@ def running(pid: int) -> bool:
 
 
 def test_cluster_endpoint_streams_both_phases(four_layer_model):
-    cluster = Cluster(four_layer_model, "--tensor")
+    """Tensor parallel behind a token (it reaches rank 0 in a file): both phases stream, status shows the ranks."""
+    cluster = Cluster(four_layer_model, "--tensor", "--token", "t0ken")
     try:
-        remote = RemoteEngine(cluster.url)
+        refused = RemoteEngine(cluster.url, token="")
+        assert "401" in refused.load().collect()[2].message
+        remote = RemoteEngine(cluster.url, token="t0ken")
         assert isinstance(remote.load().collect()[2], Loaded)
         events = list(remote.generate(ChatRequest.single(QUESTION, Sampling(temperature=0))))
         thinking = "".join(e.text for e in events if isinstance(e, Think))
@@ -213,7 +216,7 @@ def test_cluster_endpoint_streams_both_phases(four_layer_model):
         assert isinstance(events[-1], Done), events[-1]
         assert "12+30" in thinking and "\\boxed{42}" in answer
         status = subprocess.run([sys.executable, "-m", "workbench", "cluster", "status", "--endpoint", cluster.url],
-                                capture_output=True, text=True, timeout=60, env=env())
+                                capture_output=True, text=True, timeout=60, env=env(WORKBENCH_TOKEN="t0ken"))
         assert status.returncode == 0, status.stderr
         assert "rank 0 (127.0.0.1)" in status.stdout and "rank 1 (127.0.0.1)" in status.stdout
         assert "1/2 of every layer" in status.stdout

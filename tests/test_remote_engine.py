@@ -45,6 +45,7 @@ def test_remote_engine_streams_both_phases_like_the_local_engine(served):
     assert "12+30" in thinking and "\\boxed{42}" in answer
     assert done.stats.thinking_tokens > 0 and done.stats.answer_tokens > 0 and done.stats.thinking_closed
     assert done.stats.finish_reason == "stop"
+    assert done.stats.peak_memory_gb > 0  # the server's number, carried in our `stats` extension
 
 
 def test_token_is_checked_on_every_request(served):

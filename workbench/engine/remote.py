@@ -228,6 +228,9 @@ class StreamState:
         out = []
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
+        if isinstance(chunk.get("stats"), dict):  # our cluster's extension: the server's own numbers
+            peak = chunk["stats"].get("peak_memory_gb")
+            self.stats.peak_memory_gb = float(peak) if isinstance(peak, (int, float)) else 0.0
         for choice in chunk.get("choices") or []:
             if not isinstance(choice, dict):
                 continue
