@@ -183,3 +183,30 @@ def test_workbench_run_with_endpoint(served, workbench_home):
     kinds = [e["type"] for e in events]
     assert "think" in kinds and "answer" in kinds and kinds[-1] == "done"
     assert "\\boxed{42}" in "".join(e["text"] for e in events if e["type"] == "answer")
+
+
+def test_cancel_reaches_the_server(tiny_model):
+    """The client cancels: the remote engine hangs up, and the server cancels the job it was streaming."""
+    engine = Engine()
+    engine.load(tiny_model).collect()
+    jobs = []
+
+    def submit(request):
+        jobs.append(engine.generate(request))
+        return jobs[-1]
+
+    server = ChatServer(("127.0.0.1", 0), submit, "tiny")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        remote = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}")
+        remote.load().collect()
+        job = remote.generate(ChatRequest.single("go on", Sampling(temperature=0, max_tokens=10**6)))
+        job.get(timeout=60)  # streaming
+        job.cancel()
+        *_, done = job.collect()
+        assert isinstance(done, Done) and done.stats.finish_reason == "cancelled"
+        jobs[0].finished.wait(timeout=60)  # bounded: the server-side job ends once the server sees the hang-up
+        assert jobs[0].stop_reason() == "cancelled"
+    finally:
+        server.shutdown()
+        engine.close()
