@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import queue
 import select
 import subprocess
 import sys
@@ -55,6 +54,15 @@ class _Worker:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line
 
+    def is_ready(self) -> bool:
+        """Has it finished starting up? (non-blocking)"""
+        if not self.ready and select.select([self.process.stdout.fileno()], [], [], 0)[0]:
+            try:
+                self.ready = self.read_line(0.5) is not None
+            except WorkerDied:
+                return False
+        return self.ready
+
     def ask(self, request: bytes, timeout: float) -> dict | None:
         if not self.ready:
             if self.read_line(STARTUP_TIMEOUT) is None:
@@ -84,10 +92,23 @@ class VerifierPool:
     def __init__(self, workers: int | None = None, memory_mb: int = WORKER_MEMORY_MB) -> None:
         self.size = workers or max(1, min(4, os.cpu_count() or 1))
         self._memory_mb = memory_mb
-        self._idle: queue.Queue = queue.Queue()
-        for _ in range(self.size):
-            self._idle.put(_Worker(memory_mb))
+        self._idle: list[_Worker] = [_Worker(memory_mb) for _ in range(self.size)]
+        self._available = threading.Condition()
         self._closed = False
+
+    def _take(self) -> _Worker:
+        """An idle worker, preferring one that has started up (a replacement may still be importing sympy)."""
+        with self._available:
+            while not self._idle:
+                self._available.wait()
+            worker = next((w for w in self._idle if w.is_ready()), self._idle[0])
+            self._idle.remove(worker)
+            return worker
+
+    def _give_back(self, worker: _Worker) -> None:
+        with self._available:
+            self._idle.append(worker)
+            self._available.notify()
 
     def verify(self, name: str, completion, example, timeout: float | None = None) -> Verdict:
         check_name(name)
@@ -98,7 +119,7 @@ class VerifierPool:
             request = (json.dumps({"verifier": name, "completion": completion, "example": example}) + "\n").encode()
         except (TypeError, ValueError) as e:
             return Verdict(None, f"input is not JSON: {e}"[:200])
-        worker = self._idle.get()
+        worker = self._take()
         healthy = False
         try:
             answer = worker.ask(request, timeout)
@@ -112,7 +133,7 @@ class VerifierPool:
             if not healthy:  # timed out, died, or interrupted mid-request (a late answer must not leak)
                 worker.kill()
                 worker = _Worker(self._memory_mb)  # starts now; imports while the caller moves on
-            self._idle.put(worker)
+            self._give_back(worker)
 
     def map(self, name: str, items, timeout: float | None = None) -> list[Verdict]:
         """Verdicts for (completion, example) pairs, in input order, verified in parallel."""
@@ -127,7 +148,7 @@ class VerifierPool:
             return
         self._closed = True
         for _ in range(self.size):
-            self._idle.get().kill()
+            self._take().kill()
 
     def __enter__(self) -> "VerifierPool":
         return self
