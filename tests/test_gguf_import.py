@@ -42,7 +42,8 @@ def llama_cpp_permute(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def write_gguf(path: Path, arch: str = "llama", types: dict | None = None, seed: int = 0, rope_scaling: dict | None = None):
+def write_gguf(path: Path, arch: str = "llama", types: dict | None = None, seed: int = 0, rope_scaling: dict | None = None,
+               name: str | None = None):
     """A tiny random model as a GGUF file; returns (the mlx-lm model it came from, the source tokenizer).
 
     `types` maps a GGUF tensor-name fragment ("attn_q", "ffn_down", ...) to a GGML type name (default F32).
@@ -68,6 +69,8 @@ def write_gguf(path: Path, arch: str = "llama", types: dict | None = None, seed:
     params = {k: np.array(v.astype(mx.float32)) for k, v in tree_flatten(model.parameters())}
 
     w = gguf.GGUFWriter(str(path), arch)
+    if name:
+        w.add_name(name)
     w.add_block_count(2)
     w.add_context_length(512)
     w.add_embedding_length(64)
@@ -296,6 +299,23 @@ def test_sentencepiece_vocabulary_is_refused(tmp_path):
     w.close()
     with pytest.raises(UserError, match="tokenizer model 'llama' is not supported"):
         import_gguf(tmp_path / "spm.gguf")
+
+
+def test_ollama_blob_named_after_the_model_and_split_files_refused(tmp_path):
+    import gguf
+
+    from workbench.models.gguf_import import import_gguf
+
+    write_gguf(tmp_path / "sha256-0a1b2c", name="Tiny Chat 1B")  # how Ollama stores models: a hash for a name
+    assert import_gguf(tmp_path / "sha256-0a1b2c", log=lambda s: None).name == "Tiny-Chat-1B"
+    w = gguf.GGUFWriter(str(tmp_path / "big-00001-of-00002.gguf"), "llama")
+    w.add_uint16("split.count", 2)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(UserError, match="split GGUF .*merge them first"):
+        import_gguf(tmp_path / "big-00001-of-00002.gguf")
 
 
 def test_cli_import_lists_the_model(tmp_path, workbench_home, capsys):

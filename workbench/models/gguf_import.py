@@ -346,8 +346,10 @@ def _bits_of(gtype: str) -> int:
     return int(m.group(1)) if m else 16
 
 
-def default_name(path: Path) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-.") or "imported"
+def default_name(path: Path, meta: dict) -> str:
+    """The file name, or the model's own name for Ollama's content-addressed blobs (sha256-...)."""
+    stem = path.stem if not path.name.startswith("sha256") else str(meta.get("general.name") or "imported")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "imported"
 
 
 def import_gguf(path: str | Path, name: str | None = None, bits: int | None = None, force: bool = False,
@@ -361,8 +363,11 @@ def import_gguf(path: str | Path, name: str | None = None, bits: int | None = No
     if bits not in (None, 4, 8):
         raise UserError(f"--bits must be 4 or 8, not {bits}")
     arrays, meta, tensor_types = read_gguf(path)
+    if int(meta.get("split.count") or 1) > 1:
+        raise UserError(f"{path}: part of a split GGUF ({meta['split.count']} files); merge them first "
+                        "(`llama-gguf-split --merge FIRST.gguf OUT.gguf`)")
     config = config_from_metadata(meta, tensor_types, path)
-    folder = user_models_dir() / (name or default_name(path))
+    folder = user_models_dir() / (name or default_name(path, meta))
     if folder.exists() and not force:
         raise UserError(f"{folder}: already exists (choose --name, or --force to replace it)")
     tmp = folder.with_name(folder.name + ".importing")
