@@ -7,6 +7,8 @@ of each ~1/30 s into one `Chunk` message, so a fast model costs the UI a bounded
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import queue
 import time
 from dataclasses import dataclass
@@ -26,7 +28,9 @@ from workbench.tui.messages import Chunk, Finished, ModelFailed, ModelLoaded, Mo
 from workbench.tui.panes import StatusLine, ThinkingView, Transcript, TurnView
 from workbench.tui.safe import clean
 
-FRAME = 1 / 30  # how long a worker gathers deltas into one Chunk
+
+HERE = Path(__file__).parent  # .tcss files beside the code (absolute, so subclasses elsewhere work)
+FRAME = 1 / 20  # how long a worker gathers deltas into one Chunk
 NARROW = 100  # below this many columns the panes stack vertically
 THINKING_LAYOUTS = ("", "thinking-wide", "thinking-hidden")  # ctrl+t cycles through them
 
@@ -45,7 +49,7 @@ class Response:
 
 
 class WorkbenchApp(App):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = HERE / "app.tcss"
     TITLE = "Reasoning Workbench"
     BINDINGS = [
         Binding("enter", "submit", "Send"),
@@ -95,6 +99,7 @@ class WorkbenchApp(App):
         self.last: Response | None = None
         self.responses: list[Response] = []
         self._layout = 0
+        self.rendered_tokens = 0  # tokens handed to the panes so far (scripts/bench_tui.py reads it)
 
     # ---- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -235,7 +240,7 @@ class WorkbenchApp(App):
         await self.turn_view.write(chunk.answer)
         transcript.follow(at_bottom)
         self.status.progress(chunk.thinking_tokens, chunk.answer_tokens)
-        self.rendered_tokens = getattr(self, "rendered_tokens", 0) + chunk.thinking_tokens + chunk.answer_tokens
+        self.rendered_tokens += chunk.thinking_tokens + chunk.answer_tokens
 
     async def on_finished(self, message: Finished) -> None:
         if message.turn != self.turn or self.turn_view is None:

@@ -8,12 +8,14 @@ import sys
 import time
 
 from rich.cells import cell_len, chop_cells
+from rich.markdown import Markdown as RichMarkdown
 from rich.segment import Segment
 from rich.text import Text
 from textual.containers import Vertical, VerticalScroll
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Collapsible, Markdown, Static
 
 from workbench.engine.events import Stats
@@ -119,8 +121,42 @@ class ThinkingView(ScrollView, can_focus=True):
         return Strip([Segment(text, style)], cell_len(text)).crop_extend(scroll_x, scroll_x + width, style)
 
 
+class FrozenMarkdown(Widget):
+    """Finished Markdown rendered once per width (by Rich) into cached lines: one cheap widget."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(classes="frozen")
+        self.source = source
+        self._lines: dict[int, list[Strip]] = {}  # width -> rendered lines
+
+    def lines(self, width: int) -> list[Strip]:
+        if width not in self._lines:
+            console = self.app.console
+            rendered = console.render_lines(RichMarkdown(self.source, hyperlinks=False),
+                                            console.options.update_width(max(1, width)), pad=False)
+            if len(self._lines) > 3:
+                self._lines.clear()
+            self._lines[width] = [Strip(line) for line in rendered]
+        return self._lines[width]
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self.lines(width))
+
+    def render_line(self, y: int) -> Strip:
+        lines = self.lines(self.size.width)
+        return lines[y].crop_extend(0, self.size.width, self.rich_style) if y < len(lines) else \
+            Strip.blank(self.size.width, self.rich_style)
+
+
+SEGMENT_CHARS = 2000  # a long answer streams into a new Markdown widget every ~2,000 characters
+
+
 class TurnView(Vertical):
-    """One prompt and its response in the transcript. The live turn streams into its Markdown."""
+    """One prompt and its response in the transcript. The live turn streams into its Markdown.
+
+    A long answer is split at paragraph breaks into several Markdown widgets: Textual lays out a
+    widget's blocks on every append, so only the last, short segment should be growing.
+    """
 
     def __init__(self, prompt: str, raw_mode: bool = False) -> None:
         super().__init__(classes="turn")
@@ -128,7 +164,9 @@ class TurnView(Vertical):
         self.raw_mode = raw_mode
         self.answer = LatexStream(markdown=True)
         self.thinking = ""
-        self.markdown = Markdown("", open_links=False)
+        self.markdown = Markdown("", open_links=False)  # the segment being streamed into
+        self.segments = [self.markdown]
+        self.segment_chars = 0
         self.source = Static("", classes="source", markup=False)  # raw LaTeX view (one key away)
         self.stream = None
 
@@ -149,10 +187,36 @@ class TurnView(Vertical):
     async def _show(self, append: str, replacement: str | None) -> None:
         if replacement is not None:  # a later fragment changed how earlier text converts: redraw
             await self.stream.stop()
+            for segment in self.segments[:-1]:
+                await segment.remove()
+            self.segments = self.segments[-1:]
             await self.markdown.update(replacement)
+            self.segment_chars = len(replacement)
             self.stream = Markdown.get_stream(self.markdown)
-        elif append:
-            await self.stream.write(append)
+            return
+        if not append:
+            return
+        cut = append.rfind("\n\n") + 2
+        if self.segment_chars + cut > SEGMENT_CHARS and cut >= 2 and self.answer.out.count("```") % 2 == 0:
+            await self.stream.write(append[:cut])
+            await self.freeze()
+            append = append[cut:]
+        self.segment_chars += len(append)
+        await self.stream.write(append)
+
+    async def freeze(self) -> None:
+        """Swap the streamed segment for one Static showing the same Markdown (rendered by Rich), and
+        stream on into a new segment: Textual lays out every block widget on each update, so the
+        transcript must not accumulate thousands of them."""
+        await self.stream.stop()
+        done = self.markdown
+        frozen = FrozenMarkdown(done.source)
+        self.markdown = Markdown("", open_links=False)
+        self.segments = [*self.segments[:-1], frozen, self.markdown]
+        await self.mount(frozen, self.markdown, before=done)
+        await done.remove()
+        self.stream = Markdown.get_stream(self.markdown)
+        self.segment_chars = 0
 
     async def finish(self, thinking: str, stats: Stats | None, error: str | None) -> None:
         """The response ended: flush held-back text, fold the thinking away, frame the final answer."""
@@ -164,7 +228,7 @@ class TurnView(Vertical):
             title = f"Thinking ({stats.thinking_tokens:,} tokens{seconds})" if stats else "Thinking"
             body = Static(Text(clean(thinking if self.raw_mode else to_unicode(thinking))), markup=False,
                           classes="thought")
-            await self.mount(Collapsible(body, title=title, collapsed=True), before=self.markdown)
+            await self.mount(Collapsible(body, title=title, collapsed=True), before=self.segments[0])
         boxed = boxed_answers(self.answer.raw)
         if boxed:
             final = Static(Text(clean(boxed[-1])), classes="final", markup=False)
@@ -204,21 +268,31 @@ def current_memory_gb() -> float:
     return peak / (1024 ** 3 if sys.platform == "darwin" else 1024 ** 2)
 
 
-class StatusLine(Static):
-    """Model · phase · tokens and tok/s per phase · time to first token · thinking time · memory."""
+class StatusLine(Widget):
+    """Model · phase · tokens and tok/s per phase · time to first token · thinking time · memory.
+
+    A plain Widget, not a Static: Static.update() asks for a layout of the whole screen, and this
+    line changes with every chunk of a stream; its height never changes.
+    """
 
     clock = staticmethod(time.monotonic)  # tests replace these two for reproducible snapshots
     memory_gb = staticmethod(current_memory_gb)
 
     def __init__(self, **kwargs) -> None:
-        super().__init__("", markup=False, **kwargs)
+        super().__init__(**kwargs)
+        self.text = Text()
         self.model = ""
         self.spinner = 0
         self.start = self.first = self.think_end = None
         self.thinking_tokens = self.answer_tokens = 0
 
+    def render(self) -> Text:
+        return self.text
+
     def show(self, *parts: str, style: str = "") -> None:
-        self.update(Text(" · ".join(p for p in (self.model, *parts) if p), style=style))
+        self.text = Text(" · ".join(p for p in (self.model, *parts) if p), style=style, no_wrap=True,
+                         overflow="ellipsis")
+        self.refresh()
 
     def loading(self, name: str) -> None:
         self.model = name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,10 +19,12 @@ def _size(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
+HERE = Path(__file__).parent  # .tcss files beside the code (absolute, so subclasses elsewhere work)
+
 class ModelPicker(ModalScreen[str | None]):
     """Local models (`workbench.models.local.list_local()`); Enter picks one, Esc cancels."""
 
-    CSS_PATH = "model_picker.tcss"
+    CSS_PATH = HERE / "model_picker.tcss"
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def __init__(self, models, current: str | None = None) -> None:
@@ -50,7 +54,7 @@ class ModelPicker(ModalScreen[str | None]):
 class SettingsScreen(ModalScreen[Sampling | None]):
     """Temperature, top-p, max tokens, seed. Empty means the model profile's default."""
 
-    CSS_PATH = "settings.tcss"
+    CSS_PATH = HERE / "settings.tcss"
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
     FIELDS = (("temperature", "Temperature", "number"), ("top_p", "Top-p", "number"),
               ("max_tokens", "Max tokens", "integer"), ("seed", "Seed", "integer"))
