@@ -54,6 +54,12 @@ class Watchdog:
     def beat(self) -> None:
         self._since = time.monotonic()
 
+    def relabel(self, what: str, seconds: float | None = None) -> None:
+        """Inside a guard: a new phase with its own deadline (e.g. the prompt is done, now tokens)."""
+        self._since = time.monotonic()
+        self._limit = seconds or self.seconds
+        self._what = what
+
     def _watch(self) -> None:
         while True:
             time.sleep(0.25)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 STOP_EVERY = 8  # tokens between the collective that lets rank 0 cancel (each one syncs the stream)
 LOAD_DEADLINE = 900.0  # seconds: loading a 300 GB shard from disk is slow
+PREFILL_SECONDS_PER_TOKEN = 0.03  # deadline until the first token (as if prompts ran at ~33 tokens/s)
 
 
 def parse_args(argv=None):
@@ -156,17 +157,23 @@ def generate(loaded, control, message: dict, job) -> list[float]:
     import mlx.core as mx
 
     from workbench.engine.events import Sampling
-    from workbench.engine.generate import stream_prompt
+    from workbench.engine.generate import encode_prompt, stream_prompt
 
+    watchdog = control.watchdog
     calls = itertools.count()
 
     def stop():
-        control.watchdog.beat()  # a token arrived: the collectives inside it completed
-        if next(calls) % STOP_EVERY:
+        n = next(calls)
+        if n == 0:
+            watchdog.relabel("generating")  # the prompt is processed: from here, one deadline per token
+        watchdog.beat()  # a token arrived: the collectives inside it completed
+        if n % STOP_EVERY:
             return None
         return "cancelled" if control.any(job is not None and job.stop_reason() is not None) else None
 
-    with control.watchdog.guard("generating"):
+    # A long prompt on a big model takes a while before the first token: give it time per token.
+    prompt_tokens = len(encode_prompt(loaded.tokenizer, message["prompt"]))
+    with watchdog.guard("processing the prompt", max(watchdog.seconds, prompt_tokens * PREFILL_SECONDS_PER_TOKEN)):
         for event in stream_prompt(loaded.model, loaded.tokenizer, message["prompt"],
                                    Sampling.from_dict(message["sampling"]), stop):
             if job is not None:
