@@ -65,7 +65,7 @@ class Watchdog:
             time.sleep(0.25)
             what, limit = self._what, self._limit
             if what and time.monotonic() - self._since > limit:
-                self.fire(f"lost {self.lost}: no answer for {limit:.0f} s while {what}")
+                self.fire(f"lost {self.lost}: no answer for {limit:g} s while {what}")
 
     def fire(self, message: str) -> None:
         """Report, fail open requests, exit. Safe from any thread; only the first call acts."""
