@@ -60,11 +60,10 @@ def default_hostfile():
 
 
 def init(args, runner=None) -> int:
-    import json
-
     from workbench.distributed.hostfile import (
         Host, Hostfile, check_hosts, memory_problems, model_bytes, resolve_ip, ssh_runner,
     )
+    from workbench.engine.loader import check_model_folder
     from workbench.errors import UserError
     from workbench.models.local import resolve_model
 
@@ -72,8 +71,8 @@ def init(args, runner=None) -> int:
     if len(names) < 2:
         raise UserError("--hosts: name at least two hosts, rank 0 first")
     model = resolve_model(args.model)
+    config = check_model_folder(model)  # one-line errors for a broken folder, before any ssh
     probes, problems = check_hosts(names, model, args.python, runner or ssh_runner)
-    config = json.loads((model / "config.json").read_text())
     split, memory = memory_problems(names, [p.get("free") for p in probes], int(config.get("num_hidden_layers", 1)),
                                     model_bytes(model))
     problems += memory
