@@ -165,11 +165,12 @@ class Cluster:
     """`workbench cluster serve --local-ranks 2` in the background, stopped for sure at the end."""
 
     def __init__(self, model: Path, *extra: str):
+        extra = extra if "--hostfile" in extra else ("--local-ranks", "2", *extra)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(Path(os.environ["WORKBENCH_HOME"]).parent / f"cluster-{self.port}.log", "w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workbench", "cluster", "serve", "--model", str(model), "--local-ranks", "2",
+            [sys.executable, "-m", "workbench", "cluster", "serve", "--model", str(model),
              "--port", str(self.port), "--starting-port", str(free_port()), "--deadline", "5", *extra],
             stdout=self.log, stderr=subprocess.STDOUT, env=env(), start_new_session=True)
         deadline = time.monotonic() + 120
@@ -202,9 +203,16 @@ def running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def test_cluster_endpoint_streams_both_phases(four_layer_model):
-    """Tensor parallel behind a token (it reaches rank 0 in a file): both phases stream, status shows the ranks."""
-    cluster = Cluster(four_layer_model, "--tensor", "--token", "t0ken")
+def test_cluster_endpoint_streams_both_phases(four_layer_model, tmp_path):
+    """`cluster init` on this machine twice over, then `cluster serve --hostfile`, tensor parallel, behind a token
+    (it reaches rank 0 in a file): both phases stream, status shows the ranks."""
+    hostfile = tmp_path / "hostfile.json"
+    init = subprocess.run([sys.executable, "-m", "workbench", "cluster", "init", "--hosts", "127.0.0.1,127.0.0.1",
+                           "--model", str(four_layer_model), "--output", str(hostfile)],
+                          capture_output=True, text=True, timeout=120, env=env())
+    assert init.returncode == 0, init.stderr
+    assert [h["ips"] for h in json.loads(hostfile.read_text())["hosts"]] == [["127.0.0.1"], ["127.0.0.1"]]
+    cluster = Cluster(four_layer_model, "--hostfile", str(hostfile), "--tensor", "--token", "t0ken")
     try:
         refused = RemoteEngine(cluster.url, token="")
         assert "401" in refused.load().collect()[2].message
