@@ -43,7 +43,7 @@ def llama_cpp_permute(w: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def write_gguf(path: Path, arch: str = "llama", types: dict | None = None, seed: int = 0, rope_scaling: dict | None = None,
-               name: str | None = None):
+               name: str | None = None, intermediate: int = 128):
     """A tiny random model as a GGUF file; returns (the mlx-lm model it came from, the source tokenizer).
 
     `types` maps a GGUF tensor-name fragment ("attn_q", "ffn_down", ...) to a GGML type name (default F32).
@@ -59,7 +59,7 @@ def write_gguf(path: Path, arch: str = "llama", types: dict | None = None, seed:
     vocab = tok.get_vocab()
     tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
     merges = [" ".join(m) if isinstance(m, list) else m for m in json.loads(tok.to_str())["model"]["merges"]]
-    config = {"model_type": arch, "head_dim": 16, "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
+    config = {"model_type": arch, "head_dim": 16, "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": intermediate,
               "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "vocab_size": len(tokens),
               "rope_theta": 500000.0 if rope_scaling else 10000.0, "max_position_embeddings": 512,
               "tie_word_embeddings": False, "rope_scaling": rope_scaling}
@@ -74,7 +74,7 @@ def write_gguf(path: Path, arch: str = "llama", types: dict | None = None, seed:
     w.add_block_count(2)
     w.add_context_length(512)
     w.add_embedding_length(64)
-    w.add_feed_forward_length(128)
+    w.add_feed_forward_length(intermediate)
     w.add_head_count(4)
     w.add_head_count_kv(2)
     w.add_layer_norm_rms_eps(1e-5)
@@ -109,6 +109,8 @@ def write_gguf(path: Path, arch: str = "llama", types: dict | None = None, seed:
         qtype = gguf.GGMLQuantizationType[next((t for frag, t in types.items() if frag in gname), "F32")]
         if value.ndim == 1 or qtype == gguf.GGMLQuantizationType.F32:
             w.add_tensor(f"{gname}.{kind}", value.astype(np.float32))
+        elif qtype == gguf.GGMLQuantizationType.Q4_K:  # the gguf package cannot write K-quants: random blocks
+            w.add_tensor(f"{gname}.{kind}", random_q4_k(*value.shape), raw_dtype=qtype)
         else:
             w.add_tensor(f"{gname}.{kind}", quantize(value, qtype), raw_dtype=qtype)
     w.write_header_to_file()
@@ -116,6 +118,15 @@ def write_gguf(path: Path, arch: str = "llama", types: dict | None = None, seed:
     w.write_tensors_to_file()
     w.close()
     return model, tok
+
+
+def random_q4_k(rows: int, cols: int) -> np.ndarray:
+    """Valid Q4_K blocks (256 weights in 144 bytes: fp16 d, fp16 dmin, 12 bytes of 6-bit scales, 128 of nibbles)."""
+    rng = np.random.default_rng(rows * cols)
+    blocks = rng.integers(0, 256, size=(rows * cols // 256, 144), dtype=np.uint8)
+    blocks[:, 0:2] = np.array([0.002], np.float16).view(np.uint8)
+    blocks[:, 2:4] = np.array([0.0005], np.float16).view(np.uint8)
+    return blocks.reshape(rows, cols // 256 * 144)
 
 
 def _logits(model, ids):
@@ -231,6 +242,29 @@ def test_types_mlx_cannot_read_are_dequantized_with_gguf(tmp_path):
     ids = tok.encode("The capital of France").ids
     got, want = _logits(load_model(folder).model, ids), _logits(source, ids)
     assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.98
+
+
+def test_k_quants_come_from_the_gguf_package_not_mlx(tmp_path):
+    """MLX 0.32 misreads Q4_K (odd sub-blocks); the import must use llama.cpp's dequantization."""
+    import gguf
+    import mlx.core as mx
+
+    from workbench.models.gguf_import import import_gguf
+
+    config_hidden, inter = 64, 256  # Q4_K blocks hold 256 weights: ffn_down rows are 256 wide
+    write_gguf(tmp_path / "k.gguf", "llama", {"ffn_down": "Q4_K"}, intermediate=inter)
+    logs = []
+    folder = import_gguf(tmp_path / "k.gguf", name="k", log=logs.append)
+    assert any("Q4_K -> 4-bit" in line for line in logs)
+    reader = gguf.GGUFReader(tmp_path / "k.gguf")
+    t = next(t for t in reader.tensors if t.name == "blk.1.ffn_down.weight")
+    want = gguf.quants.dequantize(t.data, t.tensor_type)
+    w = mx.load(str(folder / "model.safetensors"))
+    got = mx.dequantize(w["model.layers.1.mlp.down_proj.weight"], w["model.layers.1.mlp.down_proj.scales"],
+                        w["model.layers.1.mlp.down_proj.biases"], group_size=64, bits=4)
+    step = (want.max() - want.min()) / 15  # one 4-bit step over the whole range bounds the requantization error
+    assert np.abs(np.array(got.astype(mx.float32)) - want).max() <= step
+    assert want.shape == (config_hidden, inter)
 
 
 def test_unsupported_and_broken_files_get_one_line(tmp_path, workbench_home):

@@ -67,9 +67,9 @@ def mlx_name(gguf_name: str) -> str | None:
     return None
 
 
-def read_tensor_types(path: Path) -> dict:
-    """Tensor name -> GGML type name, from the GGUF header alone (the gguf package's reader parses every
-    vocabulary string into numpy views, which takes seconds on a real model)."""
+def read_tensor_index(path: Path) -> dict:
+    """Tensor name -> (GGML type name, numpy shape, absolute byte offset), from the GGUF header alone
+    (the gguf package's reader turns every vocabulary string into a numpy view: seconds on a real model)."""
     import mmap
     import struct
 
@@ -89,14 +89,14 @@ def read_tensor_types(path: Path) -> dict:
 
         def string():
             nonlocal pos
-            n = read("Q")
+            n = read("Q")  # read() moves pos: never `pos += read(...)`
             pos += n
             return bytes(buf[pos - n:pos]).decode("utf-8", "replace")
 
         def skip(vtype):
             nonlocal pos
             if vtype == GGUFValueType.STRING:
-                n = read("Q")  # read() moves pos: never `pos += read(...)`
+                n = read("Q")
                 pos += n
             elif vtype == GGUFValueType.ARRAY:
                 etype, count = GGUFValueType(read("I")), read("Q")
@@ -113,26 +113,70 @@ def read_tensor_types(path: Path) -> dict:
                 raise UserError(f"{path}: not a GGUF file (no GGUF magic number)")
             read("I")  # version
             n_tensors, n_kv = read("QQ")
+            alignment = 32
             for _ in range(n_kv):
-                string()
-                skip(GGUFValueType(read("I")))
-            types = {}
+                key, vtype = string(), read("I")
+                if key == "general.alignment" and vtype == GGUFValueType.UINT32:
+                    alignment = read("I")
+                else:
+                    skip(GGUFValueType(vtype))
+            infos = {}
             for _ in range(n_tensors):
                 name = string()
-                n_dims = read("I")
-                pos += 8 * n_dims
-                types[name] = GGMLQuantizationType(read("I")).name
-                read("Q")  # offset
+                dims = read("Q" * read("I"))
+                dims = (dims,) if isinstance(dims, int) else dims
+                infos[name] = (GGMLQuantizationType(read("I")).name, tuple(reversed(dims)), read("Q"))
+            data_start = -(-pos // alignment) * alignment
         except (struct.error, ValueError, OverflowError) as e:
             raise UserError(f"{path}: not a readable GGUF file (header: {e})") from None
-    return types
+        size = len(buf)
+    index = {name: (t, shape, data_start + offset) for name, (t, shape, offset) in infos.items()}
+    if any(offset > size for _, _, offset in index.values()):
+        raise UserError(f"{path}: truncated (tensor data ends before the header says)")
+    return index
+
+
+def dequantize_raw(path: Path, index: dict, name: str, rows: int | None = None):
+    """float32 numpy array of a tensor (its first `rows` rows), dequantized by the gguf package (llama.cpp's own)."""
+    import gguf
+    import numpy as np
+
+    gtype, shape, offset = index[name]
+    qtype = gguf.GGMLQuantizationType[gtype]
+    block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    row_bytes = shape[-1] // block * type_size
+    n_rows = int(np.prod(shape[:-1])) if rows is None else min(rows, int(np.prod(shape[:-1])))
+    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=(n_rows, row_bytes))
+    try:
+        data = gguf.quants.dequantize(np.array(raw), qtype)
+    except NotImplementedError:
+        raise UserError(f"{path}: tensor {name} has type {gtype}, which the gguf package cannot read") from None
+    return data.astype(np.float32).reshape((n_rows, shape[-1]) if rows is not None else shape)
+
+
+def mlx_reads_correctly(path: Path, index: dict, arrays: dict, gtype: str) -> bool | None:
+    """Spot-check MLX's quantized reading of `gtype` against the gguf package on a few rows (MLX releases
+    have misread GGUF types before: Q4_1 until mid-2026, Q4_K's odd sub-blocks in 0.32)."""
+    import mlx.core as mx
+    import numpy as np
+
+    name = next((n for n, (t, shape, _) in index.items() if t == gtype and len(shape) == 2
+                 and n.endswith(".weight") and n[: -len(".weight")] + ".scales" in arrays), None)
+    if name is None:
+        return None  # nothing MLX returned quantized to check
+    base = name[: -len(".weight")]
+    want = dequantize_raw(path, index, name, rows=4)
+    got = mx.dequantize(arrays[name][:4], arrays[f"{base}.scales"][:4], arrays[f"{base}.biases"][:4],
+                        group_size=32, bits=KEPT_QUANTIZED[gtype])
+    got = np.array(got.astype(mx.float32))
+    return got.shape == want.shape and float(np.abs(got - want).max()) <= 1e-3 + 2e-3 * float(np.abs(want).max())
 
 
 def read_gguf(path: Path) -> tuple[dict, dict, dict]:
-    """(arrays, metadata, tensor types). MLX reads the file; if it cannot, the gguf package reads the metadata."""
+    """(MLX arrays, metadata, tensor index). MLX reads the file; if it cannot, the gguf package reads the metadata."""
     import mlx.core as mx
 
-    tensor_types = read_tensor_types(path)
+    index = read_tensor_index(path)
     try:
         arrays, meta = mx.load(str(path), return_metadata=True)
         meta = {k: (v.tolist() if v.ndim else v.item()) if isinstance(v, mx.array) else v for k, v in meta.items()}
@@ -144,7 +188,7 @@ def read_gguf(path: Path) -> tuple[dict, dict, dict]:
         except Exception as e:  # noqa: BLE001
             raise UserError(f"{path}: not a readable GGUF file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         arrays, meta = {}, {key: field.contents() for key, field in reader.fields.items()}
-    return arrays, meta, tensor_types
+    return arrays, meta, index
 
 
 def config_from_metadata(meta: dict, tensor_types: dict, path: Path) -> dict:
@@ -274,30 +318,41 @@ def unpermute_rows(w, n_head: int):
     return w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def convert_weights(path: Path, arrays: dict, config: dict, tensor_types: dict, bits: int | None,
+def convert_weights(path: Path, arrays: dict, index: dict, config: dict, bits: int | None,
                     log: Callable[[str], None]) -> dict:
     import mlx.core as mx
 
-    # mx.load fails on some types and silently drops others: those come dequantized from the gguf package
-    missing = [n for n in tensor_types if n not in arrays and (mlx_name(n) or n == "rope_freqs.weight")]
-    if missing:
-        log(f"MLX cannot read {', '.join(sorted({tensor_types[n] for n in missing}))} tensors: dequantizing them with the gguf package")
-        arrays.update(_dequantize_with_gguf(path, missing))
+    types = {n: t for n, (t, _, _) in index.items()}
+    present = set(types.values())
+    # Taken from MLX as they are: F32/F16, and Q4_0/Q4_1/Q8_0 when a spot check agrees with the gguf package.
+    # Everything else is dequantized by the gguf package: MLX drops some types, fails on others, and
+    # (0.32) misreads Q4_K.
+    checks = {t: mlx_reads_correctly(path, index, arrays, t) for t in present & set(KEPT_QUANTIZED)}
+    trusted = {"F32", "F16"} | {t for t, ok in checks.items() if ok}
+    if not arrays:
+        log(f"MLX cannot read this file ({', '.join(sorted(present))}): every tensor comes from the gguf package")
+    elif any(ok is False for ok in checks.values()):
+        log(f"this MLX misreads {', '.join(sorted(t for t, ok in checks.items() if ok is False))} "
+            "(checked against the gguf package): dequantizing those instead")
     weights, requantized, kept, skipped = {}, set(), set(), []
-    for gguf_name, gtype in tensor_types.items():
+    for gguf_name, gtype in types.items():
         name = mlx_name(gguf_name)
         if name is None:
             if gguf_name != "rope_freqs.weight":  # read into config.json's rope_scaling
                 skipped.append(gguf_name)
             continue
+        from_mlx = gtype in trusted and gguf_name in arrays
         base = gguf_name[: -len(".weight")] if gguf_name.endswith(".weight") else None
-        if gtype in KEPT_QUANTIZED and base and f"{base}.scales" in arrays:
+        if from_mlx and gtype in KEPT_QUANTIZED and base and f"{base}.scales" in arrays:
             parts = {"weight": arrays[gguf_name], "scales": arrays[f"{base}.scales"], "biases": arrays[f"{base}.biases"]}
             kept.add(gtype)
         else:
-            w = arrays[gguf_name]
-            # MLX hands other quantized types over dequantized (fp16): quantize them again, 8 bits for 5- and
-            # 6-bit types, else 4; float matrices stay as they are unless --bits asks.
+            if from_mlx:
+                w = arrays[gguf_name]
+            else:
+                w = mx.array(dequantize_raw(path, index, gguf_name)).astype(mx.bfloat16 if gtype == "BF16" else mx.float16)
+            # quantized types come back as floats: quantize them again, 8 bits for 5- and 6-bit types, else 4;
+            # float matrices stay as they are unless --bits asks
             target = bits or (8 if _bits_of(gtype) > 4 else 4)
             group = next((g for g in (GROUP_SIZE, 32) if w.ndim == 2 and w.shape[-1] % g == 0), None)
             if group and (gtype not in FLOAT_TYPES or bits):
@@ -313,32 +368,16 @@ def convert_weights(path: Path, arrays: dict, config: dict, tensor_types: dict, 
             weights[name] = parts["weight"]
         else:
             weights.update({f"{prefix}.{k}": v for k, v in parts.items()})
+        mx.eval(list(parts.values()))  # one tensor at a time: never the whole model dequantized at once
     if kept:
         log(f"kept quantized as in the file: {', '.join(sorted(kept))}")
     if requantized:
-        log(f"dequantized and requantized with mx.quantize: {', '.join(sorted(requantized))}")
+        log(f"dequantized (gguf package) and requantized with mx.quantize: {', '.join(sorted(requantized))}")
     if skipped:
         log(f"ignored tensors with no place in the model: {', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}")
     if "model.embed_tokens.weight" not in weights:
         raise UserError(f"{path}: no token_embd.weight tensor")
     return weights
-
-
-def _dequantize_with_gguf(path: Path, names: list[str]) -> dict:
-    import gguf
-    import mlx.core as mx
-    import numpy as np
-
-    wanted = set(names)
-    out = {}
-    for t in gguf.GGUFReader(path).tensors:
-        if t.name in wanted:
-            try:
-                data = gguf.quants.dequantize(t.data, t.tensor_type)
-            except NotImplementedError:
-                raise UserError(f"{path}: tensor {t.name} has type {t.tensor_type.name}, which neither MLX nor the gguf package reads") from None
-            out[t.name] = mx.array(np.ascontiguousarray(data, dtype=np.float32)).astype(mx.float16)
-    return out
 
 
 def _bits_of(gtype: str) -> int:
@@ -362,7 +401,8 @@ def import_gguf(path: str | Path, name: str | None = None, bits: int | None = No
         raise UserError(f"{path}: no such file")
     if bits not in (None, 4, 8):
         raise UserError(f"--bits must be 4 or 8, not {bits}")
-    arrays, meta, tensor_types = read_gguf(path)
+    arrays, meta, index = read_gguf(path)
+    tensor_types = {n: t for n, (t, _, _) in index.items()}
     if int(meta.get("split.count") or 1) > 1:
         raise UserError(f"{path}: part of a split GGUF ({meta['split.count']} files); merge them first "
                         "(`llama-gguf-split --merge FIRST.gguf OUT.gguf`)")
@@ -375,11 +415,12 @@ def import_gguf(path: str | Path, name: str | None = None, bits: int | None = No
     tmp.mkdir(parents=True)
     try:
         build_tokenizer(meta, tmp, path, log)
-        weights = convert_weights(path, arrays, config, tensor_types, bits, log)
-        if "rope_freqs.weight" in arrays:
+        weights = convert_weights(path, arrays, index, config, bits, log)
+        if "rope_freqs.weight" in index:
             dims = int(meta.get(f"{config['model_type']}.rope.dimension_count") or config.get("head_dim")
                        or config["hidden_size"] // config["num_attention_heads"])
-            scaling = match_rope_scaling(arrays["rope_freqs.weight"].tolist(), config["rope_theta"], dims)
+            scaling = match_rope_scaling(dequantize_raw(path, index, "rope_freqs.weight").ravel().tolist(),
+                                         config["rope_theta"], dims)
             if scaling:
                 config["rope_scaling"] = scaling
             else:
