@@ -45,16 +45,9 @@ class MarkedThinkingView(ThinkingView):
         return Strip(segments).crop_extend(x, x + width, style)
 
     @classmethod
-    async def replace(cls, old: ThinkingView) -> "MarkedThinkingView":
-        """Swap the app's (still empty) Thinking pane for this one: same place, id, classes, title."""
-        new = cls(id=old.id, classes=" ".join(old.classes))
-        new.border_title = old.border_title
-        parent = old.parent
-        siblings = list(parent.children)
-        following = siblings[siblings.index(old) + 1] if siblings.index(old) + 1 < len(siblings) else None
-        await old.remove()
-        await parent.mount(new, before=following) if following is not None else await parent.mount(new)
-        return new
+    def adopt(cls, view: ThinkingView) -> None:
+        """Give the app's Thinking pane this behaviour in place (same object: references stay valid)."""
+        view.__class__ = cls
 
 
 class InspectorPanel(Vertical):

@@ -126,8 +126,9 @@ class SessionsUI:
         main = app.query_one("#main")
         main.mount(ui.sidebar, before=app.query_one("#panes"))
         main.mount(ui.inspector)
-        app.call_after_refresh(MarkedThinkingView.replace, app.thinking)  # marker highlighting (F8)
-        threading.Thread(target=o200k, daemon=True).start()  # load tiktoken's table before it is needed
+        MarkedThinkingView.adopt(app.thinking)  # marker highlighting while the inspector is open
+        # Load tiktoken's table (~1 s of Python) in the background, after start-up has settled.
+        app.set_timer(3.0, lambda: threading.Thread(target=o200k, daemon=True).start())
         return ui
 
     # ---- hooks the app calls ---------------------------------------------------------------------
