@@ -91,6 +91,7 @@ class ChatServer(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     server: ChatServer
     server_version = "workbench"
+    timeout = 60  # seconds a client may take to send its request (a stalled one must not pin a thread)
 
     def log_message(self, format, *args) -> None:  # quiet: the rank's stdout is the user's console
         pass
