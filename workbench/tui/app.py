@@ -30,7 +30,7 @@ from workbench.tui.safe import clean
 
 
 HERE = Path(__file__).parent  # .tcss files beside the code (absolute, so subclasses elsewhere work)
-FRAME = 1 / 20  # how long a worker gathers deltas into one Chunk
+FRAME = 1 / 10  # how long a worker gathers deltas into one Chunk
 NARROW = 100  # below this many columns the panes stack vertically
 THINKING_LAYOUTS = ("", "thinking-wide", "thinking-hidden")  # ctrl+t cycles through them
 
@@ -65,6 +65,10 @@ class WorkbenchApp(App):
         Binding("f4", "focus('prompt')", "Focus prompt", show=False),
         Binding("f5", "copy('answer')", "Copy answer", show=False),
         Binding("f6", "copy('thinking')", "Copy thinking", show=False),
+        Binding("f7", "panel('sessions')", "Sessions", show=False),
+        Binding("f8", "panel('inspector')", "Inspector", show=False),
+        Binding("f9", "panel('next_marker')", "Next marker", show=False),
+        Binding("shift+f9", "panel('previous_marker')", "Previous marker", show=False),
     ]
     # Shown in the command palette (ctrl+p) as well: (title, help, action).
     COMMANDS_LIST = [
@@ -79,6 +83,9 @@ class WorkbenchApp(App):
         ("Focus answer", "Move focus to the answer pane (F3)", "focus('answer')"),
         ("Copy answer", "Copy the last answer to the clipboard (F5)", "copy('answer')"),
         ("Copy thinking", "Copy the last thinking to the clipboard (F6)", "copy('thinking')"),
+        ("Sessions", "Saved sessions: search, reopen (F7)", "panel('sessions')"),
+        ("Inspector", "Chain-of-thought metrics, steps, markers (F8)", "panel('inspector')"),
+        ("Next reflection marker", "Jump to the next 'wait', 'hmm', ... in the thinking (F9)", "panel('next_marker')"),
         ("Light / dark", "Switch between the light and dark theme", "toggle_dark"),
     ]
 
@@ -117,6 +124,9 @@ class WorkbenchApp(App):
         self.query_one("#answer").border_title = "Answer"
         self.query_one("#prompt").focus()
         self.load_model(self.model_name, self.adapter)
+        from workbench.tui.sessions_panel import SessionsUI
+
+        self.sessions_ui = SessionsUI.install(self)  # saves every response; sessions sidebar, inspector
 
     def on_resize(self, event) -> None:
         self.query_one("#panes").set_class(event.size.width < NARROW, "stacked")
@@ -235,10 +245,8 @@ class WorkbenchApp(App):
         if chunk.turn != self.turn or self.turn_view is None:
             return
         self.thinking.append(chunk.thinking)
-        transcript = self.query_one(Transcript)
-        at_bottom = transcript.at_bottom
         await self.turn_view.write(chunk.answer)
-        transcript.follow(at_bottom)
+        self.query_one(Transcript).follow()
         self.status.progress(chunk.thinking_tokens, chunk.answer_tokens)
         self.rendered_tokens += chunk.thinking_tokens + chunk.answer_tokens
 
@@ -247,10 +255,8 @@ class WorkbenchApp(App):
             return
         view, self.job = self.turn_view, None
         thinking = self.thinking.raw
-        transcript = self.query_one(Transcript)
-        at_bottom = transcript.at_bottom
         await view.finish(thinking, message.stats, message.error)
-        transcript.follow(at_bottom)
+        self.query_one(Transcript).follow()
         if message.error:
             self.status.error(message.error)
             self.notify(message.error, title="Generation failed", severity="error", markup=False, timeout=10)
@@ -317,6 +323,9 @@ class WorkbenchApp(App):
         for view in self.query(TurnView):
             await view.set_raw(self.raw_mode)
         self.notify("LaTeX source" if self.raw_mode else "LaTeX as Unicode", markup=False, timeout=2)
+
+    def action_panel(self, name: str) -> None:
+        self.sessions_ui.action(name)
 
     def action_focus(self, target: str) -> None:
         self.query_one(f"#{target}").focus()
