@@ -30,7 +30,7 @@ from workbench.tui.safe import clean
 
 
 HERE = Path(__file__).parent  # .tcss files beside the code (absolute, so subclasses elsewhere work)
-FRAME = 1 / 10  # how long a worker gathers deltas into one Chunk
+FRAME = 1 / 20  # how long a worker gathers deltas into one Chunk
 NARROW = 100  # below this many columns the panes stack vertically
 THINKING_LAYOUTS = ("", "thinking-wide", "thinking-hidden")  # ctrl+t cycles through them
 
@@ -245,8 +245,10 @@ class WorkbenchApp(App):
         if chunk.turn != self.turn or self.turn_view is None:
             return
         self.thinking.append(chunk.thinking)
+        transcript = self.query_one(Transcript)
+        at_bottom = transcript.at_bottom
         await self.turn_view.write(chunk.answer)
-        self.query_one(Transcript).follow()
+        transcript.follow(at_bottom)
         self.status.progress(chunk.thinking_tokens, chunk.answer_tokens)
         self.rendered_tokens += chunk.thinking_tokens + chunk.answer_tokens
 
@@ -255,8 +257,10 @@ class WorkbenchApp(App):
             return
         view, self.job = self.turn_view, None
         thinking = self.thinking.raw
+        transcript = self.query_one(Transcript)
+        at_bottom = transcript.at_bottom
         await view.finish(thinking, message.stats, message.error)
-        self.query_one(Transcript).follow()
+        transcript.follow(at_bottom)
         if message.error:
             self.status.error(message.error)
             self.notify(message.error, title="Generation failed", severity="error", markup=False, timeout=10)
