@@ -89,21 +89,21 @@ def test_bad_requests_are_named(body, message):
 
 # ---- other servers' dialects -------------------------------------------------------------------
 
-def fake_server(chunks: list, close_early: bool = False):
+def fake_server(chunks: list, close_early: bool = False, models: bytes | None = None):
     """A server that answers every chat request with these SSE chunks (dicts or raw strings)."""
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *a):
             pass
 
         def do_GET(self):
-            data = json.dumps({"data": [{"id": "fake-model"}]}).encode()
+            data = json.dumps({"data": [{"id": "fake-model"}]}).encode() if models is None else models
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 
         def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
+            server.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
@@ -113,6 +113,7 @@ def fake_server(chunks: list, close_early: bool = False):
                 self.wfile.write(b"data: [DONE]\n\n")
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.requests = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -155,6 +156,17 @@ def test_broken_streams_fail_with_one_line(chunks, close_early, expected):
     *_, last = remote.generate(ChatRequest.single("hi")).collect()
     server.shutdown()
     assert isinstance(last, Failed) and expected in last.message and "\n" not in last.message
+
+
+def test_a_server_with_a_broken_model_list_still_answers():
+    """mlx_lm.server answers /v1/models with an empty body when it has no Hugging Face cache."""
+    server = fake_server([delta(reasoning="hm. "), delta(content="ok"), delta("stop")], models=b"")
+    remote = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}")
+    assert remote.load().collect()[2].info.name == "default_model"
+    thinking, answer, _ = remote.generate(ChatRequest.single("hi", Sampling(temperature=0.5))).collect()
+    server.shutdown()
+    assert (thinking, answer) == ("hm. ", "ok")
+    assert server.requests[0]["model"] == "default_model" and server.requests[0]["temperature"] == 0.5
 
 
 def test_unreachable_endpoint_and_unknown_model():

@@ -24,6 +24,15 @@ from workbench.engine.worker import Job
 from workbench.errors import UserError
 
 REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
+DEFAULT_MODEL = "default_model"  # what mlx_lm.server calls the model it loaded; llama.cpp ignores the name
+
+
+class EndpointError(UserError):
+    """A failed request; `status` is the HTTP status, 0 when the server could not be reached."""
+
+    def __init__(self, message: str, status: int = 0):
+        super().__init__(message)
+        self.status = status
 TIMEOUT = 120.0  # seconds without a byte from the server (prompt processing on a big model is slow)
 
 
@@ -57,15 +66,15 @@ class RemoteEngine:
             response = conn.getresponse()
         except OSError as e:
             conn.close()
-            raise UserError(f"{self.endpoint}: cannot reach the server ({e.strerror or e})") from None
+            raise EndpointError(f"{self.endpoint}: cannot reach the server ({e.strerror or e})") from None
         except http.client.HTTPException as e:
             conn.close()
-            raise UserError(f"{self.endpoint}: bad answer ({type(e).__name__})") from None
+            raise EndpointError(f"{self.endpoint}: bad answer ({type(e).__name__})", 502) from None
         if response.status >= 400:
             raw = response.read(65536)
             conn.close()
-            raise UserError(f"{self.endpoint}: HTTP {response.status}: {error_message(raw) or response.reason}"
-                            + (" (check the token)" if response.status == 401 else ""))
+            raise EndpointError(f"{self.endpoint}: HTTP {response.status}: {error_message(raw) or response.reason}"
+                                + (" (check the token)" if response.status == 401 else ""), response.status)
         return conn, response
 
     def _get_json(self, path: str) -> dict:
@@ -73,11 +82,11 @@ class RemoteEngine:
         try:
             data = json.loads(response.read(1 << 20))
         except (ValueError, OSError):
-            raise UserError(f"{self.endpoint}{self._base}{path}: not a JSON answer") from None
+            raise EndpointError(f"{self.endpoint}{self._base}{path}: not a JSON answer", 502) from None
         finally:
             conn.close()
         if not isinstance(data, dict):
-            raise UserError(f"{self.endpoint}{self._base}{path}: not a JSON object")
+            raise EndpointError(f"{self.endpoint}{self._base}{path}: not a JSON object", 502)
         return data
 
     # ---- engine interface --------------------------------------------------------------------
@@ -89,18 +98,17 @@ class RemoteEngine:
             job.put(Failed(f"{self.endpoint}: adapters cannot be loaded into a remote engine"))
             return job
         try:
-            models = [m.get("id") for m in self._get_json("/models").get("data", []) if isinstance(m, dict)]
-        except UserError as e:
-            job.put(Failed(str(e)))
+            listed = self._get_json("/models").get("data", [])
+            models = [m.get("id") for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str)]
+        except EndpointError as e:
+            if e.status in (0, 401, 403):  # unreachable or refused: nothing will work
+                job.put(Failed(str(e)))
+                return job
+            models = []  # a server without a (working) model list: ask for its default model
+        if model is not None and models and str(model) not in models:
+            job.put(Failed(f"{self.endpoint}: no model {model!s} (it serves: {', '.join(models)})"))
             return job
-        models = [m for m in models if isinstance(m, str)]
-        if model is not None and str(model) not in models:
-            job.put(Failed(f"{self.endpoint}: no model {model!s} (it serves: {', '.join(models) or 'none'})"))
-            return job
-        if not models and model is None:
-            job.put(Failed(f"{self.endpoint}: the server lists no models"))
-            return job
-        name = str(model) if model is not None else models[0]
+        name = str(model) if model is not None else (models[0] if models else DEFAULT_MODEL)
         self.info = ModelInfo(name=name, path=self.endpoint, location=self.endpoint)
         job.put(Loaded(self.info))
         return job
