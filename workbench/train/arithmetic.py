@@ -25,10 +25,12 @@ import random
 
 WIDTH = 5  # columns in every addition/subtraction: 4 digits plus the carry out
 
+# The eval suite's wording (DeepSeek's recommended line) and a few plain ones.
+STEP_BY_STEP = "\nPlease reason step by step, and put your final answer within \\boxed{}."
 PROMPTS = {
-    "+": ("What is {a}+{b}?", "What is {a} + {b}?", "Compute {a}+{b}.", "{a}+{b}=?"),
-    "-": ("What is {a}-{b}?", "What is {a} - {b}?", "Compute {a}-{b}.", "{a}-{b}=?"),
-    "*": ("What is {a}*{b}?", "What is {a} * {b}?", "Compute {a}*{b}.", "What is {a}×{b}?"),
+    op: ("What is {a}%s{b}?" % op + STEP_BY_STEP,) * 4
+    + ("What is {a}%s{b}?" % op, "What is {a} %s {b}?" % op, "Compute {a}%s{b}." % op, "{a}%s{b}=?" % op)
+    for op in "+-*"
 }
 
 
@@ -93,13 +95,14 @@ def trace(a: int, op: str, b: int) -> tuple[str, str]:
 
 
 def problem(rng: random.Random, op: str | None = None) -> dict:
-    """One problem: 3- or 4-digit + and -, 2-digit by 2-digit *; an eval/verifier-style example."""
+    """One problem: 2- to 4-digit + and - (mostly 3 and 4), 2-digit by 2-digit *; a verifier-style example."""
     op = op or rng.choice("+-*")
     if op == "*":
         a, b = rng.randint(10, 99), rng.randint(10, 99)
     else:
-        a, b = (rng.randint(100, 999) if rng.random() < 0.5 else rng.randint(1000, 9999) for _ in range(2))
-    prompt = rng.choice(PROMPTS[op]).format(a=a, b=b)
+        a, b = (rng.randint(*rng.choice(((10, 99), (100, 999), (100, 999), (1000, 9999), (1000, 9999))))
+                for _ in range(2))
+    prompt = rng.choice(PROMPTS[op]).replace("{a}", str(a)).replace("{b}", str(b))
     return {"prompt": prompt, "answer": str(eval(f"{a}{op}{b}")), "a": a, "op": op, "b": b}  # noqa: S307 - digits only
 
 
