@@ -256,6 +256,7 @@ def test_k_quants_come_from_the_gguf_package_not_mlx(tmp_path):
     logs = []
     folder = import_gguf(tmp_path / "k.gguf", name="k", log=logs.append)
     assert any("Q4_K -> 4-bit" in line for line in logs)
+    assert any("every tensor comes from the gguf package" in line for line in logs)  # no fp16 copy by mx.load
     reader = gguf.GGUFReader(tmp_path / "k.gguf")
     t = next(t for t in reader.tensors if t.name == "blk.1.ffn_down.weight")
     want = gguf.quants.dequantize(t.data, t.tensor_type)

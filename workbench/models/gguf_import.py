@@ -172,23 +172,30 @@ def mlx_reads_correctly(path: Path, index: dict, arrays: dict, gtype: str) -> bo
     return got.shape == want.shape and float(np.abs(got - want).max()) <= 1e-3 + 2e-3 * float(np.abs(want).max())
 
 
-def read_gguf(path: Path) -> tuple[dict, dict, dict]:
-    """(MLX arrays, metadata, tensor index). MLX reads the file; if it cannot, the gguf package reads the metadata."""
+def read_gguf(path: Path) -> tuple[dict | None, dict, dict]:
+    """(MLX arrays, metadata, tensor index). MLX reads the file only when it holds a type MLX keeps quantized
+    (or only floats): for K-quant files it would expand every tensor to fp16 in memory, for nothing.
+    Arrays are None when MLX was not asked, {} when it could not read the file."""
     import mlx.core as mx
 
     index = read_tensor_index(path)
-    try:
-        arrays, meta = mx.load(str(path), return_metadata=True)
-        meta = {k: (v.tolist() if v.ndim else v.item()) if isinstance(v, mx.array) else v for k, v in meta.items()}
-    except Exception:  # noqa: BLE001 - a type MLX cannot convert (Q5_0, IQ*...), or a damaged file
-        import gguf
-
+    types = {t for t, _, _ in index.values()}
+    if types & set(KEPT_QUANTIZED) or types <= {"F32", "F16"}:
         try:
-            reader = gguf.GGUFReader(path)
-        except Exception as e:  # noqa: BLE001
-            raise UserError(f"{path}: not a readable GGUF file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-        arrays, meta = {}, {key: field.contents() for key, field in reader.fields.items()}
-    return arrays, meta, index
+            arrays, meta = mx.load(str(path), return_metadata=True)
+            meta = {k: (v.tolist() if v.ndim else v.item()) if isinstance(v, mx.array) else v for k, v in meta.items()}
+            return arrays, meta, index
+        except Exception:  # noqa: BLE001 - a type MLX cannot convert (Q5_0, IQ*...), or a damaged file
+            arrays = {}
+    else:
+        arrays = None
+    import gguf
+
+    try:
+        reader = gguf.GGUFReader(path)
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"{path}: not a readable GGUF file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    return arrays, {key: field.contents() for key, field in reader.fields.items()}, index
 
 
 def config_from_metadata(meta: dict, tensor_types: dict, path: Path) -> dict:
@@ -318,7 +325,7 @@ def unpermute_rows(w, n_head: int):
     return w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def convert_weights(path: Path, arrays: dict, index: dict, config: dict, bits: int | None,
+def convert_weights(path: Path, arrays: dict | None, index: dict, config: dict, bits: int | None,
                     log: Callable[[str], None]) -> dict:
     import mlx.core as mx
 
@@ -327,11 +334,14 @@ def convert_weights(path: Path, arrays: dict, index: dict, config: dict, bits: i
     # Taken from MLX as they are: F32/F16, and Q4_0/Q4_1/Q8_0 when a spot check agrees with the gguf package.
     # Everything else is dequantized by the gguf package: MLX drops some types, fails on others, and
     # (0.32) misreads Q4_K.
+    if arrays is None:
+        log(f"no tensor type MLX keeps quantized ({', '.join(sorted(present))}): every tensor comes from the gguf package")
+    elif not arrays:
+        log(f"MLX cannot read this file ({', '.join(sorted(present))}): every tensor comes from the gguf package")
+    arrays = arrays or {}
     checks = {t: mlx_reads_correctly(path, index, arrays, t) for t in present & set(KEPT_QUANTIZED)}
     trusted = {"F32", "F16"} | {t for t, ok in checks.items() if ok}
-    if not arrays:
-        log(f"MLX cannot read this file ({', '.join(sorted(present))}): every tensor comes from the gguf package")
-    elif any(ok is False for ok in checks.values()):
+    if any(ok is False for ok in checks.values()):
         log(f"this MLX misreads {', '.join(sorted(t for t, ok in checks.items() if ok is False))} "
             "(checked against the gguf package): dequantizing those instead")
     weights, requantized, kept, skipped = {}, set(), set(), []
