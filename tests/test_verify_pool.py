@@ -38,7 +38,7 @@ def test_registry_names_and_versions():
 
 
 def test_bombs_return_a_verdict_within_the_timeout(pool):
-    verdicts = pool.map("math", [(bomb, {"answer": "5"}) for bomb in BOMBS], timeout=2)
+    verdicts = pool.map("math", [(bomb, {"answer": "5"}) for bomb in BOMBS], timeout=1)
     assert len(verdicts) == len(BOMBS)
     for bomb, verdict in zip(BOMBS, verdicts):
         assert isinstance(verdict, Verdict)
@@ -64,14 +64,14 @@ def test_works_off_the_main_thread():
 
     def worker():
         results.append(verify_with_timeout("math", "\\boxed{\\frac{1}{2}}", {"answer": "0.5"}))
-        results.append(verify_with_timeout("math", "\\boxed{10^{10^{10}}}", {"answer": "5"}, timeout=1))
+        results.append(verify_with_timeout("math", "\\boxed{10^{10^{10}}}", {"answer": "5"}, timeout=0.5))
 
-    threads = [threading.Thread(target=worker) for _ in range(3)]
+    threads = [threading.Thread(target=worker) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(str(v.score) for v in results) == ["1.0"] * 3 + ["None"] * 3
+    assert sorted(str(v.score) for v in results) == ["1.0"] * 2 + ["None"] * 2
 
 
 def test_bad_input_becomes_a_verdict(pool):

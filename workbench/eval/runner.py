@@ -45,9 +45,9 @@ class EvalOptions:
 class Progress:
     """A bar with running accuracy on stderr: redrawn in place on a terminal, one line per sample otherwise."""
 
-    def __init__(self, total: int, stream=sys.stderr) -> None:
-        self.total, self.out = total, stream
-        self.tty = stream.isatty()
+    def __init__(self, total: int, stream=None) -> None:
+        self.total, self.out = total, stream or sys.stderr
+        self.tty = self.out.isatty()
         self.started = time.monotonic()
 
     def note(self, text: str) -> None:
@@ -139,7 +139,7 @@ def completion_text(thinking: str, answer: str, closed: bool) -> str:
     return f"{thinking}</think>{answer}" if closed else thinking + answer
 
 
-def run_eval(options: EvalOptions, engine=None, progress_stream=sys.stderr) -> tuple[dict, Path]:
+def run_eval(options: EvalOptions, engine=None, progress_stream=None) -> tuple[dict, Path]:
     """Run a suite; return (report card, path of its JSON). `engine` defaults to a new local Engine."""
     from workbench.engine.events import Answer, ChatRequest, Done, Failed, Sampling, Think
     from workbench.engine.profiles import Profile
