@@ -140,3 +140,20 @@ async def test_a_compare_session_opens_side_by_side():
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, CompareScreen)
+
+
+async def test_stop_on_loop_setting_stops_a_looping_model():
+    loop = "So we add the numbers again and get the same sum as before, then check it. " * 200
+    engine = ScriptedEngine([script_from_text(loop, "never", chunk=8)], rate=3000)
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(140, 36)) as pilot:
+        await pilot.press("f7")
+        app.query_one("#stop-on-loop").value = True
+        app.query_one("#prompt").focus()
+        await pilot.pause()
+        await ask(pilot, app, "loop please")
+        assert app.last.stats.finish_reason == "loop"
+        assert len(app.query_one(ThinkingView).raw) < len(loop) / 2
+        with Store.open() as store:
+            reply = store.session("last")["turns"][1]
+        assert reply["status"] == "stopped" and reply["inspection"]["loops"]["loop"]

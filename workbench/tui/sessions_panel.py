@@ -13,7 +13,7 @@ import threading
 from rich.text import Text
 from textual import on
 from textual.containers import Vertical
-from textual.widgets import Input, OptionList
+from textual.widgets import Checkbox, Input, OptionList
 from textual.widgets.option_list import Option
 
 from workbench.engine.events import Message, Stats
@@ -63,6 +63,7 @@ class SessionsPanel(Vertical):
     SessionsPanel.open { display: block; }
     SessionsPanel Input { height: 3; }
     SessionsPanel OptionList { height: 1fr; border: none; }
+    SessionsPanel Checkbox { height: 3; border: none; }
     """
 
     def __init__(self, ui: "SessionsUI") -> None:
@@ -73,6 +74,11 @@ class SessionsPanel(Vertical):
     def compose(self):
         yield Input(placeholder="search thinking and answers", id="session-search")
         yield OptionList(id="session-list")
+        yield Checkbox("stop on repetition loops", id="stop-on-loop")
+
+    @on(Checkbox.Changed, "#stop-on-loop")
+    def stop_on_loop_changed(self, event: Checkbox.Changed) -> None:
+        self.ui.stop_on_loop = event.value
 
     def refresh_list(self) -> None:
         store = self.ui.store
@@ -108,6 +114,7 @@ class SessionsUI:
         self.store = None
         self.session_id: int | None = None  # the session the chat writes into
         self.recorder = None  # of the response being generated, or the last one
+        self.stop_on_loop = False  # cancel a generation whose thinking is stuck in a loop (sidebar checkbox)
         self.sidebar = SessionsPanel(self)
         self.inspector = InspectorPanel()
 
@@ -142,7 +149,8 @@ class SessionsUI:
         if self.session_id is None or not self.app.history:  # a new chat is a new session
             self.session_id = self.store.new_session(title_of(prompt), "chat")
         self.store.add_turn(self.session_id, "user", prompt)
-        self.recorder = Recorder(self.store, self.session_id, prompt, self.app.engine.info, request.sampling, job=job)
+        self.recorder = Recorder(self.store, self.session_id, prompt, self.app.engine.info, request.sampling, job=job,
+                                 stop_on_loop=self.stop_on_loop)
         self.inspector.watch(self.recorder, self)
         return RecordedJob(job, self.recorder)
 
