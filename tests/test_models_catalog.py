@@ -127,11 +127,18 @@ def test_models_lists_report_cards_and_verify(tiny_model, workbench_home, capsys
     folder = workbench_home / "models" / "mine"
     shutil.copytree(tiny_model, folder)
     (folder / "evals").mkdir()
-    (folder / "evals" / "a.json").write_text(json.dumps({"suite": "arithmetic", "accuracy": 0.85, "n": 20}))
+    card = {"suite": {"name": "arithmetic"}, "accuracy": 0.5, "n": 20, "stale": False}  # as `workbench eval` writes
+    (folder / "evals" / "arithmetic-20261123-080000-aaaaaa.json").write_text(json.dumps(card))
+    (folder / "evals" / "arithmetic-20261123-090000-bbbbbb.json").write_text(json.dumps({**card, "accuracy": 0.85}))
     (folder / "evals" / "broken.json").write_text("{not json")
+    shipped = workbench_home / "evals" / "r1-nano"  # read-only models keep their cards under WORKBENCH_HOME
+    shipped.mkdir(parents=True)
+    (shipped / "gsm8k-20261123-090000-cccccc.json").write_text(json.dumps({**card, "suite": {"name": "gsm8k"}, "stale": True}))
     assert main(["models"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if " mine " in line)
-    assert "arithmetic 85% (n=20)" in row and "user" in row
+    out = capsys.readouterr().out.splitlines()
+    row = next(line for line in out if " mine " in line)
+    assert "arithmetic 85% (n=20)" in row and "50%" not in row and "user" in row  # the latest card per suite
+    assert "gsm8k 50% (n=20) stale" in next(line for line in out if " r1-nano " in line)
     assert main(["models", "--json"]) == 0
     mine = next(m for m in json.loads(capsys.readouterr().out) if m["name"] == "mine")
     assert [c["suite"] for c in mine["report_cards"]] == ["arithmetic"]

@@ -35,21 +35,22 @@ def table(rows: list[tuple]) -> None:
 
 
 def report_cards(folder: str) -> list[dict]:
-    """`evals/*.json` written by `workbench eval`: suite, accuracy (percent) and n; unreadable cards are skipped."""
-    from pathlib import Path
+    """The latest report card per suite (`workbench eval` writes them into `evals/` of the model folder, or
+    under $WORKBENCH_HOME for read-only models): suite, accuracy in percent, n, stale. Unreadable cards are skipped."""
+    from workbench.eval.card import card_paths
 
-    cards = []
-    for path in sorted(Path(folder, "evals").glob("*.json")):
+    latest = {}
+    for path in card_paths(folder):  # sorted: names end in the finishing time
         try:
             card = json.loads(path.read_text(encoding="utf-8"))
             accuracy = float(card["accuracy"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
             continue
         suite = card.get("suite")
-        suite = suite.get("name") if isinstance(suite, dict) else suite
-        cards.append({"suite": str(suite or path.stem), "accuracy": accuracy * 100 if accuracy <= 1 else accuracy,
-                      "n": card.get("n"), "stale": bool(card.get("stale")), "file": str(path)})
-    return cards
+        suite = str((suite.get("name") if isinstance(suite, dict) else suite) or path.stem)
+        latest[suite] = {"suite": suite, "accuracy": accuracy * 100 if accuracy <= 1 else accuracy,
+                         "n": card.get("n"), "stale": bool(card.get("stale")), "file": str(path)}
+    return list(latest.values())
 
 
 def card_summary(cards: list[dict]) -> str:
