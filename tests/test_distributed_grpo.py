@@ -1,0 +1,110 @@
+"""One data-parallel GRPO step on two ranks equals the same step in one process: the groups sample
+the same completions wherever they are drawn, and the LoRA weights after the update agree within
+float tolerance. Uses the trainer's own sampling, packing, loss and LoRA code."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, workbench_env
+
+pytestmark = pytest.mark.slow
+
+# Runs as one process (a group of one) or as each of two ranks; prints the step's results on rank 0.
+STEP = r"""
+import json, sys
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+from mlx.utils import tree_flatten, tree_map
+from pathlib import Path
+from workbench.distributed.data_parallel import all_sum_numbers, group_seed, my_share, sum_gradients
+from workbench.engine.loader import load_model
+from workbench.train.checkpoint import apply_lora
+from workbench.train.config import LoraConfig
+from workbench.train.grpo import Normaliser, group_advantages, grpo_loss, pack_group
+from workbench.train.rollout import sample_group
+
+group = mx.distributed.init()
+rank, size = group.rank(), group.size()
+loaded = load_model(Path(sys.argv[1]))
+model, tokenizer = loaded.model, loaded.tokenizer
+mx.random.seed(0)  # the same LoRA initialisation on every rank
+apply_lora(model, LoraConfig(rank=4))
+prompts = ["What is 12+30?", "What is 7+5?", "What is 3+4?", "What is 20+22?", "What is 9+9?"]
+G, STEP_NO, SEED = 3, 1, 7
+mine = my_share(len(prompts), rank, size)
+groups = {}
+for i in mine:
+    mx.random.seed(group_seed(SEED, STEP_NO, i))
+    ids = tokenizer.encode("<|user|>" + prompts[i] + "<|assistant|><think>", add_special_tokens=False)
+    groups[i] = sample_group(model, ids, G, 24, list(tokenizer.eos_token_ids), temperature=1.0)
+# A made-up reward (length parity and digits) so that advantages differ within groups.
+rewards = {i: [float(len(c) % 3) + 0.5 * sum(t < 64 for t in c) / max(len(c), 1) for c in g.completions] for i, g in groups.items()}
+packed = {i: pack_group(g.prompt_ids, g.completions, tokenizer.eos_token_id, g.finished) for i, g in groups.items()}
+completions, tokens = all_sum_numbers([len(groups) * G, sum(float(p[2].sum().item()) for p in packed.values())], group)
+norm = Normaliser("dapo", completions=int(completions), tokens=int(tokens), max_tokens=24)
+loss_and_grad = nn.value_and_grad(model, lambda m, *a: grpo_loss(m, *a))
+grads, loss_sum = None, 0.0
+for i in mine:
+    adv = mx.array(group_advantages(rewards[i], True), dtype=mx.float32)
+    (loss, _), g = loss_and_grad(model, *packed[i], adv, None, None, norm, 0.2, 0.28, 0.0, 1.0)
+    grads = g if grads is None else tree_map(mx.add, grads, g)
+    loss_sum += loss.item()
+grads = sum_gradients(grads, group)
+loss_total = all_sum_numbers([loss_sum], group)[0]
+before = mx.concatenate([v.reshape(-1) for _, v in sorted(tree_flatten(model.trainable_parameters()))])
+grads, _ = optim.clip_grad_norm(grads, 1.0)
+optimizer = optim.Adam(learning_rate=1e-2)
+optimizer.update(model, grads)
+mx.eval(model.trainable_parameters())
+flat = mx.concatenate([v.reshape(-1) for _, v in sorted(tree_flatten(model.trainable_parameters()))])
+out = {"completions": {i: g.completions for i, g in groups.items()}, "loss": loss_total, "params": flat.tolist(),
+       "moved": mx.abs(flat - before).max().item()}
+print("RESULT", rank, json.dumps(out), flush=True)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def results(stdout: str) -> dict:
+    return {int(line.split()[1]): json.loads(line.split(" ", 2)[2]) for line in stdout.splitlines() if line.startswith("RESULT ")}
+
+
+def test_two_rank_grpo_step_equals_one_process(taught_model, tmp_path):
+    import numpy as np
+
+    script = tmp_path / "step.py"
+    script.write_text(STEP)
+    env = workbench_env(PYTHONPATH=str(ROOT))
+    single = subprocess.run([sys.executable, str(script), str(taught_model)], capture_output=True, text=True,
+                            timeout=180, env=env)
+    launch = [str(Path(sys.executable).with_name("mlx.launch")), "-n", "2", "--backend", "ring",
+              "--starting-port", str(free_port()), "--", sys.executable, str(script), str(taught_model)]
+    double = subprocess.run(launch, capture_output=True, text=True, timeout=180, env=env)
+    one = results(single.stdout).get(0)
+    two = results(double.stdout)
+    assert one is not None, single.stderr
+    assert set(two) == {0, 1}, double.stdout + double.stderr
+    # 5 groups: rank 0 draws 0-2, rank 1 draws 3-4; each group's completions are the single run's.
+    assert sorted(two[0]["completions"]) == ["0", "1", "2"] and sorted(two[1]["completions"]) == ["3", "4"]
+    for r in (0, 1):
+        for i, completions in two[r]["completions"].items():
+            assert completions == one["completions"][i]
+    assert len({len(c) for cs in one["completions"].values() for c in cs}) > 1  # the samples differ
+    assert one["moved"] > 1e-4  # the step did update the adapters
+    assert two[0]["params"] == two[1]["params"]  # the ranks stay identical
+    start = np.array(one["params"])
+    np.testing.assert_allclose(np.array(two[0]["params"]), start, atol=1e-5)
+    assert two[0]["loss"] == pytest.approx(one["loss"], rel=1e-4, abs=1e-6)
