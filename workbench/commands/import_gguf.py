@@ -7,7 +7,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("path", metavar="PATH.gguf", help="the GGUF file")
     parser.add_argument("--name", default=None, help="folder name in your models directory (default: from the file name)")
     parser.add_argument("--bits", type=int, choices=(4, 8), default=None,
-                        help="requantize types MLX cannot keep (K-quants, F16...) to this many bits (default: 4, or 8 for F16/F32 files)")
+                        help="bits for tensors that get requantized (K-quants, Q5_*, IQ*...; default: 8 for 5/6-bit types, "
+                             "else 4) and for float matrices (default: kept as floats); Q4_0/Q4_1/Q8_0 stay as they are")
     parser.add_argument("--force", action="store_true", help="replace an existing model of that name")
 
 
