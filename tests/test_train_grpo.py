@@ -161,3 +161,27 @@ def test_fuse_matches_the_adapted_model(tiny_model, suite, tmp_path):
     fused, _ = load(str(out))
     ids = mx.array([[5, 6, 7, 8]])
     np.testing.assert_allclose(np.array(fused(ids)), np.array(tuned(ids)), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_cli_grpo_with_real_verifiers_then_fuse_and_plot(tiny_model, suite, tmp_path, capsys):
+    """`workbench train grpo|fuse|plot` (in-process), the verifier pool scoring real completions."""
+    from workbench.cli import build_parser
+    from workbench.commands import train
+    from workbench.errors import UserError
+
+    def workbench_train(*argv):
+        return train.main(build_parser().parse_args(["train", *map(str, argv)]))
+
+    run, fused = tmp_path / "run", tmp_path / "fused"
+    assert workbench_train("grpo", "--model", tiny_model, "--suite", suite, "--steps", 2, "--group-size", 2,
+                           "--prompts-per-step", 1, "--max-tokens", 8, "--verifiers", "math,format:0.5",
+                           "--out", run) == 0
+    assert "step 2/2" in capsys.readouterr().err
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and "reward_format" in rows[0]
+    assert workbench_train("fuse", run, "--out", fused) == 0
+    assert (fused / "config.json").exists() and list(fused.glob("*.safetensors"))
+    assert workbench_train("plot", run, "--no-terminal") == 0 and (run / "curves.png").exists()
+    with pytest.raises(UserError, match="nope.jsonl: no such suite"):
+        workbench_train("grpo", "--model", tiny_model, "--suite", tmp_path / "nope.jsonl")
