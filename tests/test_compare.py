@@ -63,3 +63,12 @@ def test_a_model_that_fails_to_load_is_reported_and_the_rest_still_run(tmp_path,
     assert status == 1
     bad, good = json.loads(capsys.readouterr().out)["results"]
     assert "nope" in bad["error"] and good["status"] == "complete"
+
+
+def test_variants_cover_every_combination_with_labels_naming_what_differs():
+    args = build_parser().parse_args(["compare", "q", "--adapter", "none", "--adapter", "ad1", "--temp", "0.2",
+                                      "--temp", "0.8", "--samples", "2", "--seed", "10"])
+    got = compare.variants(args)
+    assert [v["label"] for v in got] == [
+        f"adapter={a} temp={t} seed={s}" for a in ("none", "ad1") for t in (0.2, 0.8) for s in (10, 11)]
+    assert {v["adapter"] for v in got} == {None, "ad1"} and {v["model"] for v in got} == {None}

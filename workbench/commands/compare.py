@@ -40,8 +40,8 @@ def variants(args) -> list[dict]:
     seeds = [None] if samples == 1 and args.seed is None else [(args.seed or 0) + i for i in range(samples)]
     out = []
     for model, adapter, temp, seed in itertools.product(models, adapters, temps, seeds):
-        label = [f"{k}={v}" for k, v, axis in (("model", model, models), ("adapter", adapter, adapters),
-                                              ("temp", temp, temps)) if len(axis) > 1]
+        label = [f"{k}={'none' if v is None else v}" for k, v, axis in (
+            ("model", model, models), ("adapter", adapter, adapters), ("temp", temp, temps)) if len(axis) > 1]
         if samples > 1:
             label.append(f"seed={seed}")
         out.append({"label": " ".join(label) or "default", "model": model, "adapter": adapter,
