@@ -177,9 +177,20 @@ def main() -> None:
     ap.add_argument("--gen-tokens", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--skip-render", action="store_true")
     args = ap.parse_args()
 
-    r = asyncio.run(render_bench(args.rate, args.tokens))
+    if not args.skip_render:
+        report_render(asyncio.run(render_bench(args.rate, args.tokens)))
+    if not args.skip_throughput:
+        t = throughput_bench(args.hidden, args.layers, args.gen_tokens, args.repeats)
+        print(f"throughput: {t['model']}, {t['tokens']} tokens, {t['repeats']} alternating repeats")
+        print(f"  headless engine: {t['headless_tps']:.1f} tok/s  (runs: {', '.join(f'{x:.0f}' for x in t['headless_runs'])})")
+        print(f"  with the TUI:    {t['tui_tps']:.1f} tok/s  (runs: {', '.join(f'{x:.0f}' for x in t['tui_runs'])})")
+        print(f"  ratio (TUI / headless): {t['ratio']:.3f}  (target >= 0.97)")
+
+
+def report_render(r: dict) -> None:
     print(f"render: {r['tokens']:,} tokens emitted at {r['rate']:,.0f} tok/s -> rendered {r['rendered']:,} "
           f"at {r['rendered_tps']:,.0f} tok/s sustained ({r['stream_seconds']:.1f} s)")
     print(f"  CPU: {r['cpu_ms_per_1000_tokens']:.0f} ms per 1,000 tokens, {r['cpu_per_second']:.2f} cores while streaming")
@@ -189,12 +200,6 @@ def main() -> None:
           f"last token to screen {r['drain_after_last_token_ms']:.0f} ms")
     print(f"  keypress latency during the stream ({r['keypresses']} presses): p50 {r['key_p50_ms']:.1f} ms, "
           f"p95 {r['key_p95_ms']:.1f} ms, max {r['key_max_ms']:.1f} ms  (target p95 < 50 ms)")
-    if not args.skip_throughput:
-        t = throughput_bench(args.hidden, args.layers, args.gen_tokens, args.repeats)
-        print(f"throughput: {t['model']}, {t['tokens']} tokens, {t['repeats']} alternating repeats")
-        print(f"  headless engine: {t['headless_tps']:.1f} tok/s  (runs: {', '.join(f'{x:.0f}' for x in t['headless_runs'])})")
-        print(f"  with the TUI:    {t['tui_tps']:.1f} tok/s  (runs: {', '.join(f'{x:.0f}' for x in t['tui_runs'])})")
-        print(f"  ratio (TUI / headless): {t['ratio']:.3f}  (target >= 0.97)")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from textual.widgets import Collapsible, Input, Markdown, OptionList
 
 from workbench.engine.events import Answer, Message, Think
 from workbench.tui.app import WorkbenchApp
-from workbench.tui.panes import ThinkingView
+from workbench.tui.latex import to_unicode
+from workbench.tui.panes import SEGMENT_CHARS, FrozenMarkdown, ThinkingView
 from workbench.tui.scripted import Script, ScriptedEngine, script_from_text
 from workbench.tui.screens import ModelPicker, SettingsScreen
 
@@ -201,13 +202,17 @@ async def test_thinking_pane_cycles_wide_hidden_normal():
 
 
 async def test_prompt_waits_while_the_model_loads():
-    app = WorkbenchApp(ScriptedEngine(load_delay=0.5))
+    gate = threading.Event()
+    engine = ScriptedEngine(load_gate=gate)
+    app = WorkbenchApp(engine)
     async with app.run_test(size=(120, 30)) as pilot:
         app.query_one("#prompt", Input).value = "early"
         await pilot.press("enter")
         assert "loading" in str(app.query_one("#status").render())
         assert any("still loading" in n.message for n in app._notifications)
+        gate.set()
         await wait_for(pilot, lambda: app.ready)
+        assert engine.requests == []
         assert app.query_one("#prompt", Input).value == "early"
 
 
@@ -337,3 +342,20 @@ async def test_thinking_pane_wraps_long_lines_and_rewraps_on_resize():
         await pilot.pause()
         assert view.scrollable_content_region.width > width
         assert " ".join(view._rows[:-1]).split() == words.split()
+
+
+async def test_a_long_answer_streams_into_segments_that_freeze():
+    paragraphs = [f"Paragraph {i}: " + "word " * 60 + f"$x^{i % 10}$ end {i}." for i in range(3 * SEGMENT_CHARS // 300)]
+    answer = "\n\n".join(paragraphs)
+    app = WorkbenchApp(ScriptedEngine([script_from_text("t", answer, chunk=50)], rate=200))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ask(pilot, app)
+        await wait_for(pilot, lambda: app.last is not None, timeout=30)
+        frozen = list(app.query(FrozenMarkdown))
+        assert len(frozen) >= 2 and len(app.query(Markdown)) == 1
+        shown = "\n\n".join(f.source for f in frozen) + app.query(Markdown).last().source
+        assert " ".join(shown.split()).replace(" ", "") == " ".join(
+            to_unicode(answer, markdown=True).split()).replace(" ", "")  # nothing lost or doubled
+        await wait_for(pilot, lambda: f"end {len(paragraphs) - 1}." in screen_text(app))  # followed to the end
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: all(f.region.height == 0 for f in frozen))  # source shown instead

@@ -245,10 +245,8 @@ class WorkbenchApp(App):
         if chunk.turn != self.turn or self.turn_view is None:
             return
         self.thinking.append(chunk.thinking)
-        transcript = self.query_one(Transcript)
-        at_bottom = transcript.at_bottom
         await self.turn_view.write(chunk.answer)
-        transcript.follow(at_bottom)
+        self.query_one(Transcript).follow()
         self.status.progress(chunk.thinking_tokens, chunk.answer_tokens)
         self.rendered_tokens += chunk.thinking_tokens + chunk.answer_tokens
 
@@ -257,10 +255,8 @@ class WorkbenchApp(App):
             return
         view, self.job = self.turn_view, None
         thinking = self.thinking.raw
-        transcript = self.query_one(Transcript)
-        at_bottom = transcript.at_bottom
         await view.finish(thinking, message.stats, message.error)
-        transcript.follow(at_bottom)
+        self.query_one(Transcript).follow()
         if message.error:
             self.status.error(message.error)
             self.notify(message.error, title="Generation failed", severity="error", markup=False, timeout=10)

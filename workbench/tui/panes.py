@@ -45,7 +45,25 @@ def wrap(line: str, width: int) -> list[str]:
     return rows
 
 
-class ThinkingView(ScrollView, can_focus=True):
+class FollowsEnd:
+    """Sticky auto-scroll: follow new content until the user scrolls up; back at the bottom, follow
+    again. (Textual's `anchor()` also bottom-aligns short content, which reads oddly here.)"""
+
+    following = True
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if new < old:
+            self.following = False  # scrolling up (content only ever grows at the bottom)
+        if new >= self.max_scroll_y:
+            self.following = True
+
+    def follow(self) -> None:
+        if self.following:
+            self.scroll_end(animate=False)
+
+
+class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
     """The thinking, as plain wrapped text. Appends only rewrap the last line, never the whole text.
 
     Follows the stream while scrolled to the bottom; scrolling up lets go, scrolling back resumes.
@@ -74,7 +92,6 @@ class ThinkingView(ScrollView, can_focus=True):
     def append(self, text: str) -> None:
         if not text:
             return
-        follow = self.scroll_y >= self.max_scroll_y
         self.raw += text
         first, *more = text.split("\n")
         self._lines[-1] += first
@@ -87,8 +104,7 @@ class ThinkingView(ScrollView, can_focus=True):
                 self._row_start.append(len(self._rows))
             self._rows.extend(wrap(self.display_line(self._lines[i]), self._width))
         self._resized()
-        if follow:
-            self.scroll_end(animate=False)
+        self.follow()
 
     def _rewrap_all(self) -> None:
         self._rows, self._row_start = [], []
@@ -104,11 +120,9 @@ class ThinkingView(ScrollView, can_focus=True):
     def on_resize(self) -> None:
         width = max(1, self.scrollable_content_region.width)
         if width != self._width:
-            follow = self.scroll_y >= self.max_scroll_y
             self._width = width
             self._rewrap_all()
-            if follow:
-                self.scroll_end(animate=False)
+            self.follow()
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
@@ -246,20 +260,8 @@ class TurnView(Vertical):
             body.update(Text(clean(self.thinking if raw_mode else to_unicode(self.thinking))))
 
 
-class Transcript(VerticalScroll):
-    """The Answer pane: every turn of the chat, earlier thinking collapsed, the live answer last.
-
-    Follows new content while scrolled to the bottom; scrolling up lets go, scrolling back resumes.
-    (Textual's `anchor()` would also bottom-align short content, which reads oddly for a transcript.)
-    """
-
-    @property
-    def at_bottom(self) -> bool:
-        return self.scroll_y >= self.max_scroll_y
-
-    def follow(self, was_at_bottom: bool) -> None:
-        if was_at_bottom:
-            self.scroll_end(animate=False)
+class Transcript(FollowsEnd, VerticalScroll):
+    """The Answer pane: every turn of the chat, earlier thinking collapsed, the live answer last."""
 
 
 def current_memory_gb() -> float:

@@ -33,11 +33,12 @@ def script_from_text(thinking: str, answer: str, chunk: int = 1) -> Script:
 
 class ScriptedEngine:
     def __init__(self, scripts=(), rate: float = 0.0, load_delay: float = 0.0, load_error: str | None = None,
-                 name: str = "scripted") -> None:
+                 name: str = "scripted", load_gate: threading.Event | None = None) -> None:
         self.scripts = list(scripts)  # one per generate(); the last one repeats
         self.rate = rate  # deltas per second; 0 = as fast as possible
         self.load_delay = load_delay
         self.load_error = load_error
+        self.load_gate = load_gate  # if set, loading waits for it (tests of the loading state)
         self.name = name
         self.info: ModelInfo | None = None
         self.requests: list[ChatRequest] = []  # what the app sent (tests read it)
@@ -51,6 +52,8 @@ class ScriptedEngine:
         def run():
             job.put(Loading(str(model or self.name)))
             time.sleep(self.load_delay)
+            if self.load_gate is not None:
+                self.load_gate.wait()
             if self.load_error:
                 job.put(Failed(self.load_error))
                 return
