@@ -220,3 +220,16 @@ def test_no_loop_no_cancel(store):
         rec.feed(Think("A perfectly ordinary line of reasoning that goes somewhere new each time. " * 1))
         rec.feed(Done(Stats(finish_reason="stop")))
     assert job.reason is None
+
+
+def test_a_failed_write_keeps_the_text_for_the_next_one(store, monkeypatch):
+    rec = Recorder.for_prompt(store, "q", flush_every=3600)  # flushes only when asked
+    rec.feed(Think("first "))
+    real = store.append_response
+    monkeypatch.setattr(store, "append_response", lambda *a: (_ for _ in ()).throw(sqlite3.OperationalError("locked")))
+    with pytest.raises(sqlite3.OperationalError):
+        rec.flush()
+    monkeypatch.setattr(store, "append_response", real)
+    rec.feed(Think("second"))
+    rec.feed(Done(Stats(finish_reason="stop")))
+    assert store.session("last")["turns"][1]["thinking"] == "first second"

@@ -12,10 +12,12 @@ inspector; a background thread does the writing.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
 from pathlib import Path
 
 from workbench.engine.events import Answer, Done, Failed, Think
+from workbench.errors import UserError
 from workbench.inspect import Inspector
 
 FLUSH_EVERY = 0.5  # seconds
@@ -69,7 +71,10 @@ class Recorder:
     # ---- writing -------------------------------------------------------------------------------
     def _write_loop(self) -> None:
         while not self._stop.wait(self._flush_every):
-            self.flush()
+            try:
+                self.flush()
+            except sqlite3.Error:
+                pass  # e.g. locked for longer than the busy timeout: the text is kept, tried again next time
 
     def flush(self) -> None:
         with self._lock:
@@ -77,7 +82,13 @@ class Recorder:
                 return
             thinking, answer = "".join(self._think), "".join(self._answer)
             self._think, self._answer = [], []
-        self.store.append_response(self.turn, thinking, answer)
+        try:
+            self.store.append_response(self.turn, thinking, answer)
+        except sqlite3.Error:
+            with self._lock:  # put it back in front of what arrived meanwhile
+                self._think.insert(0, thinking)
+                self._answer.insert(0, answer)
+            raise
 
     def finish(self, stats: dict | None, status: str, stats_obj=None) -> None:
         if self.status is not None:
@@ -85,8 +96,11 @@ class Recorder:
         self.status = status
         self._stop.set()
         self._writer.join()
-        self.flush()
-        self.store.finish_response(self.turn, status, stats, self.inspector.report(stats_obj))
+        try:
+            self.flush()
+            self.store.finish_response(self.turn, status, stats, self.inspector.report(stats_obj))
+        except sqlite3.Error as e:
+            raise UserError(f"{self.store.path}: could not save the response ({e})") from None
         self.saved = True  # everything is in the store (readers on other threads poll this)
 
     def __enter__(self) -> "Recorder":
