@@ -246,3 +246,13 @@ def test_ctrl_c_then_kill_9_then_resume_loses_at_most_the_item_in_flight(model, 
     assert engine.generated == n - done_before  # nothing recorded was generated again
     assert [item["index"] for item in card["items"]] == list(range(n))
     assert not partial.exists()
+
+
+def test_shipped_models_get_their_cards_in_workbench_home(workbench_home):
+    from workbench.models.local import resolve_model
+
+    folder = resolve_model("r1-nano")
+    assert cards.is_shipped(folder)
+    out, fallback = cards.cards_dir(folder)
+    assert fallback and out == workbench_home / "evals" / "r1-nano"
+    assert not (folder / "evals").exists()

@@ -1,7 +1,8 @@
 """Report cards: what was measured, bound to the sha256 of the exact files that were run.
 
-A card is `evals/<suite>-<time>.json` (+ `.md`) in the model's folder, or, when that folder is
-read-only (a model shipped inside the wheel), `$WORKBENCH_HOME/evals/<model>/`. A card whose
+A card is `evals/<suite>-<time>.json` (+ `.md`) in the model's folder, or, for a model shipped
+with the app (inside the wheel, or `models/` of a checkout, which the wheel packs) and for
+read-only folders, `$WORKBENCH_HOME/evals/<model>/`. A card whose
 recorded hashes no longer match the model's files is stale: `workbench evals` (and the next
 `workbench eval` of that model) writes `"stale": true` into it.
 """
@@ -141,10 +142,19 @@ def fallback_dir(model_folder: Path) -> Path:
     return workbench_home() / "evals" / Path(model_folder).name
 
 
+def is_shipped(model_folder: Path) -> bool:
+    """A model that ships with the app (inside the wheel, or `models/` of a checkout, which the wheel packs)."""
+    from workbench.paths import shipped_models_dir
+
+    return shipped_models_dir().resolve() in Path(model_folder).resolve().parents
+
+
 def cards_dir(model_folder: Path) -> tuple[Path, bool]:
-    """(folder for cards, True if it is the $WORKBENCH_HOME fallback because the model folder is read-only)."""
+    """(folder for cards, True if it is the $WORKBENCH_HOME fallback: a shipped or read-only model folder)."""
     preferred = Path(model_folder) / "evals"
     try:
+        if is_shipped(model_folder):
+            raise PermissionError("cards never go inside the package")
         preferred.mkdir(exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=preferred, prefix=".probe-", delete=True)
         probe.close()

@@ -162,7 +162,7 @@ def run_eval(options: EvalOptions, engine=None, progress_stream=None) -> tuple[d
     model_sha = cards.combined_sha256(model_files)
     out_dir, fallback = cards.cards_dir(folder)
     if fallback:
-        log.note(f"{folder} is read-only: report cards go to {out_dir}")
+        log.note(f"{folder} is shipped with the app or read-only: report cards go to {out_dir}")
     for path in cards.card_paths(folder):  # these files may no longer be what older cards measured
         cards.refresh_stale(path, model_files)
 
