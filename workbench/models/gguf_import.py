@@ -345,7 +345,10 @@ def convert_weights(path: Path, arrays: dict | None, index: dict, config: dict, 
         log(f"this MLX misreads {', '.join(sorted(t for t, ok in checks.items() if ok is False))} "
             "(checked against the gguf package): dequantizing those instead")
     weights, requantized, kept, skipped = {}, set(), set(), []
-    for gguf_name, gtype in types.items():
+    quarter = len(types) // 4 if len(types) > 40 else 0  # big files take minutes: say how far along
+    for i, (gguf_name, gtype) in enumerate(types.items(), 1):
+        if quarter and i % quarter == 0 and i < len(types):
+            log(f"{i}/{len(types)} tensors converted")
         name = mlx_name(gguf_name)
         if name is None:
             if gguf_name != "rope_freqs.weight":  # read into config.json's rope_scaling
