@@ -256,3 +256,59 @@ def test_shipped_models_get_their_cards_in_workbench_home(workbench_home):
     out, fallback = cards.cards_dir(folder)
     assert fallback and out == workbench_home / "evals" / "r1-nano"
     assert not (folder / "evals").exists()
+
+
+class ScriptedEngine:
+    """An engine speaking the real event vocabulary, with scripted replies (no MLX): fast edge cases."""
+
+    def __init__(self, replies) -> None:
+        from workbench.engine.events import ModelInfo
+
+        self.replies, self.loads = list(replies), []
+        self.info_cls = ModelInfo
+
+    def load(self, model, adapter=None, trust_remote_code=False):
+        from workbench.engine.events import Loaded
+        from workbench.engine.worker import Job
+
+        self.loads.append((model, adapter))
+        job = Job()
+        job.put(Loaded(self.info_cls(name=Path(model).name, path=model, adapter=adapter,
+                                     profile={"temperature": 0.6, "max_tokens": 64})))
+        return job
+
+    def generate(self, request):
+        from workbench.engine.events import Answer, Done, Failed, Stats, Think
+        from workbench.engine.worker import Job
+
+        job = Job()
+        reply = self.replies.pop(0)
+        if reply is None:
+            job.put(Failed("out of memory"))
+        else:
+            thinking, answer = reply
+            job.put(Think(thinking, 3))
+            job.put(Answer(answer, 2))
+            job.put(Done(Stats(thinking_tokens=3, answer_tokens=2, finish_reason="stop", thinking_closed=True)))
+        return job
+
+
+def test_adapter_hashes_failures_and_stale_adapters(model, tmp_path, workbench_home):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapters.safetensors").write_bytes(b"weights v1")
+    (adapter / "adapter_config.json").write_text("{}")
+    spec = write_suite(tmp_path, ["42", "42", "42"])
+    engine = ScriptedEngine([("12+30", "\\boxed{42}"), None, ("hm", "\\boxed{10^{10^{10}}}")])
+    card, path = run_eval(EvalOptions(suite=str(spec), model=str(model), adapter=str(adapter), temperature=0.0,
+                                      verify_timeout=1), engine=engine, progress_stream=open(os.devnull, "w"))
+    assert engine.loads == [(str(model), str(adapter))]
+    assert card["adapter_files"]["adapters.safetensors"] == hashlib.sha256(b"weights v1").hexdigest()
+    assert card["sampling"] == {"temperature": 0.0, "top_p": 0.95, "max_tokens": 64}  # flag over profile
+    samples = [item["samples"][0] for item in card["items"]]
+    assert [s["score"] for s in samples] == [1.0, None, None]
+    assert samples[1]["reason"] == "generation failed: out of memory" and "timed out" in samples[2]["reason"]
+    assert card["unjudged"] == 2 and card["accuracy"] == pytest.approx(1 / 3)
+    (adapter / "adapters.safetensors").write_bytes(b"weights v2")
+    refreshed = cards.refresh_stale(path, cards.fingerprint(model))
+    assert refreshed["stale"] and refreshed["stale_reason"] == "adapter files changed"
