@@ -41,6 +41,7 @@ def engine(hold=None):
 
 async def ask_and_wait(pilot, done) -> None:
     app = pilot.app
+    app.query_one("#prompt", Input).cursor_blink = False  # a blinking cursor would make the snapshot flaky
     for _ in range(500):
         if app.ready:
             break
