@@ -312,3 +312,13 @@ def test_adapter_hashes_failures_and_stale_adapters(model, tmp_path, workbench_h
     (adapter / "adapters.safetensors").write_bytes(b"weights v2")
     refreshed = cards.refresh_stale(path, cards.fingerprint(model))
     assert refreshed["stale"] and refreshed["stale_reason"] == "adapter files changed"
+
+
+def test_bare_jsonl_suite_uses_its_prompt_field(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    path.write_text(json.dumps({"prompt": "What is 2+2?", "answer": "4"}) + "\n" + json.dumps({"answer": "5"}) + "\n")
+    suite = load_suite(str(path))
+    assert suite.spec.name == "mine" and suite.spec.verifier == "math"
+    assert [i["prompt"] for i in suite.items] == ["What is 2+2?"]
+    assert suite.problems == [f"{path}:2: no 'prompt' field for the prompt template"]
+    assert suite.sha256 == sha256(path)
