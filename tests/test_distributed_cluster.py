@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, WORKED, workbench_env
-from workbench.engine.events import ChatRequest, Done, Failed, Loaded, Sampling, Think
+from workbench.engine.events import Answer, ChatRequest, Done, Failed, Loaded, Sampling, Think
 from workbench.engine.remote import RemoteEngine
 
 pytestmark = pytest.mark.slow
@@ -220,7 +220,7 @@ def test_cluster_endpoint_streams_both_phases(four_layer_model, tmp_path):
         assert isinstance(remote.load().collect()[2], Loaded)
         events = list(remote.generate(ChatRequest.single(QUESTION, Sampling(temperature=0))))
         thinking = "".join(e.text for e in events if isinstance(e, Think))
-        answer = "".join(e.text for e in events if type(e).__name__ == "Answer")
+        answer = "".join(e.text for e in events if isinstance(e, Answer))
         assert isinstance(events[-1], Done), events[-1]
         assert "12+30" in thinking and "\\boxed{42}" in answer
         status = subprocess.run([sys.executable, "-m", "workbench", "cluster", "status", "--endpoint", cluster.url],

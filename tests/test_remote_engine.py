@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from workbench.distributed.server import ChatServer, request_from_openai
-from workbench.engine.events import Answer, ChatRequest, Done, Failed, Loaded, Sampling, Think
+from workbench.engine.events import ChatRequest, Done, Failed, Loaded, Sampling
 from workbench.engine.remote import RemoteEngine
 from workbench.engine.worker import Engine
 

@@ -17,7 +17,7 @@ import time
 from urllib.parse import urlsplit
 
 from workbench.engine.events import (
-    Answer, ChatRequest, Done, Failed, Loaded, Loading, ModelInfo, Stats, Think,
+    ChatRequest, Done, Failed, Loaded, Loading, ModelInfo, Stats, Think,
 )
 from workbench.engine.splitter import ReasoningSplitter
 from workbench.engine.worker import Job
