@@ -138,3 +138,17 @@ def test_sessions_command(store, tmp_path, capsys, monkeypatch):
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
     with pytest.raises(UserError):
         cli("show", "12345")
+
+
+def test_an_interrupted_response_is_shown_with_an_inspection_computed_from_its_text(store, capsys, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_SESSIONS_DB", str(store.path))
+    sid = store.new_session("q")
+    store.add_turn(sid, "user", "q")
+    turn = store.start_response(sid)
+    store.append_response(turn, "Wait, half a thought", "")
+    store.db.execute("UPDATE turns SET status = 'interrupted', pid = NULL WHERE id = ?", (turn,))
+    store.db.commit()
+    assert cli("show", "last", "--json") == 0
+    reply = json.loads(capsys.readouterr().out)["turns"][1]
+    assert reply["status"] == "interrupted" and reply["thinking"] == "Wait, half a thought"
+    assert reply["inspection"]["markers"]["counts"]["wait"] == 1

@@ -48,7 +48,7 @@ def main(args) -> int:
                 print(f"{r['id']:>5}  {_when(r['updated'])}  {r['status'] or '-':<11} {(r['model'] or '-')[:20]:<20}  "
                       f"{_safe(r['title'])}")
         elif action == "show":
-            session = store.session(args.id)
+            session = with_inspection(store.session(args.id))
             if args.json:
                 print(json.dumps(session, indent=1, ensure_ascii=False))
             else:
@@ -56,7 +56,7 @@ def main(args) -> int:
         elif action == "export":
             from workbench.sessions.export import EXPORTERS
 
-            text = EXPORTERS[args.format](store.session(args.id))
+            text = EXPORTERS[args.format](with_inspection(store.session(args.id)))
             if args.output:
                 with open(args.output, "w", encoding="utf-8") as f:
                     f.write(text)
@@ -74,6 +74,19 @@ def main(args) -> int:
             ids = import_jsonl(store, args.file)
             print(f"imported {len(ids)} session{'s' * (len(ids) != 1)}: {', '.join(map(str, ids))}")
     return 0
+
+
+def with_inspection(session: dict) -> dict:
+    """Responses saved without an inspection (interrupted mid-stream) get one computed from their text."""
+    prompt = ""
+    for t in session["turns"]:
+        if t["role"] == "user":
+            prompt = t["content"]
+        elif t["role"] == "assistant" and not t.get("inspection") and (t["thinking"] or t["content"]):
+            from workbench.inspect import inspect_text
+
+            t["inspection"] = inspect_text(prompt, t["thinking"], t["content"])
+    return session
 
 
 def print_session(session: dict, out=None) -> None:
