@@ -169,6 +169,10 @@ def throughput_bench(hidden: int, layers: int, tokens: int, repeats: int) -> dic
 
 
 def main() -> None:
+    import os
+
+    # The app records every response as a session: keep the benchmark's out of the user's home.
+    os.environ["WORKBENCH_HOME"] = tempfile.mkdtemp(prefix="bench-tui-")
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=2500, help="synthetic tokens per second")
     ap.add_argument("--tokens", type=int, default=20000)

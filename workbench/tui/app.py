@@ -2,7 +2,7 @@
 
 The app takes any engine with `load`, `generate`, `info`, `close` (the local MLX thread, a remote
 endpoint, the scripted fake in tests). Engine jobs are read in thread workers, which merge the deltas
-of each ~1/30 s into one `Chunk` message, so a fast model costs the UI a bounded number of updates.
+of each 1/10 s into one `Chunk` message, so a fast model costs the UI a bounded number of updates.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from workbench.tui.safe import clean
 
 
 HERE = Path(__file__).parent  # .tcss files beside the code (absolute, so subclasses elsewhere work)
-FRAME = 1 / 20  # how long a worker gathers deltas into one Chunk
+FRAME = 1 / 10  # how long a worker gathers deltas into one Chunk
 NARROW = 100  # below this many columns the panes stack vertically
 THINKING_LAYOUTS = ("", "thinking-wide", "thinking-hidden")  # ctrl+t cycles through them
 
@@ -242,8 +242,8 @@ class WorkbenchApp(App):
                 return
 
     async def on_chunk(self, chunk: Chunk) -> None:
-        if chunk.turn != self.turn or self.turn_view is None:
-            return
+        if chunk.turn != self.turn or self.turn_view is None or not self.query(ThinkingView):
+            return  # an old turn, or the app is shutting down
         self.thinking.append(chunk.thinking)
         await self.turn_view.write(chunk.answer)
         self.query_one(Transcript).follow()
@@ -251,7 +251,7 @@ class WorkbenchApp(App):
         self.rendered_tokens += chunk.thinking_tokens + chunk.answer_tokens
 
     async def on_finished(self, message: Finished) -> None:
-        if message.turn != self.turn or self.turn_view is None:
+        if message.turn != self.turn or self.turn_view is None or not self.query(ThinkingView):
             return
         view, self.job = self.turn_view, None
         thinking = self.thinking.raw

@@ -124,15 +124,20 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
             self._rewrap_all()
             self.follow()
 
+    def render_lines(self, crop):
+        self._style = self.rich_style  # once per pass: computing it per line costs more than the line
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         row = scroll_y + y
-        style = self.rich_style
+        style = getattr(self, "_style", None) or self.rich_style
         width = self.scrollable_content_region.width
         if row >= len(self._rows):
             return Strip.blank(width, style)
         text = self._rows[row]
-        return Strip([Segment(text, style)], cell_len(text)).crop_extend(scroll_x, scroll_x + width, style)
+        return Strip([Segment(text, style)], len(text) if text.isascii() else cell_len(text)).crop_extend(
+            scroll_x, scroll_x + width, style)
 
 
 class FrozenMarkdown(Widget):
