@@ -20,6 +20,7 @@ import os
 import random
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -156,6 +157,19 @@ def train_grpo_stage(out: Path, steps: int, seed: int, n_eval: int, log) -> dict
     return result
 
 
+def report_card(folder: Path, n: int) -> dict:
+    """`workbench eval` on the held-out problems (a JSONL suite); the card lands in folder/evals/."""
+    suite = folder / "evals" / "heldout-arithmetic.jsonl"
+    suite.parent.mkdir(parents=True, exist_ok=True)
+    suite.write_text("".join(json.dumps({"prompt": p["prompt"], "answer": p["answer"]}) + "\n" for p in held_out(n)))
+    done = subprocess.run([sys.executable, "-m", "workbench", "eval", "--model", str(folder), "--suite", str(suite),
+                           "--json"], capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["workbench eval failed"])[-1]}
+    card = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"accuracy": card["accuracy"], "ci95": card["ci95"], "n": card["n"], "model_sha256": card["model_sha256"]}
+
+
 def write_manifest(folder: Path, extra: dict) -> None:
     files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
              if p.is_file() and p.name != "manifest.json"}
@@ -192,12 +206,14 @@ def main() -> int:
         loaded = load_model(work)
         manifest["sft"]["held_out_accuracy"] = accuracy(loaded.model, loaded.tokenizer, held_out(args.eval))
         manifest["sft"]["held_out_problems"] = args.eval
+        manifest["sft"]["report_card"] = report_card(work, args.eval)
         log(manifest["sft"])
         shutil.rmtree(out, ignore_errors=True)
         work.rename(out)
     if args.stage in ("grpo", "all"):
         manifest = {**json.loads((out / "manifest.json").read_text()), **manifest} if args.stage == "grpo" else manifest
         manifest["grpo"] = train_grpo_stage(out, args.grpo_steps, args.seed, args.eval, log)
+        manifest["grpo"]["report_card"] = report_card(out, args.eval)
         log(manifest["grpo"])
     write_manifest(out, manifest)
     return 0

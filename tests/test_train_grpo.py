@@ -13,7 +13,7 @@ mx = pytest.importorskip("mlx.core")
 from workbench.train.config import GRPOConfig  # noqa: E402
 from workbench.train.trainer import train_grpo  # noqa: E402
 
-TIMING = {"step_time", "tokens_per_second"}
+TIMING = {"step_time", "tokens_per_second", "generate_time", "score_time"}
 
 
 def length_scorer(calls=None):
@@ -96,6 +96,19 @@ def test_resume_without_checkpoint_is_a_clear_error(tiny_model, suite, tmp_path)
 
     with pytest.raises(UserError, match="no checkpoint"):
         train_grpo(config(tiny_model, suite, tmp_path / "empty"), resume=True, scorer=length_scorer(), log=lambda _: None)
+
+
+def test_gradient_accumulation_equals_one_big_batch(tiny_model, suite, tmp_path):
+    """One group per micro-batch (accumulated) and all groups at once give the same update."""
+    from mlx.utils import tree_flatten
+
+    runs = [train_grpo(config(tiny_model, suite, tmp_path / f"run{n}", steps=1, groups_per_micro_batch=n),
+                       scorer=length_scorer(), log=lambda _: None) for n in (0, 1)]
+    a, b = (dict(tree_flatten(mx.load(str(r / "adapters.safetensors")))) for r in runs)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(np.array(a[k]), np.array(b[k]), rtol=1e-4, atol=1e-6)
+    assert metrics(runs[0])[0]["loss"] == pytest.approx(metrics(runs[1])[0]["loss"], rel=1e-4, abs=1e-7)
 
 
 def test_dapo_skips_groups_with_equal_rewards(tiny_model, suite, tmp_path):

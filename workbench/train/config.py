@@ -44,7 +44,8 @@ class GRPOConfig:
     name: str | None = None
     steps: int = 100
     group_size: int = 8  # G completions per prompt
-    prompts_per_step: int = 2  # groups per optimizer update (each group one micro-batch: grad accumulation)
+    prompts_per_step: int = 2  # groups per optimizer update
+    groups_per_micro_batch: int = 0  # gradient accumulation: groups per forward/backward; 0 = all at once
     iterations_per_batch: int = 1  # updates per generated batch (mu); >1 uses stored old log-probs
     max_tokens: int = 256  # max completion length
     temperature: float | None = None  # None: the model profile's

@@ -83,17 +83,22 @@ def grpo_loss(model, inputs, targets, mask, advantages, old_logprobs, ref_logpro
 
 
 def pack_group(prompt_ids: list[int], completions: list[list[int]], eos_id: int, finished: list[bool], pad_id: int = 0):
-    """(inputs, targets, mask) for one group: prompt + sampled ids (+ EOS when the model stopped).
+    """(inputs, targets, mask) for one group: prompt + sampled ids (+ EOS when the model stopped)."""
+    return pack_rows([(prompt_ids, c, done) for c, done in zip(completions, finished)], eos_id, pad_id)
+
+
+def pack_rows(rows: list[tuple[list[int], list[int], bool]], eos_id: int, pad_id: int = 0):
+    """(inputs, targets, mask) for (prompt ids, completion ids, finished) rows, right-padded.
 
     The mask covers completion targets only, so every log-prob has the full prompt as context.
     """
     import mlx.core as mx
 
-    rows = [prompt_ids + c + ([eos_id] if done else []) for c, done in zip(completions, finished)]
-    width = max(len(r) for r in rows)
-    ids = np.full((len(rows), width), pad_id, dtype=np.int32)
-    mask = np.zeros((len(rows), width - 1), dtype=np.float32)
-    for i, r in enumerate(rows):
+    seqs = [(prompt + c + ([eos_id] if done else []), len(prompt)) for prompt, c, done in rows]
+    width = max(len(r) for r, _ in seqs)
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int32)
+    mask = np.zeros((len(seqs), width - 1), dtype=np.float32)
+    for i, (r, start) in enumerate(seqs):
         ids[i, :len(r)] = r
-        mask[i, len(prompt_ids) - 1:len(r) - 1] = 1.0
+        mask[i, start - 1:len(r) - 1] = 1.0
     return mx.array(ids[:, :-1]), mx.array(ids[:, 1:]), mx.array(mask)

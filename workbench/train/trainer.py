@@ -64,7 +64,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print)
     from workbench.train.checkpoint import (adapter_config, adapters_off, apply_lora, load_checkpoint,
                                             save_adapters, save_checkpoint)
     from workbench.train.data import batch_at, load_examples
-    from workbench.train.grpo import Normaliser, group_advantages, grpo_loss, pack_group, token_logprobs
+    from workbench.train.grpo import Normaliser, group_advantages, grpo_loss, pack_rows, token_logprobs
     from workbench.train.rewards import pool_scorer, score_completions
     from workbench.train.rollout import sample_group
 
@@ -145,17 +145,23 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print)
             flat_texts = [t for ts in texts for t in ts]
             flat_examples = [e for e, g in zip(verifier_examples, groups) for _ in g.completions]
             _, per_verifier = score_completions(flat_texts, flat_examples, scoring, scorer)
+            score_time = time.perf_counter() - t0 - gen_time
             rewards = np.array([sum(weights[n] * per_verifier[n][i] for n in weights) for i in range(len(flat_texts))])
             rewards = rewards.reshape(len(groups), config.group_size)
             zero_std = [bool(np.all(r == r[0])) for r in rewards]
             advantages = [group_advantages(r, config.std_scaling) for r in rewards]
             used = [i for i in range(len(groups)) if not (config.loss_type == "dapo" and zero_std[i])]
 
-            # 3. Pack, reference and old log-probs, normaliser over the whole step.
-            packed = [pack_group(groups[i].prompt_ids, groups[i].completions, eos_id, groups[i].finished) for i in used]
+            # 3. Micro-batches of whole groups, reference and old log-probs, the step's normaliser.
+            per_micro = config.groups_per_micro_batch or max(len(used), 1)
+            chunks = [used[k:k + per_micro] for k in range(0, len(used), per_micro)]
+            packed = [pack_rows([(groups[i].prompt_ids, c, done) for i in chunk
+                                 for c, done in zip(groups[i].completions, groups[i].finished)], eos_id)
+                      for chunk in chunks]
+            chunk_adv = [mx.array(np.concatenate([advantages[i] for i in chunk]), dtype=mx.float32) for chunk in chunks]
             norm = Normaliser(config.loss_type, completions=len(used) * config.group_size,
                               tokens=int(sum(p[2].sum().item() for p in packed)), max_tokens=config.max_tokens)
-            refs, olds = [None] * len(used), [None] * len(used)
+            refs, olds = [None] * len(chunks), [None] * len(chunks)
             if config.beta:
                 with adapters_off(model):
                     refs = [mx.stop_gradient(token_logprobs(model, p[0], p[1], temperature)) for p in packed]
@@ -163,15 +169,14 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print)
                 olds = [mx.stop_gradient(token_logprobs(model, p[0], p[1], temperature)) for p in packed]
             mx.eval(refs, olds)
 
-            # 4. Updates: gradients accumulated over the groups, one optimizer step per pass.
+            # 4. Updates: gradients accumulated over the micro-batches, one optimizer step per pass.
             model.train()
             loss_total, kl_sum, clipped_sum, token_sum = 0.0, 0.0, 0.0, 0.0
             for _ in range(config.iterations_per_batch):
                 grads, loss_total, kl_sum, clipped_sum, token_sum = None, 0.0, 0.0, 0.0, 0.0
-                for j, i in enumerate(used):
-                    (loss, metrics), g = loss_and_grad(
-                        model, *packed[j], mx.array(advantages[i], dtype=mx.float32), olds[j], refs[j], norm,
-                        config.epsilon, config.clip_high, config.beta, temperature)
+                for j in range(len(chunks)):
+                    (loss, metrics), g = loss_and_grad(model, *packed[j], chunk_adv[j], olds[j], refs[j], norm,
+                                                       config.epsilon, config.clip_high, config.beta, temperature)
                     grads = g if grads is None else tree_map(mx.add, grads, g)
                     mx.eval(grads, loss, metrics)
                     loss_total += loss.item()
@@ -203,7 +208,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print)
                 "groups_used": len(used),
                 "learning_rate": float(optimizer.learning_rate.item()),
                 "tokens_per_second": gen_tokens / gen_time if gen_time else 0.0,
-                "step_time": step_time,
+                "step_time": step_time, "generate_time": gen_time, "score_time": score_time,
             }
             samples = [{"step": step, "prompt": batch[i]["prompt"], "completion": texts[i][k],
                         "reward": float(rewards[i, k]), **{n: per_verifier[n][i * config.group_size + k] for n in scoring}}
