@@ -53,8 +53,13 @@ class BenchApp(WorkbenchApp):
         self.probe_times.append(time.perf_counter())
 
     def response_finished(self, response) -> None:
-        self.finished_at = time.perf_counter()
         super().response_finished(response)
+        view = self.turn_view
+
+        async def drawn() -> None:  # queued after the turn's writes and its finish: all on screen
+            self.finished_at = time.perf_counter()
+
+        view.call_next(drawn)
 
 
 def synthetic_script(tokens: int, chars_per_token: int = 4) -> Script:

@@ -47,6 +47,11 @@ async def ask(pilot, app, prompt: str = "What is 12+30?") -> None:
     await pilot.press("enter")
 
 
+def done(app, responses: int = 1) -> bool:
+    """`responses` responses finished and the last one fully drawn."""
+    return len(app.responses) >= responses and app.turn_view is not None and app.turn_view.finished
+
+
 def answer_markdown(app) -> str:
     return app.query(Markdown).last().source
 
@@ -56,7 +61,7 @@ async def test_submit_streams_into_both_panes_and_records_history():
     app = WorkbenchApp(engine)
     async with app.run_test(size=(120, 30)) as pilot:
         await ask(pilot, app)
-        await wait_for(pilot, lambda: app.last is not None)
+        await wait_for(pilot, lambda: done(app))
         assert engine.requests[0].messages == (Message("user", "What is 12+30?"),)
         assert app.query_one(ThinkingView).raw == THINKING
         assert "⟦42⟧" in answer_markdown(app)  # LaTeX shown as Unicode, boxed framed
@@ -77,7 +82,7 @@ async def test_mid_stream_both_panes_show_partial_text_and_esc_stops():
         assert app.job is not None and app.last is None  # still generating
         assert "answering" in str(app.query_one("#status").render())
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.last is not None)
+        await wait_for(pilot, lambda: done(app))
         assert app.last.stats.finish_reason == "cancelled"
         assert "cancelled" in str(app.query_one("#status").render())
         # the partial response stays and counts as a turn
@@ -89,9 +94,9 @@ async def test_multi_turn_sends_history_and_collapses_earlier_thinking():
     app = WorkbenchApp(engine)
     async with app.run_test(size=(120, 30)) as pilot:
         await ask(pilot, app)
-        await wait_for(pilot, lambda: len(app.responses) == 1)
+        await wait_for(pilot, lambda: done(app, 1))
         await ask(pilot, app, "Are you sure?")
-        await wait_for(pilot, lambda: len(app.responses) == 2)
+        await wait_for(pilot, lambda: done(app, 2))
         second = engine.requests[1].messages
         assert second == (Message("user", "What is 12+30?"), Message("assistant", ANSWER, THINKING),
                           Message("user", "Are you sure?"))
@@ -105,12 +110,12 @@ async def test_new_chat_forgets_the_conversation():
     app = WorkbenchApp(engine)
     async with app.run_test(size=(120, 30)) as pilot:
         await ask(pilot, app)
-        await wait_for(pilot, lambda: len(app.responses) == 1)
+        await wait_for(pilot, lambda: done(app, 1))
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert app.history == [] and len(app.query(Markdown)) == 0 and app.query_one(ThinkingView).raw == ""
         await ask(pilot, app, "hello")
-        await wait_for(pilot, lambda: len(app.responses) == 2)
+        await wait_for(pilot, lambda: done(app, 2))
         assert engine.requests[1].messages == (Message("user", "hello"),)
 
 
@@ -119,9 +124,9 @@ async def test_regenerate_asks_the_last_prompt_again():
     app = WorkbenchApp(engine)
     async with app.run_test(size=(120, 30)) as pilot:
         await ask(pilot, app)
-        await wait_for(pilot, lambda: len(app.responses) == 1)
+        await wait_for(pilot, lambda: done(app, 1))
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: len(app.responses) == 2)
+        await wait_for(pilot, lambda: done(app, 2))
         assert engine.requests[1].messages == engine.requests[0].messages
         assert [m.content for m in app.history] == ["What is 12+30?", "two"]
         assert len(app.query(Markdown)) == 1  # the old answer was replaced
@@ -164,7 +169,7 @@ async def test_settings_are_validated_saved_and_sent():
         await pilot.press("enter")
         await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
         await ask(pilot, app)
-        await wait_for(pilot, lambda: app.last is not None)
+        await wait_for(pilot, lambda: done(app))
         s = engine.requests[0].sampling
         assert (s.temperature, s.top_p, s.max_tokens, s.seed) == (0.3, 0.9, 64, 7)
 
@@ -238,13 +243,13 @@ async def test_generation_failure_is_reported_and_the_app_goes_on():
     app = WorkbenchApp(engine)
     async with app.run_test(size=(120, 30)) as pilot:
         await ask(pilot, app)
-        await wait_for(pilot, lambda: app.last is not None)
+        await wait_for(pilot, lambda: done(app))
         assert app.last.error == "out of memory"
         assert "error: out of memory" in str(app.query_one("#status").render())
         assert any(n.message == "out of memory" and n.severity == "error" for n in app._notifications)
         assert app.history == []  # a failed turn is not sent again
         await ask(pilot, app, "again")
-        await wait_for(pilot, lambda: len(app.responses) == 2 and app.last.error is None)
+        await wait_for(pilot, lambda: done(app, 2) and app.last.error is None)
 
 
 HOSTILE = "[bold red]x[/] [@click=app.quit]click[/] \x1b[31mred\x1b[0m \x1b]52;c;aGk=\x07 \x9b2J end"
@@ -255,7 +260,7 @@ async def test_hostile_model_output_appears_literally():
     app = WorkbenchApp(engine)
     async with app.run_test(size=(160, 30)) as pilot:
         await ask(pilot, app)
-        await wait_for(pilot, lambda: app.last is not None)
+        await wait_for(pilot, lambda: done(app))
         await pilot.click("#answer", offset=(10, 3))  # clicking on the answer must not run app.quit
         await pilot.pause()
         assert app.is_running
@@ -272,7 +277,7 @@ async def test_copy_answer_and_thinking_to_the_clipboard():
     app = WorkbenchApp(ScriptedEngine([script_from_text(THINKING, ANSWER)]))
     async with app.run_test(size=(120, 30)) as pilot:
         await ask(pilot, app)
-        await wait_for(pilot, lambda: app.last is not None)
+        await wait_for(pilot, lambda: done(app))
         await pilot.press("f5")
         assert app.clipboard == ANSWER
         await pilot.press("f6")
@@ -283,7 +288,7 @@ async def test_latex_source_is_one_key_away():
     app = WorkbenchApp(ScriptedEngine([script_from_text(THINKING, ANSWER)]))
     async with app.run_test(size=(120, 30)) as pilot:
         await ask(pilot, app)
-        await wait_for(pilot, lambda: app.last is not None)
+        await wait_for(pilot, lambda: done(app))
         assert "\\boxed{42}" not in screen_text(app)
         await pilot.press("ctrl+l")
         await pilot.pause()
@@ -350,7 +355,7 @@ async def test_a_long_answer_streams_into_segments_that_freeze():
     app = WorkbenchApp(ScriptedEngine([script_from_text("t", answer, chunk=50)], rate=200))
     async with app.run_test(size=(120, 40)) as pilot:
         await ask(pilot, app)
-        await wait_for(pilot, lambda: app.last is not None, timeout=30)
+        await wait_for(pilot, lambda: done(app), timeout=30)
         frozen = list(app.query(FrozenMarkdown))
         assert len(frozen) >= 2 and len(app.query(Markdown)) == 1
         shown = "\n\n".join(f.source for f in frozen) + app.query(Markdown).last().source

@@ -72,7 +72,7 @@ def test_main_screen_after_completion(snap_compare):
     app = WorkbenchApp(engine())
 
     async def run_before(pilot):
-        await ask_and_wait(pilot, lambda app: app.last is not None)
+        await ask_and_wait(pilot, lambda app: app.last is not None and app.turn_view.finished)
 
     assert snap_compare(app, terminal_size=(110, 28), run_before=run_before)
 
@@ -81,6 +81,6 @@ def test_narrow_screen_after_completion(snap_compare):
     app = WorkbenchApp(engine())
 
     async def run_before(pilot):
-        await ask_and_wait(pilot, lambda app: app.last is not None)
+        await ask_and_wait(pilot, lambda app: app.last is not None and app.turn_view.finished)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -107,6 +107,7 @@ class WorkbenchApp(App):
         self.responses: list[Response] = []
         self._layout = 0
         self.rendered_tokens = 0  # tokens handed to the panes so far (scripts/bench_tui.py reads it)
+        self.answer_raw = ""
 
     # ---- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -206,6 +207,7 @@ class WorkbenchApp(App):
         self.turn_view.request = request
         await self.query_one(Transcript).mount(self.turn_view)
         self.thinking.clear()
+        self.answer_raw = ""  # the live turn's answer as the model wrote it
         self.status.started()
         self.job = self.engine.generate(request)
         self._read_generation(self.job, self.turn)
@@ -241,28 +243,29 @@ class WorkbenchApp(App):
                 self.post_message(Finished(turn, None, f"unexpected event {type(last).__name__}"))
                 return
 
-    async def on_chunk(self, chunk: Chunk) -> None:
+    def on_chunk(self, chunk: Chunk) -> None:
         if chunk.turn != self.turn or self.turn_view is None or not self.query(ThinkingView):
             return  # an old turn, or the app is shutting down
         self.thinking.append(chunk.thinking)
-        await self.turn_view.write(chunk.answer)
-        self.query_one(Transcript).follow()
+        if chunk.answer:
+            self.answer_raw += chunk.answer
+            # The Markdown work runs in the turn's own message queue, so the app stays free for keys.
+            self.turn_view.call_next(self.turn_view.write, chunk.answer)
         self.status.progress(chunk.thinking_tokens, chunk.answer_tokens)
         self.rendered_tokens += chunk.thinking_tokens + chunk.answer_tokens
 
-    async def on_finished(self, message: Finished) -> None:
+    def on_finished(self, message: Finished) -> None:
         if message.turn != self.turn or self.turn_view is None or not self.query(ThinkingView):
             return
         view, self.job = self.turn_view, None
         thinking = self.thinking.raw
-        await view.finish(thinking, message.stats, message.error)
-        self.query_one(Transcript).follow()
+        view.call_next(view.finish, thinking, message.stats, message.error)  # after its queued writes
         if message.error:
             self.status.error(message.error)
             self.notify(message.error, title="Generation failed", severity="error", markup=False, timeout=10)
         else:
             self.status.finished(message.stats)
-        self.response_finished(Response(view.prompt, thinking, view.answer.raw, message.stats, message.error,
+        self.response_finished(Response(view.prompt, thinking, self.answer_raw, message.stats, message.error,
                                         self.engine.info, view.request))
 
     def response_finished(self, response: Response) -> None:
@@ -286,6 +289,7 @@ class WorkbenchApp(App):
             self.job = None
         self.turn += 1  # anything still arriving from the old turn is ignored
         self.turn_view = None
+        self.answer_raw = ""
         self.history.clear()
         await self.query_one(Transcript).remove_children()
         self.thinking.clear()
@@ -332,7 +336,7 @@ class WorkbenchApp(App):
 
     def action_copy(self, what: str) -> None:
         if what == "answer":
-            text = self.turn_view.answer.raw if self.turn_view else ""
+            text = self.answer_raw
         else:
             text = self.thinking.raw
         if not text:

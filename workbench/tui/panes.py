@@ -188,6 +188,7 @@ class TurnView(Vertical):
         self.segment_chars = 0
         self.source = Static("", classes="source", markup=False)  # raw LaTeX view (one key away)
         self.stream = None
+        self.finished = False  # finish() has drawn everything
 
     def compose(self):
         yield Static(Text("› " + clean(self.prompt)), classes="prompt")
@@ -202,6 +203,11 @@ class TurnView(Vertical):
         await self._show(append, replacement)
         if self.raw_mode:
             self.source.update(Text(self.answer.raw))
+        self._follow()
+
+    def _follow(self) -> None:
+        if isinstance(self.parent, FollowsEnd):
+            self.parent.follow()
 
     async def _show(self, append: str, replacement: str | None) -> None:
         if replacement is not None:  # a later fragment changed how earlier text converts: redraw
@@ -257,6 +263,8 @@ class TurnView(Vertical):
             await self.mount(Static(Text("error: " + clean(error)), classes="error"))
         elif stats:
             await self.mount(Static(Text(stats.summary()), classes="stats"))
+        self.finished = True
+        self._follow()
 
     async def set_raw(self, raw_mode: bool) -> None:
         self.raw_mode = raw_mode
