@@ -141,7 +141,7 @@ def completion_text(thinking: str, answer: str, closed: bool) -> str:
 
 def run_eval(options: EvalOptions, engine=None, progress_stream=None) -> tuple[dict, Path]:
     """Run a suite; return (report card, path of its JSON). `engine` defaults to a new local Engine."""
-    from workbench.engine.events import Answer, ChatRequest, Done, Failed, Sampling, Think
+    from workbench.engine.events import ChatRequest, Done, Failed, Sampling
     from workbench.engine.profiles import Profile
     from workbench.models.local import resolve_model
     from workbench.verify import VerifierPool, verifier_version
@@ -214,25 +214,20 @@ def run_eval(options: EvalOptions, engine=None, progress_stream=None) -> tuple[d
                     t0 = time.monotonic()
                     job = engine.generate(request)
                     interrupt.job = job
-                    thinking, answer, end = [], [], None
-                    for end in job:
-                        if isinstance(end, Think):
-                            thinking.append(end.text)
-                        elif isinstance(end, Answer):
-                            answer.append(end.text)
+                    thinking, answer, end = job.collect()
                     interrupt.job = None
                     if interrupt.requested:
                         break  # the sample in flight is dropped, never recorded half-done
                     stats = end.stats if isinstance(end, Done) else None
                     if stats is not None:
                         verdict = pool.verify(suite.spec.verifier, completion_text(
-                            "".join(thinking), "".join(answer), stats.thinking_closed), example, options.verify_timeout)
+                            thinking, answer, stats.thinking_closed), example, options.verify_timeout)
                         score, reason, extracted = verdict.score, verdict.reason, verdict.extracted
                     else:
                         score, reason, extracted = None, f"generation failed: {getattr(end, 'message', end)}", None
                     record = {
-                        "item": item["index"], "sample": k, "seed": seed, "thinking": "".join(thinking),
-                        "answer": "".join(answer), "extracted": extracted, "score": score, "reason": reason,
+                        "item": item["index"], "sample": k, "seed": seed, "thinking": thinking,
+                        "answer": answer, "extracted": extracted, "score": score, "reason": reason,
                         "correct": score is not None and score >= 1.0,
                         "thinking_tokens": stats.thinking_tokens if stats else 0,
                         "answer_tokens": stats.answer_tokens if stats else 0,
