@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import queue
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -121,6 +122,9 @@ class WorkbenchApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        # The engine thread needs the GIL for a little Python per token; with the default 5 ms switch
+        # interval it can wait that long behind a screen update; 1 ms shortens that wait.
+        sys.setswitchinterval(0.001)
         self.query_one("#thinking").border_title = "Thinking"
         self.query_one("#answer").border_title = "Answer"
         self.query_one("#prompt").focus()
