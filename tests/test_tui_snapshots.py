@@ -52,7 +52,12 @@ async def ask_and_wait(pilot, done) -> None:
         if done(app):
             break
         await pilot.pause(0.02)
-    await pilot.pause(0.2)  # let the Markdown stream settle
+    transcript = app.query_one("#answer")
+    for _ in range(100):  # let the Markdown stream settle and the pane follow it to the end
+        await pilot.pause(0.05)
+        if transcript.scroll_y >= transcript.max_scroll_y:
+            break
+    await pilot.pause(0.1)
 
 
 def test_main_screen_mid_stream(snap_compare):

@@ -186,6 +186,7 @@ class TurnView(Vertical):
         self.markdown = Markdown("", open_links=False)  # the segment being streamed into
         self.segments = [self.markdown]
         self.segment_chars = 0
+        self.fences = 0  # code fences written so far (never split inside a code block)
         self.source = Static("", classes="source", markup=False)  # raw LaTeX view (one key away)
         self.stream = None
         self.finished = False  # finish() has drawn everything
@@ -216,16 +217,19 @@ class TurnView(Vertical):
                 await segment.remove()
             self.segments = self.segments[-1:]
             await self.markdown.update(replacement)
-            self.segment_chars = len(replacement)
+            self.segment_chars, self.fences = len(replacement), replacement.count("```")
             self.stream = Markdown.get_stream(self.markdown)
             return
-        if not append:
-            return
-        cut = append.rfind("\n\n") + 2
-        if self.segment_chars + cut > SEGMENT_CHARS and cut >= 2 and self.answer.out.count("```") % 2 == 0:
-            await self.stream.write(append[:cut])
+        while append:
+            # The first paragraph break past this segment's budget, outside a code block, ends it.
+            cut = append.find("\n\n", max(0, SEGMENT_CHARS - self.segment_chars))
+            if cut < 0 or (self.fences + append[:cut].count("```")) % 2:
+                break
+            head, append = append[:cut + 2], append[cut + 2:]
+            self.fences += head.count("```")
+            await self.stream.write(head)
             await self.freeze()
-            append = append[cut:]
+        self.fences += append.count("```")
         self.segment_chars += len(append)
         await self.stream.write(append)
 
