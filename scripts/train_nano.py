@@ -8,7 +8,7 @@
 2. GRPO (`workbench train grpo`, LoRA, fused afterwards) with the math and format verifiers.
 
 Deterministic (seeded data, init and sampling; MLX on CPU). Run time on 2 CPU cores with OpenBLAS:
-see models/r1-nano/manifest.json ("seconds" per stage). Writes a manifest with the sha256 of every file.
+see models/r1-nano/manifest.toml ("seconds" per stage), which also has the sha256 of every file.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def accuracy(model, tokenizer, problems: list[dict], max_tokens: int = 300) -> f
     return right / len(problems)
 
 
-def train_sft(folder: Path, steps: int, batch_size: int, lr: float, seed: int, log) -> dict:
+def train_sft(folder: Path, steps: int, batch_size: int, lr: float, seed: int, log, resume: bool = False) -> dict:
+    """Full-parameter SFT in `folder`: from a random init, or (`resume`) from the weights already there."""
     import mlx.core as mx
     import mlx.nn as nn
     import mlx.optimizers as optim
@@ -71,13 +72,15 @@ def train_sft(folder: Path, steps: int, batch_size: int, lr: float, seed: int, l
     from workbench.train.arithmetic import sft_example
     from workbench.train.sft import encode_chat, make_batch, sft_loss
 
-    config = tiny_config(write_char_tokenizer(folder), **SIZES)
-    save_model(folder, build_model(config, seed), config)
-    (folder / "profile.toml").write_text(PROFILE)
+    if not resume:
+        config = tiny_config(write_char_tokenizer(folder), **SIZES)
+        save_model(folder, build_model(config, seed), config)
+        (folder / "profile.toml").write_text(PROFILE)
+    config = json.loads((folder / "config.json").read_text())
     loaded = load_model(folder)
     model, tokenizer = loaded.model, loaded.tokenizer
     exclude = {(p["a"], p["op"], p["b"]) for p in held_out(300)}
-    rng = random.Random(seed)
+    rng = random.Random(f"{seed}-continued" if resume else seed)  # a continuation sees new problems
 
     def batch():
         rows = []
@@ -170,20 +173,56 @@ def report_card(folder: Path, n: int) -> dict:
     return {"accuracy": card["accuracy"], "ci95": card["ci95"], "n": card["n"], "model_sha256": card["model_sha256"]}
 
 
+def toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))  # a JSON string is a valid TOML basic string
+
+
+def to_toml(d: dict, prefix: str = "") -> str:
+    """Enough TOML for the manifest: scalars, lists, nested tables (lists of tables as [[name]])."""
+    key = lambda k: k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)  # noqa: E731 - "config.json"
+    lines = [f"{key(k)} = {toml_value(v)}" for k, v in d.items() if not isinstance(v, dict)
+             and not (isinstance(v, list) and v and isinstance(v[0], dict))]
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            lines += ["", f"[{name}]", to_toml(v, name + ".")]
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            for item in v:
+                lines += ["", f"[[{name}]]", to_toml(item, name + ".")]
+    return "\n".join(line for line in lines if line != "")
+
+
 def write_manifest(folder: Path, extra: dict) -> None:
+    """manifest.toml: how the model was made and the sha256 of every file (TOML: not a model file
+    for report cards, and not the `manifest.json` that `workbench pull` checks)."""
     files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
-             if p.is_file() and p.name != "manifest.json"}
-    (folder / "manifest.json").write_text(json.dumps({**extra, "files": files}, indent=1) + "\n")
+             if p.is_file() and p.name != "manifest.toml"}
+    (folder / "manifest.toml").write_text(to_toml({**extra, "files": files}) + "\n")
+
+
+def read_manifest(folder: Path) -> dict:
+    import tomllib
+
+    manifest = tomllib.loads((folder / "manifest.toml").read_text())
+    manifest.pop("files", None)
+    return manifest
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "models" / "r1-nano"))
-    parser.add_argument("--stage", choices=["sft", "grpo", "all"], default="all")
+    parser.add_argument("--stage", choices=["sft", "grpo", "all", "none"], default="all")
     parser.add_argument("--sft-steps", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=24)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--continue-sft", action="store_true", help="more SFT steps on the model in --out")
     parser.add_argument("--grpo-steps", type=int, default=30)
     parser.add_argument("--eval", type=int, default=150, help="held-out problems to measure accuracy on")
     args = parser.parse_args()
@@ -196,6 +235,17 @@ def main() -> int:
     out = Path(args.out)
     log = lambda row: print(json.dumps(row), flush=True)  # noqa: E731
     manifest = {"command": "python scripts/train_nano.py " + " ".join(sys.argv[1:]), "seed": args.seed}
+    if args.continue_sft:  # more SFT steps on the model in --out (a second phase after a short first run)
+        manifest = read_manifest(out)
+        phase = train_sft(out, args.sft_steps, args.batch_size, args.lr, args.seed, log, resume=True)
+        from workbench.engine.loader import load_model
+
+        loaded = load_model(out)
+        phase["held_out_accuracy"] = accuracy(loaded.model, loaded.tokenizer, held_out(args.eval))
+        phase["command"] = "python scripts/train_nano.py " + " ".join(sys.argv[1:])
+        manifest.setdefault("sft_continued", []).append(phase)
+        log(phase)
+        args.stage = "none"
     if args.stage in ("sft", "all"):
         work = out.parent / (out.name + ".sft-tmp")
         shutil.rmtree(work, ignore_errors=True)
@@ -211,7 +261,7 @@ def main() -> int:
         shutil.rmtree(out, ignore_errors=True)
         work.rename(out)
     if args.stage in ("grpo", "all"):
-        manifest = {**json.loads((out / "manifest.json").read_text()), **manifest} if args.stage == "grpo" else manifest
+        manifest = {**read_manifest(out), **manifest} if args.stage == "grpo" else manifest
         manifest["grpo"] = train_grpo_stage(out, args.grpo_steps, args.seed, args.eval, log)
         manifest["grpo"]["report_card"] = report_card(out, args.eval)
         log(manifest["grpo"])
