@@ -11,6 +11,8 @@ def add_arguments(parser) -> None:
 
     add_model_arguments(parser)
     add_sampling_arguments(parser)
+    parser.add_argument("--endpoint", default=None, help="an OpenAI-compatible server (e.g. `workbench cluster serve`) "
+                        "instead of a local model; token from $WORKBENCH_TOKEN")
 
 
 def main(args) -> int:
@@ -18,7 +20,9 @@ def main(args) -> int:
     from workbench.engine.worker import Engine
     from workbench.tui.app import WorkbenchApp
 
-    engine = Engine()
+    if args.endpoint:
+        from workbench.engine.remote import RemoteEngine
+    engine = RemoteEngine(args.endpoint) if args.endpoint else Engine()
     try:
         app = WorkbenchApp(engine, model=args.model, adapter=args.adapter, sampling=sampling_from_args(args),
                            trust_remote_code=args.trust_remote_code)

@@ -172,9 +172,26 @@ class WorkbenchApp(App):
         self._spin.stop()
         self.ready = True
         self.model_name = message.info.name
-        self.status.model = message.info.name
+        self.status.model = clean(message.info.name)
+        remote = message.info.location not in ("", "local")
+        self.status.where = clean(message.info.location) if remote else ""
         self.status.show("ready")
-        self.sub_title = message.info.name
+        self.sub_title = clean(f"{message.info.name} on {message.info.location}" if remote else message.info.name)
+        if remote and hasattr(self.engine, "cluster"):
+            self._read_cluster()
+
+    @work(thread=True, group="cluster", exclusive=True, exit_on_error=False)
+    def _read_cluster(self) -> None:
+        """Our cluster endpoint says which layers each rank holds and its memory; other servers have no
+        `/v1/cluster` (or fail): then the status line shows just where the model runs."""
+        from workbench.distributed.shard import summary
+
+        try:
+            ranks = self.engine.cluster().get("ranks")
+            line = summary(ranks) if isinstance(ranks, list) and ranks else ""
+        except Exception:  # noqa: BLE001 - not our cluster, or it is gone: nothing to summarise
+            return
+        self.call_from_thread(self.status.set_cluster, line)
 
     def on_model_failed(self, message: ModelFailed) -> None:
         self._spin.stop()
@@ -277,6 +294,8 @@ class WorkbenchApp(App):
         panel hooks in here (override, or read `self.responses`)."""
         self.last = response
         self.responses.append(response)
+        if self.status.cluster:
+            self._read_cluster()  # the ranks' peak memory changes with each request
         if response.error is None:
             self.history += [Message("user", response.prompt),
                              Message("assistant", response.answer, response.thinking)]

@@ -301,6 +301,8 @@ class StatusLine(Widget):
         super().__init__(**kwargs)
         self.text = Text()
         self.model = ""
+        self.where = ""  # a remote engine's endpoint ("" when the model runs here)
+        self.cluster = ""  # our cluster's one-line per-rank summary, shown on a second line
         self.spinner = 0
         self.start = self.first = self.think_end = None
         self.thinking_tokens = self.answer_tokens = 0
@@ -309,8 +311,20 @@ class StatusLine(Widget):
         return self.text
 
     def show(self, *parts: str, style: str = "") -> None:
-        self.text = Text(" · ".join(p for p in (self.model, *parts) if p), style=style, no_wrap=True,
+        model = f"{self.model} on {self.where}" if self.where and self.model else self.model
+        self.text = Text(" · ".join(p for p in (model, *parts) if p), style=style, no_wrap=True,
                          overflow="ellipsis")
+        if self.cluster:
+            self.text.append("\n" + self.cluster, style="dim")
+        self.refresh()
+
+    def set_cluster(self, line: str) -> None:
+        """Our cluster's ranks (which layers each holds, its memory) on a second line."""
+        self.cluster = clean(line)
+        self.styles.height = 2 if self.cluster else 1
+        self.text = Text(self.text.plain.split("\n")[0], style=self.text.style, no_wrap=True, overflow="ellipsis")
+        if self.cluster:
+            self.text.append("\n" + self.cluster, style="dim")
         self.refresh()
 
     def loading(self, name: str) -> None:

@@ -1,0 +1,126 @@
+"""The app's parts from other features: remote engine and cluster summary, model picker with catalog
+and pull, marker highlighting, compare. Pilot tests (App.run_test) on the scripted engine and fakes;
+no MLX, no network (servers run on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from textual.widgets import Input
+
+from workbench.distributed.server import ChatServer
+from workbench.engine.events import Message
+from workbench.engine.remote import RemoteEngine
+from workbench.tui.app import WorkbenchApp
+from workbench.tui.panes import ThinkingView
+from workbench.tui.scripted import ScriptedEngine, script_from_text
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+THINKING = "Hmm, 12+30.\n\nWait, let me check: ones 2+0=2, tens 1+3=4.\n"
+ANSWER = "The answer is \\boxed{42}."
+
+
+def screen_text(app) -> str:
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
+    """Let the app run until `condition()` holds (a safety limit, not a timing assertion)."""
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("the app never reached the expected state")
+
+
+async def ask(pilot, app, prompt: str = "What is 12+30?") -> None:
+    await wait_for(pilot, lambda: app.ready)
+    app.query_one("#prompt", Input).value = prompt
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.last is not None and app.last.prompt == prompt)
+
+
+# ---- 1. remote engine -------------------------------------------------------------------------------
+RANKS = [
+    {"rank": 0, "host": "mac-a", "mode": "pipeline", "first_layer": 0, "end_layer": 14, "total_layers": 24,
+     "memory_gb": 3.1},
+    {"rank": 1, "host": "mac-b", "mode": "pipeline", "first_layer": 14, "end_layer": 24, "total_layers": 24,
+     "memory_gb": 2.2, "peak_gb": 2.6},
+]
+
+
+@pytest.fixture
+def server():
+    """Our OpenAI-compatible server on a free loopback port, answering from a scripted engine."""
+    started = []
+
+    def start(cluster=list, token="s3cret"):
+        engine = ScriptedEngine([script_from_text(THINKING, ANSWER, chunk=6)])
+        srv = ChatServer(("127.0.0.1", 0), engine.generate, "r1-cluster", token=token, cluster=cluster)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        started.append(srv)
+        return f"http://127.0.0.1:{srv.server_address[1]}", engine
+
+    yield start
+    for srv in started:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_endpoint_option_opens_the_app_on_a_remote_engine(monkeypatch, server):
+    from workbench.cli import build_parser
+    from workbench.commands import app as app_command
+
+    url, _ = server()
+    monkeypatch.setenv("WORKBENCH_TOKEN", "s3cret")
+    opened = []
+    monkeypatch.setattr(WorkbenchApp, "run", lambda self: opened.append(self.engine))
+    assert app_command.main(build_parser().parse_args(["--endpoint", url])) == 0
+    assert isinstance(opened[0], RemoteEngine) and opened[0].endpoint == url and opened[0].token == "s3cret"
+
+
+async def test_remote_engine_streams_and_the_status_line_says_where_and_which_ranks(server):
+    calls = []
+
+    def cluster():
+        calls.append(1)
+        return RANKS
+
+    url, engine = server(cluster)
+    app = WorkbenchApp(RemoteEngine(url, token="s3cret"))
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_for(pilot, lambda: app.ready and app.status.cluster)
+        text = screen_text(app)
+        assert f"r1-cluster on {url}" in text
+        assert "2 ranks · r0 layers 0-13, 3.1 GB · r1 layers 14-23, 2.6 GB" in text
+        await ask(pilot, app)
+        assert app.last.error is None and app.last.thinking == THINKING and app.last.answer == ANSWER
+        assert engine.requests[0].messages == (Message("user", "What is 12+30?"),)
+        await wait_for(pilot, lambda: len(calls) >= 2)  # the summary is refreshed after each response
+        assert "thought for" in screen_text(app) and "r0 layers 0-13" in screen_text(app)
+
+
+async def test_other_servers_show_only_where_the_model_runs(server):
+    url, _ = server()  # no ranks: not a cluster
+    app = WorkbenchApp(RemoteEngine(url, token="s3cret"))
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        await pilot.pause(0.2)
+        assert f"on {url}" in screen_text(app) and "ranks" not in screen_text(app)
+        assert app.status.cluster == "" and app.status.size.height == 1
+
+
+async def test_unreachable_endpoint_is_a_load_error_not_a_crash(server):
+    url, _ = server(token="s3cret")
+    app = WorkbenchApp(RemoteEngine(url, token="wrong"))
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_for(pilot, lambda: app.load_failed)
+        assert "401" in screen_text(app)
