@@ -21,6 +21,7 @@ def length_scorer(calls=None):
     def score(name, items):
         if calls is not None:
             calls.append((name, len(items)))
+            assert all(example["think_in_prompt"] is True for _, example in items)  # the prompt opened <think>
         return [float(len(text) % 2 == 0) for text, _ in items]
     return score
 
@@ -198,3 +199,14 @@ def test_cli_grpo_with_real_verifiers_then_fuse_and_plot(tiny_model, suite, tmp_
     assert workbench_train("plot", run, "--no-terminal") == 0 and (run / "curves.png").exists()
     with pytest.raises(UserError, match="nope.jsonl: no such suite"):
         workbench_train("grpo", "--model", tiny_model, "--suite", tmp_path / "nope.jsonl")
+
+
+def test_format_reward_accepts_completions_that_start_inside_the_prompts_think():
+    from workbench.train.rewards import score_completions
+    from workbench.verify import run_verifier
+
+    scorer = lambda name, items: [run_verifier(name, c, e).score or 0.0 for c, e in items]  # noqa: E731
+    completion = "12+30=42\n</think>\nThe answer is \\boxed{42}."
+    totals, per = score_completions([completion, "<think>\n" + completion], [{"answer": "42", "think_in_prompt": True}] * 2,
+                                    {"math": 1.0, "format": 0.5}, scorer)
+    assert per["format"] == [1.0, 0.0] and per["math"] == [1.0, 1.0] and totals == [1.5, 1.0]
