@@ -210,3 +210,18 @@ def test_format_reward_accepts_completions_that_start_inside_the_prompts_think()
     totals, per = score_completions([completion, "<think>\n" + completion], [{"answer": "42", "think_in_prompt": True}] * 2,
                                     {"math": 1.0, "format": 0.5}, scorer)
     assert per["format"] == [1.0, 0.0] and per["math"] == [1.0, 1.0] and totals == [1.5, 1.0]
+
+
+def test_stop_file_checkpoints_and_stops_then_resume_finishes(tiny_model, suite, tmp_path):
+    run = tmp_path / "run"
+    cfg = config(tiny_model, suite, run, steps=3, checkpoint_every=100)
+
+    def log(row):
+        if isinstance(row, dict) and row["step"] == 1:
+            (run / "STOP").touch()  # what the TUI's stop button does
+
+    train_grpo(cfg, scorer=length_scorer(), log=log)
+    assert [r["step"] for r in metrics(run)] == [1] and not (run / "STOP").exists()
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 1
+    train_grpo(cfg, resume=True, scorer=length_scorer(), log=lambda _: None)
+    assert [r["step"] for r in metrics(run)] == [1, 2, 3]

@@ -15,6 +15,9 @@ from pathlib import Path
 from workbench.train.config import GRPOConfig
 
 
+STOP_FILE = "STOP"
+
+
 def run_dir(config) -> Path:
     if config.out:
         return Path(config.out)
@@ -106,7 +109,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print)
         step, position = state["step"], state["position"]
         log(f"resumed {run} at step {step}")
     else:
-        for name in ("metrics.jsonl", "samples.jsonl"):
+        for name in ("metrics.jsonl", "samples.jsonl", STOP_FILE):
             (run / name).unlink(missing_ok=True)
     (run / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
 
@@ -219,11 +222,17 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print)
             append_jsonl(run / "samples.jsonl", samples)
             log(row)
 
-            # 6. Checkpoint (atomic) and the adapters as they stand.
-            if step % config.checkpoint_every == 0 or step == config.steps:
+            # 6. Checkpoint (atomic) and the adapters as they stand; a STOP file (the TUI's stop
+            #    button, or `touch RUN/STOP`) ends the run here, after a checkpoint.
+            stop = (run / STOP_FILE).exists()
+            if stop or step % config.checkpoint_every == 0 or step == config.steps:
                 state = {"step": step, "position": position, "seed": config.seed}
                 save_checkpoint(run, model, optimizer, lora_config, state)
                 save_adapters(run, model, lora_config)
+            if stop:
+                (run / STOP_FILE).unlink(missing_ok=True)
+                log(f"stopped at step {step} (checkpoint saved; --resume continues)")
+                break
     finally:
         if pool is not None:
             pool.close()
