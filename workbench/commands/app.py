@@ -15,14 +15,21 @@ def add_arguments(parser) -> None:
                         "instead of a local model; token from $WORKBENCH_TOKEN")
 
 
-def main(args) -> int:
+def main(args, engine=None) -> int:
+    """`engine`: any engine object to open the app on (tests); by default a remote engine for
+    --endpoint, else the MLX engine in its own process (the app's drawing and generation then do not
+    share a GIL; `workbench run` keeps the in-process engine)."""
     from workbench.commands.run import sampling_from_args
-    from workbench.engine.worker import Engine
     from workbench.tui.app import WorkbenchApp
 
-    if args.endpoint:
+    if engine is None and args.endpoint:
         from workbench.engine.remote import RemoteEngine
-    engine = RemoteEngine(args.endpoint) if args.endpoint else Engine()
+
+        engine = RemoteEngine(args.endpoint)
+    elif engine is None:
+        from workbench.engine.process import ProcessEngine
+
+        engine = ProcessEngine()
     try:
         app = WorkbenchApp(engine, model=args.model, adapter=args.adapter, sampling=sampling_from_args(args),
                            trust_remote_code=args.trust_remote_code)

@@ -1,0 +1,192 @@
+"""The engine in its own process: same events as the in-process engine, cancel, a dead child, load errors,
+closing, and the app command opening on it."""
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import pytest
+
+from workbench.engine.events import (
+    Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, Sampling, Think, merge_deltas,
+)
+from workbench.engine.process import ProcessEngine
+from workbench.engine.worker import Engine
+
+GREEDY = Sampling(temperature=0.0, max_tokens=200)
+QUESTION = "What is 12+30?"
+
+
+def read(job, timeout: float = 60.0) -> list:
+    """All of a job's events; a job that hangs fails the test instead of blocking it."""
+    events = []
+    while not events or not isinstance(events[-1], (Done, Failed, Loaded)):
+        try:
+            events.append(job.get(timeout=timeout))
+        except queue.Empty:
+            pytest.fail(f"no event for {timeout} s after {events[-3:]}")
+    return events
+
+
+def without_times(events: list) -> list:
+    """Events with the measured times (which differ run to run) zeroed."""
+    return [replace(e, stats=replace(e.stats, time_to_first_token=0, thinking_time=0, answer_time=0,
+                                     total_time=0, peak_memory_gb=0)) if isinstance(e, Done) else e
+            for e in events]
+
+
+@pytest.fixture(scope="module")
+def engine(taught_model):
+    e = ProcessEngine()
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="module")
+def endless_model(tiny_model, tmp_path_factory):
+    """The random tiny model with an end-of-sequence token it can never produce: it runs to max_tokens."""
+    folder = tmp_path_factory.mktemp("models") / "endless"
+    shutil.copytree(tiny_model, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["eos_token_id"] = config["vocab_size"] + 1
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_same_events_as_the_in_process_engine(engine, taught_model):
+    local = Engine()
+    try:
+        local_load = read(local.load(taught_model))
+        child_load = read(engine.load(taught_model))
+        assert child_load == local_load and isinstance(child_load[-1], Loaded)
+        assert engine.info == local.info == child_load[-1].info  # ModelInfo, profile dict and all
+        for request in (ChatRequest.single(QUESTION, GREEDY),
+                        ChatRequest((Message("user", QUESTION), Message("assistant", "42", thinking="long"),
+                                     Message("user", QUESTION)), GREEDY),
+                        ChatRequest.single(QUESTION, Sampling(temperature=0.0, max_tokens=5))):
+            mine, theirs = read(engine.generate(request)), read(local.generate(request))
+            assert without_times(mine) == without_times(theirs)  # every delta, in order, and the counts
+        answer = "".join(e.text for e in mine if isinstance(e, Answer))
+        assert mine[-1].stats.finish_reason == "length" and answer == ""
+        first = read(engine.generate(ChatRequest.single(QUESTION, GREEDY)))
+        assert "".join(e.text for e in first if isinstance(e, Answer)) == "The answer is \\boxed{42}."
+        stats = first[-1].stats
+        assert stats.total_time > 0 and stats.time_to_first_token > 0 and stats.thinking_closed
+    finally:
+        local.close()
+
+
+def test_cancel_mid_stream_and_before_start(engine, endless_model):
+    assert isinstance(read(engine.load(endless_model))[-1], Loaded)
+    max_tokens = 5000
+    job = engine.generate(ChatRequest.single("hi", Sampling(temperature=0.0, max_tokens=max_tokens)))
+    seen = 0
+    for event in job:
+        if isinstance(event, (Think, Answer)):
+            seen += event.tokens
+            if seen >= 3:
+                job.cancel()
+    assert isinstance(event, Done) and event.stats.finish_reason == "cancelled"
+    # The child stops at the next token after the message arrives; only tokens in flight get through.
+    assert seen <= event.stats.generated_tokens < max_tokens // 10
+
+    job = engine.generate(ChatRequest.single("hi", Sampling(temperature=0.0, max_tokens=max_tokens)))
+    job.cancel()
+    last = read(job)[-1]
+    assert isinstance(last, Done) and last.stats.finish_reason == "cancelled"
+    assert last.stats.generated_tokens < max_tokens // 10
+    # and the engine goes on serving
+    assert isinstance(read(engine.generate(ChatRequest.single("hi", Sampling(max_tokens=4))))[-1], Done)
+
+
+def test_child_killed_mid_stream_fails_every_open_job_then_load_restarts_it(endless_model, taught_model):
+    engine = ProcessEngine()
+    try:
+        assert isinstance(read(engine.load(endless_model))[-1], Loaded)
+        job = engine.generate(ChatRequest.single("hi", Sampling(temperature=0.0, max_tokens=100_000)))
+        queued = engine.generate(ChatRequest.single("hi", GREEDY))  # waiting behind the first
+        events = []
+        for event in job:
+            events.append(event)
+            if len(events) == 3:
+                os.kill(engine._proc.pid, signal.SIGKILL)
+        assert event == Failed("the engine process died (exit code -9, SIGKILL)")
+        assert read(queued)[-1] == event
+        later = read(engine.generate(ChatRequest.single("hi", GREEDY)))
+        assert len(later) == 1 and "died" in later[0].message and "load a model" in later[0].message
+
+        assert isinstance(read(engine.load(taught_model))[-1], Loaded)  # a new child
+        assert engine.info.name == taught_model.name
+        answer = "".join(e.text for e in read(engine.generate(ChatRequest.single(QUESTION, GREEDY)))
+                         if isinstance(e, Answer))
+        assert answer == "The answer is \\boxed{42}."
+    finally:
+        engine.close()
+
+
+def test_load_errors_are_one_line_and_the_engine_survives(engine, taught_model, tmp_path):
+    missing = read(engine.load(tmp_path / "no-such-model"))
+    assert isinstance(missing[-1], Failed) and "no-such-model" in missing[-1].message
+    broken = tmp_path / "broken"
+    shutil.copytree(taught_model, broken)
+    (broken / "config.json").write_text("{not json")
+    failed = read(engine.load(broken))[-1]
+    assert isinstance(failed, Failed) and "config.json" in failed.message and "\n" not in failed.message
+    assert engine._proc.poll() is None  # the child lives on
+    assert isinstance(read(engine.load(taught_model))[-1], Loaded)
+
+
+def test_close_stops_the_child_and_fails_what_was_open(endless_model):
+    engine = ProcessEngine()
+    assert isinstance(read(engine.load(endless_model))[-1], Loaded)
+    job = engine.generate(ChatRequest.single("hi", Sampling(temperature=0.0, max_tokens=100_000)))
+    job.get(timeout=60)  # streaming
+    engine.close()
+    assert engine._proc.poll() is not None
+    events = read(job)
+    assert isinstance(events[-1], (Done, Failed))  # cancelled by the close, or failed: never left hanging
+    assert read(engine.generate(ChatRequest.single("hi")))[-1] == Failed("the engine was closed")
+
+
+def test_the_child_exits_when_the_app_process_dies():
+    # A parent killed without closing (SIGKILL, a crash): its child sees the socket close and exits.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "from workbench.engine.process import ProcessEngine\n"
+         "e = ProcessEngine(); print(e._proc.pid, flush=True); import time; time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    for _ in range(600):  # the child is not ours to wait for: poll until it is gone
+        try:
+            os.kill(child, 0)
+            with open(f"/proc/{child}/stat") as f:
+                if f.read().rsplit(") ", 1)[-1].startswith("Z"):
+                    break  # exited, not yet reaped by init
+        except (ProcessLookupError, FileNotFoundError):
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the engine process outlived the app")
+
+
+def test_the_app_command_opens_on_a_process_engine_and_stops_it(monkeypatch):
+    from workbench.cli import build_parser
+    from workbench.commands import app as app_command
+    from workbench.tui.app import WorkbenchApp
+
+    opened = []
+    monkeypatch.setattr(WorkbenchApp, "run", lambda self: opened.append(self.engine))
+    assert app_command.main(build_parser().parse_args([])) == 0
+    assert isinstance(opened[0], ProcessEngine) and opened[0]._proc.poll() is not None
+    injected = object.__new__(ProcessEngine)  # any engine object can be injected (here: one never started)
+    injected.close = lambda: opened.append("closed")
+    assert app_command.main(build_parser().parse_args([]), engine=injected) == 0
+    assert opened[1:] == [injected, "closed"]

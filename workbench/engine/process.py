@@ -1,0 +1,213 @@
+"""The engine in its own process, for the app: the app's drawing and MLX no longer share one GIL.
+
+`ProcessEngine` offers the engine interface (load/generate/info/close, `Job`s with cancel) and runs an
+ordinary `Engine` in a child process (`python -m workbench.engine.process FD`, OpenBLAS preloaded on
+Linux). Both sides speak pickled tuples over a socket pair:
+    parent -> child: (kind, job_id, payload), kind in "load", "generate", "cancel", "close"
+    child -> parent: (job_id, event), sent by the child's engine thread as it puts each event
+A reader thread in the parent hands each event to its Job. If the child dies (killed, crash, out of
+memory), every open Job gets `Failed` at once; the next `load` starts a new child.
+`engine.call(fn)` is left out: nothing outside the engine tests uses it, and fn would have to pickle.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from multiprocessing.connection import Connection
+
+from workbench.engine.events import TERMINAL, ChatRequest, Failed, Loaded, ModelInfo
+from workbench.engine.worker import Job
+
+
+class ChildJob(Job):
+    """A Job whose events come from the child; cancel is a message to it."""
+
+    def __init__(self, engine: "ProcessEngine", job_id: int) -> None:
+        super().__init__()
+        self.engine, self.id = engine, job_id
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        super().cancel(reason)
+        if not self.finished.is_set():
+            self.engine._send(("cancel", self.id, reason))
+
+
+class ProcessEngine:
+    def __init__(self) -> None:
+        self.info: ModelInfo | None = None
+        self._lock = threading.Lock()  # guards _jobs, _dead and sending
+        self._jobs: dict[int, ChildJob] = {}
+        self._next_id = 0
+        self._closing = False
+        self._start()
+
+    # ---- the child ---------------------------------------------------------------------------
+    def _start(self) -> None:
+        from workbench.blas import preload_env
+
+        ours, theirs = socket.socketpair()
+        self._log = tempfile.TemporaryFile()  # the child's stdout/stderr: never onto the app's screen
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "workbench.engine.process", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+            env=preload_env(os.environ) or dict(os.environ),
+            start_new_session=True)  # the terminal's Ctrl+C goes to the app, which decides
+        theirs.close()
+        self._conn = Connection(ours.detach())
+        self._dead: str | None = None  # why the child is gone, once it is
+        threading.Thread(target=self._read, args=(self._conn, self._proc, self._log),
+                         name="engine-process-reader", daemon=True).start()
+
+    def _read(self, conn: Connection, proc: subprocess.Popen, log) -> None:
+        while True:
+            try:
+                job_id, event = conn.recv()
+            except (EOFError, OSError):
+                break
+            if isinstance(event, Loaded):
+                self.info = event.info  # before the job ends, as the in-process engine does
+            with self._lock:
+                job = self._jobs.pop(job_id, None) if isinstance(event, TERMINAL) else self._jobs.get(job_id)
+            if job is not None:
+                job.put(event)
+        try:
+            code = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # it closed the socket but lives on: end it
+            proc.kill()
+            code = proc.wait()
+        conn.close()
+        reason = "the engine was closed" if self._closing else f"the engine process died ({exit_status(code)})"
+        if code > 0 and not self._closing and (last := last_line(log)):
+            reason += f": {last}"  # e.g. a Python error that escaped the engine
+        with self._lock:
+            self._dead = reason
+            orphans, self._jobs = list(self._jobs.values()), {}
+        for job in orphans:
+            job.put(Failed(reason))
+
+    def _send(self, message: tuple) -> bool:
+        with self._lock:
+            if self._dead:
+                return False
+            try:
+                self._conn.send(message)
+                return True
+            except OSError:  # the child just died; the reader fails its jobs
+                return False
+
+    def _submit(self, kind: str, payload) -> ChildJob:
+        with self._lock:
+            self._next_id += 1
+            job = ChildJob(self, self._next_id)
+            if self._dead:
+                job.put(Failed(self._dead if self._closing else f"{self._dead}; load a model to start it again"))
+                return job
+            self._jobs[job.id] = job
+            try:
+                self._conn.send((kind, job.id, payload))
+            except OSError:
+                pass  # the child is dying: its reader fails this job with the others
+        return job
+
+    # ---- engine interface --------------------------------------------------------------------
+    def load(self, model=None, adapter=None, trust_remote_code: bool = False) -> Job:
+        with self._lock:
+            if self._dead is not None and not self._closing:  # it died: a new child for the new model
+                self.info = None
+                self._start()
+        return self._submit("load", (model, adapter, trust_remote_code))
+
+    def generate(self, request: ChatRequest) -> Job:
+        return self._submit("generate", request)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._closing = True
+        self._send(("close", None, None))
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+    def __enter__(self) -> "ProcessEngine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def last_line(log, limit: int = 200) -> str:
+    log.seek(0, os.SEEK_END)
+    log.seek(max(0, log.tell() - 4096))
+    lines = [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:limit] if lines else ""
+
+
+def exit_status(code: int) -> str:
+    if code < 0:
+        try:
+            return f"exit code {code}, {signal.Signals(-code).name}"
+        except ValueError:
+            pass
+    return f"exit code {code}"
+
+
+# ---- the child process ---------------------------------------------------------------------------
+class ForwardedJob(Job):
+    """The child's side of a job: each event goes straight to the parent from the engine thread."""
+
+    def __init__(self, send, job_id: int) -> None:
+        super().__init__()
+        self.send, self.id = send, job_id
+
+    def put(self, event) -> None:
+        self.send((self.id, event))
+        if isinstance(event, TERMINAL):
+            self.finished.set()
+
+
+def serve(conn: Connection) -> None:
+    """Run an Engine on this process's jobs until "close" or until the parent goes away."""
+    from workbench.engine.worker import Engine
+
+    engine = Engine()
+    send_lock = threading.Lock()
+    jobs: dict[int, ForwardedJob] = {}
+
+    def send(message) -> None:
+        with send_lock:
+            try:
+                conn.send(message)
+            except OSError:  # the parent is gone; the main thread sees EOF and exits
+                pass
+
+    while True:
+        try:
+            kind, job_id, payload = conn.recv()
+        except (EOFError, OSError):
+            os._exit(0)  # the parent died: nobody is left to read the results
+        if kind == "close":
+            for job in jobs.values():
+                job.cancel()
+            engine.close()
+            return
+        if kind == "cancel":
+            job = jobs.get(job_id)
+            if job is not None:
+                job.cancel(payload)
+            continue
+        for done in [i for i, j in jobs.items() if j.finished.is_set()]:
+            del jobs[done]
+        job = jobs[job_id] = ForwardedJob(send, job_id)
+        engine._inbox.put((kind, job, payload))  # Engine.load/generate, with our Job
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    serve(Connection(int(sys.argv[1])))
