@@ -4,6 +4,12 @@ One step: take the next prompts, sample a group of G completions per prompt (one
 score every completion once with each verifier, turn rewards into group-relative advantages,
 then one optimizer update (gradients accumulated over the groups) per pass over the batch.
 Metrics go to metrics.jsonl, a few completions to samples.jsonl, checkpoints to checkpoint/.
+
+Data parallel (`hosts`: under `mlx.launch`, see docs/distributed.md): each rank samples and scores
+its share of the step's groups, each group from its own seed; the loss normaliser uses the step's
+global counts and the gradients are summed over the ranks before clipping, so every rank makes the
+one-rank update. Rank 0 gathers the numbers and writes metrics and checkpoints. Every collective
+runs under a deadline (distributed/deadline.py), so a lost rank ends the run instead of hanging it.
 """
 
 from __future__ import annotations
@@ -53,13 +59,19 @@ def append_jsonl(path: Path, rows: list[dict]) -> None:
             f.write(json.dumps(row) + "\n")
 
 
-def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print) -> Path:
-    """Run GRPO; returns the run folder. `scorer` replaces the verifier pool (tests)."""
+def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print,
+               hosts: list[str] | None = None, deadline: float = 30.0) -> Path:
+    """Run GRPO; returns the run folder. `scorer` replaces the verifier pool (tests).
+
+    `hosts` (names by rank): this process is one rank of an `mlx.launch` group; a collective that
+    waits longer than `deadline` s beyond this rank's own work for the phase ends the run.
+    """
     import mlx.core as mx
     import mlx.nn as nn
     import numpy as np
     from mlx.utils import tree_flatten, tree_map
 
+    from workbench.distributed.data_parallel import all_sum_numbers, group_seed, my_share, sum_gradients
     from workbench.engine.events import Message
     from workbench.engine.loader import load_model
     from workbench.engine.prompt import build_prompt, opens_thinking
@@ -72,15 +84,35 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print)
     from workbench.train.rollout import sample_group
 
     config.check()
+    world, watchdog, control = mx.distributed.init(), None, None
+    if hosts is not None:
+        from workbench.distributed.deadline import Control, Watchdog, peers_text
+
+        joining = Watchdog(deadline * 3, "the other ranks (they never joined)")
+        with joining.guard("joining the ring"):
+            world = mx.distributed.init(strict=True)
+        watchdog = Watchdog(deadline, peers_text(world.rank(), hosts))
+        control = Control(world, watchdog)
+    rank, size = world.rank(), world.size()
+    lead = rank == 0  # writes the run folder; the others only compute
+
+    def collective(what: str, work_time: float, fn):
+        """`fn()` (collectives) under the deadline: the peers may still be doing work like ours."""
+        if watchdog is None:
+            return fn()
+        with watchdog.guard(what, deadline + 3 * work_time):
+            return fn()
+
     run = run_dir(config)
-    run.mkdir(parents=True, exist_ok=True)
+    if lead:
+        run.mkdir(parents=True, exist_ok=True)
     folder = resolve_model(config.model)
     loaded = load_model(folder)
     model, tokenizer, profile = loaded.model, loaded.tokenizer, loaded.profile
     # GRPO needs samples that differ: a greedy profile (temperature 0) trains at 1.0.
     temperature = config.temperature if config.temperature is not None else (profile.temperature or 1.0)
     top_p = config.top_p if config.top_p is not None else (profile.top_p or 1.0)
-    mx.random.seed(config.seed)
+    mx.random.seed(config.seed)  # the same LoRA initialisation on every rank
     apply_lora(model, config.lora)
     if config.grad_checkpoint:
         from mlx_lm.tuner.trainer import grad_checkpoint
@@ -108,10 +140,11 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print)
         state = load_checkpoint(run, model, optimizer)
         step, position = state["step"], state["position"]
         log(f"resumed {run} at step {step}")
-    else:
+    elif lead:
         for name in ("metrics.jsonl", "samples.jsonl", STOP_FILE):
             (run / name).unlink(missing_ok=True)
-    (run / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
+    if lead:
+        (run / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
 
     def prompt_for(example: dict) -> str:
         return build_prompt(tokenizer, (Message("user", example["prompt"]),), force_think=profile.force_think,
@@ -126,23 +159,24 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print)
         while step < config.steps:
             step += 1
             t0 = time.perf_counter()
-            # The RNG state is a function of (seed, step): a resumed run samples what it would have.
-            mx.random.seed(config.seed * 1_000_003 + step)
             batch = batch_at(examples, position, config.prompts_per_step, config.seed)
             position += len(batch)
+            share = my_share(len(batch), rank, size)
 
-            # 1. Rollouts: one batched group per prompt, with the adapters on.
+            # 1. Rollouts: one batched group per prompt of this rank's share, with the adapters on.
+            #    Each group samples from its own seed, a function of (seed, step, group): a resumed
+            #    run samples what it would have, and a group draws the same on whichever rank.
             model.eval()
             groups, texts, verifier_examples = [], [], []
-            for example in batch:
-                prompt = prompt_for(example)
+            for i in share:
+                mx.random.seed(group_seed(config.seed, step, i))
+                prompt = prompt_for(batch[i])
                 ids = tokenizer.encode(prompt, add_special_tokens=False)
                 group = sample_group(model, ids, config.group_size, config.max_tokens, eos_ids, temperature, top_p)
                 groups.append(group)
                 texts.append([tokenizer.decode(c) for c in group.completions])
-                verifier_examples.append({**example, "think_in_prompt": opens_thinking(prompt)})
+                verifier_examples.append({**batch[i], "think_in_prompt": opens_thinking(prompt)})
             gen_time = time.perf_counter() - t0
-            gen_tokens = sum(len(c) for g in groups for c in g.completions)
 
             # 2. Rewards (each verifier once per completion) and group-relative advantages.
             flat_texts = [t for ts in texts for t in ts]
@@ -154,6 +188,15 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print)
             zero_std = [bool(np.all(r == r[0])) for r in rewards]
             advantages = [group_advantages(r, config.std_scaling) for r in rewards]
             used = [i for i in range(len(groups)) if not (config.loss_type == "dapo" and zero_std[i])]
+            # Every group's numbers, in global order (the shares are contiguous, by rank), for the metrics.
+            mine = [{"rewards": rewards[k].tolist(), "scores": {n: per_verifier[n][k * config.group_size:(k + 1) * config.group_size]
+                                                               for n in scoring},
+                     "texts": texts[k], "lengths": [len(c) for c in g.completions], "finished": g.finished,
+                     "thinking": [thinking_share(c, close_id) for c in g.completions]} for k, g in enumerate(groups)]
+            everyone = [mine] if control is None else collective(
+                "waiting for the others' rollouts", time.perf_counter() - t0,
+                lambda: control.gather_json(mine, "waiting for the others' rollouts"))
+            step_groups = [g for rows in everyone for g in rows]
 
             # 3. Micro-batches of whole groups, reference and old log-probs, the step's normaliser.
             per_micro = config.groups_per_micro_batch or max(len(used), 1)
@@ -162,8 +205,10 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print)
                                  for c, done in zip(groups[i].completions, groups[i].finished)], eos_id)
                       for chunk in chunks]
             chunk_adv = [mx.array(np.concatenate([advantages[i] for i in chunk]), dtype=mx.float32) for chunk in chunks]
-            norm = Normaliser(config.loss_type, completions=len(used) * config.group_size,
-                              tokens=int(sum(p[2].sum().item() for p in packed)), max_tokens=config.max_tokens)
+            local = [len(used) * config.group_size, sum(p[2].sum().item() for p in packed)]
+            completions, tokens = collective("summing the step's counts", 0.0, lambda: all_sum_numbers(local, world))
+            norm = Normaliser(config.loss_type, completions=int(completions), tokens=int(tokens),
+                              max_tokens=config.max_tokens)
             refs, olds = [None] * len(chunks), [None] * len(chunks)
             if config.beta:
                 with adapters_off(model):
@@ -173,9 +218,11 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print)
             mx.eval(refs, olds)
 
             # 4. Updates: gradients accumulated over the micro-batches, one optimizer step per pass.
+            #    Summed over the ranks before clipping: every rank makes the same update.
             model.train()
             loss_total, kl_sum, clipped_sum, token_sum = 0.0, 0.0, 0.0, 0.0
             for _ in range(config.iterations_per_batch):
+                t1 = time.perf_counter()
                 grads, loss_total, kl_sum, clipped_sum, token_sum = None, 0.0, 0.0, 0.0, 0.0
                 for j in range(len(chunks)):
                     (loss, metrics), g = loss_and_grad(model, *packed[j], chunk_adv[j], olds[j], refs[j], norm,
@@ -186,6 +233,16 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print)
                     kl_sum += metrics["kl_sum"].item()
                     clipped_sum += metrics["clipped_sum"].item()
                     token_sum += metrics["tokens"].item()
+                if completions and size > 1:  # a rank without groups still joins the sum
+                    if grads is None:
+                        grads = tree_map(mx.zeros_like, model.trainable_parameters())
+
+                    def summed(grads=grads):
+                        out = sum_gradients(grads, world)
+                        mx.eval(out)
+                        return out
+
+                    grads = collective("summing gradients", time.perf_counter() - t1, summed)
                 if grads is not None:
                     if config.max_grad_norm:
                         import mlx.optimizers as optim
@@ -194,45 +251,62 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print)
                     optimizer.update(model, grads)
                     mx.eval(model.trainable_parameters(), optimizer.state)
             model.eval()
+            loss_total, kl_sum, clipped_sum, token_sum = collective(
+                "summing the step's metrics", 0.0, lambda: all_sum_numbers([loss_total, kl_sum, clipped_sum, token_sum], world))
 
-            # 5. Metrics and samples.
+            # 5. Metrics and samples (of the whole step: every rank's groups).
+            all_rewards = np.array([g["rewards"] for g in step_groups])
+            scores = {n: [s for g in step_groups for s in g["scores"][n]] for n in scoring}
+            all_zero_std = [bool(np.all(r == r[0])) for r in all_rewards]
+            gen_tokens = sum(sum(g["lengths"]) for g in step_groups)
             step_time = time.perf_counter() - t0
-            lengths = [len(c) for g in groups for c in g.completions]
             row = {
-                "step": step, "loss": loss_total, "reward": float(rewards.mean()), "reward_std": float(rewards.std()),
-                **{f"reward_{n}": float(np.mean(per_verifier[n])) for n in scoring},
-                "accuracy": float(np.mean([s >= 1.0 for s in per_verifier[config.accuracy_verifier]])),
+                "step": step, "loss": loss_total, "reward": float(all_rewards.mean()), "reward_std": float(all_rewards.std()),
+                **{f"reward_{n}": float(np.mean(scores[n])) for n in scoring},
+                "accuracy": float(np.mean([s >= 1.0 for s in scores[config.accuracy_verifier]])),
                 "kl": kl_sum / token_sum if token_sum else 0.0,
                 "clip_fraction": clipped_sum / token_sum if token_sum else 0.0,
-                "completion_length": float(np.mean(lengths)),
-                "truncated": float(np.mean([not f for g in groups for f in g.finished])),
-                "thinking_share": float(np.mean([thinking_share(c, close_id) for g in groups for c in g.completions])),
-                "frac_reward_zero_std": float(np.mean(zero_std)),
-                "groups_used": len(used),
+                "completion_length": float(np.mean([n for g in step_groups for n in g["lengths"]])),
+                "truncated": float(np.mean([not f for g in step_groups for f in g["finished"]])),
+                "thinking_share": float(np.mean([t for g in step_groups for t in g["thinking"]])),
+                "frac_reward_zero_std": float(np.mean(all_zero_std)),
+                "groups_used": int(round(completions / config.group_size)),
                 "learning_rate": float(optimizer.learning_rate.item()),
-                "tokens_per_second": gen_tokens / gen_time if gen_time else 0.0,
+                "tokens_per_second": gen_tokens / gen_time if gen_time else 0.0,  # all ranks' tokens in rank 0's time
                 "step_time": step_time, "generate_time": gen_time, "score_time": score_time,
             }
-            samples = [{"step": step, "prompt": batch[i]["prompt"], "completion": texts[i][k],
-                        "reward": float(rewards[i, k]), **{n: per_verifier[n][i * config.group_size + k] for n in scoring}}
-                       for i in range(len(groups)) for k in range(config.group_size)][:config.samples_per_step]
+            samples = [{"step": step, "prompt": batch[i]["prompt"], "completion": g["texts"][k],
+                        "reward": float(all_rewards[i, k]), **{n: g["scores"][n][k] for n in scoring}}
+                       for i, g in enumerate(step_groups) for k in range(config.group_size)][:config.samples_per_step]
             if config.eval_every and step % config.eval_every == 0:
-                row["eval_accuracy"] = evaluate(model, tokenizer, held_out, prompt_for, config, scorer)
-            append_jsonl(run / "metrics.jsonl", [row])
-            append_jsonl(run / "samples.jsonl", samples)
-            log(row)
+                t2, part = time.perf_counter(), [held_out[i] for i in my_share(len(held_out), rank, size)]
+                correct = evaluate(model, tokenizer, part, prompt_for, config, scorer) * len(part) if part else 0.0
+                correct = collective("summing the evaluation", time.perf_counter() - t2,
+                                     lambda: all_sum_numbers([correct], world))[0]
+                row["eval_accuracy"] = correct / max(len(held_out), 1)
+            if lead:
+                append_jsonl(run / "metrics.jsonl", [row])
+                append_jsonl(run / "samples.jsonl", samples)
+                log(row)
 
             # 6. Checkpoint (atomic) and the adapters as they stand; a STOP file (the TUI's stop
-            #    button, or `touch RUN/STOP`) ends the run here, after a checkpoint.
-            stop = (run / STOP_FILE).exists()
-            if stop or step % config.checkpoint_every == 0 or step == config.steps:
+            #    button, or `touch RUN/STOP`) ends the run here, after a checkpoint (on every rank).
+            stop = lead and (run / STOP_FILE).exists()
+            if size > 1:
+                stop = collective("agreeing to stop", 0.0, lambda: control.any(stop))
+            if lead and (stop or step % config.checkpoint_every == 0 or step == config.steps):
                 state = {"step": step, "position": position, "seed": config.seed}
                 save_checkpoint(run, model, optimizer, lora_config, state)
                 save_adapters(run, model, lora_config)
             if stop:
-                (run / STOP_FILE).unlink(missing_ok=True)
+                if lead:
+                    (run / STOP_FILE).unlink(missing_ok=True)
                 log(f"stopped at step {step} (checkpoint saved; --resume continues)")
                 break
+    except RuntimeError as e:  # the ring backend: "connection to a peer was lost"
+        if watchdog is None:
+            raise
+        watchdog.fire(f"lost {watchdog.lost} ({str(e).strip().splitlines()[0]})")
     finally:
         if pool is not None:
             pool.close()
