@@ -102,19 +102,25 @@ def init(args, runner=None) -> int:
     return 0
 
 
-def launch_command(args, model, hostfile=None, token_file=None) -> list[str]:
-    """The `mlx.launch` command line that starts every rank."""
+def launcher(args, hostfile=None) -> tuple[list[str], list[str]]:
+    """(`mlx.launch ... --`, host names by rank): every rank from the hostfile, or `--local-ranks` on loopback."""
     from pathlib import Path
 
-    launcher = Path(sys.executable).with_name("mlx.launch")
-    command = [str(launcher) if launcher.exists() else "mlx.launch", "--starting-port", str(args.starting_port)]
+    launch = Path(sys.executable).with_name("mlx.launch")
+    command = [str(launch) if launch.exists() else "mlx.launch", "--starting-port", str(args.starting_port)]
     if hostfile is not None:
         names = hostfile.names
         command += ["--hostfile", str(args.hostfile or default_hostfile()), "--backend", hostfile.backend]
     else:
         names = ["127.0.0.1"] * args.local_ranks
         command += ["--hosts", "127.0.0.1", "-n", str(args.local_ranks), "--backend", "ring"]
-    command += ["--", args.python, "-m", "workbench.distributed.rank", "--model", str(model), "--mode", args.mode,
+    return command + ["--"], names
+
+
+def launch_command(args, model, hostfile=None, token_file=None) -> list[str]:
+    """The `mlx.launch` command line that starts every rank."""
+    command, names = launcher(args, hostfile)
+    command += [args.python, "-m", "workbench.distributed.rank", "--model", str(model), "--mode", args.mode,
                 "--host", args.host, "--port", str(args.port), "--deadline", str(args.deadline),
                 "--hosts", ",".join(names)]
     if hostfile is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 
@@ -25,6 +26,15 @@ def add_arguments(parser) -> None:
     grpo.add_argument("--name", default=None, help="run name (the folder under runs/)")
     grpo.add_argument("--config", default=None, help="a TOML file of GRPOConfig settings (flags override it)")
     grpo.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    where = grpo.add_mutually_exclusive_group()
+    where.add_argument("--hostfile", default=None, help="data parallel over the hosts of `workbench cluster init`")
+    where.add_argument("--local-ranks", type=int, default=None, help="data parallel over N ranks on this machine")
+    grpo.add_argument("--deadline", type=float, default=30.0,
+                      help="seconds a rank may wait for the others beyond its own work (then the run ends)")
+    grpo.add_argument("--starting-port", type=int, default=32323, help="first port of the ring backend")
+    grpo.add_argument("--python", default=sys.executable, help="the workbench's Python on every host")
+    grpo.add_argument("--rank-of", default=None, help=argparse.SUPPRESS)  # set by the launch: the run's config
+    grpo.add_argument("--hosts", default=None, help=argparse.SUPPRESS)
 
     sft = sub.add_parser("sft", help="supervised fine-tuning (LoRA) on JSONL chats with thinking")
     sft.add_argument("data", help="JSONL: {\"messages\": [..., {\"role\": \"assistant\", \"content\": \"<think>...</think>answer\"}]}")
@@ -72,6 +82,20 @@ def grpo(args) -> int:
     from workbench.train.config import GRPOConfig, parse_verifiers, read_toml
     from workbench.train.trainer import train_grpo
 
+    if args.rank_of:  # one rank under mlx.launch: the launcher's config, word for word
+        import base64
+        import json
+
+        import mlx.core as mx
+
+        config = GRPOConfig.from_dict(json.loads(base64.b64decode(args.rank_of)))
+        hosts = args.hosts.split(",")
+        # Only rank 0 talks: a rank's own mx.distributed.init() comes first, inside train_grpo.
+        log = _progress(config.steps)
+        train_grpo(config, resume=args.resume, log=log, hosts=hosts, deadline=args.deadline)
+        if mx.distributed.init().rank() == 0:
+            print(f"adapters: {config.out}  (workbench run --adapter {config.out} ...)")
+        return 0
     values = read_toml(args.config) if args.config else {}
     values.update(_overrides(args, ["model", "suite", "steps", "group_size", "prompts_per_step", "max_tokens",
                                     "loss_type", "beta", "learning_rate", "seed", "eval_every", "checkpoint_every",
@@ -91,9 +115,43 @@ def grpo(args) -> int:
 
             values = {**json.loads(saved.read_text()), **values}
     config = GRPOConfig.from_dict(values)
+    if args.hostfile or args.local_ranks is not None:
+        return launch_grpo(args, config)
     run = train_grpo(config, resume=args.resume, log=_progress(config.steps))
     print(f"adapters: {run}  (workbench run --adapter {run} ...)")
     return 0
+
+
+def launch_grpo(args, config) -> int:
+    """Start every rank with `mlx.launch` (as `cluster serve` does); each runs this config, rank 0 writes."""
+    import base64
+    import json
+    import subprocess
+    from pathlib import Path
+
+    from workbench.commands.cluster import launcher
+    from workbench.distributed.hostfile import Hostfile
+    from workbench.errors import UserError
+    from workbench.models.local import resolve_model
+    from workbench.train.trainer import run_dir
+
+    if args.local_ranks is not None and args.local_ranks < 1:
+        raise UserError("--local-ranks: need at least 1")
+    config.check()
+    hostfile = Hostfile.read(Path(args.hostfile)) if args.hostfile else None
+    # Every rank must see the same paths (and one run folder name): make them absolute here.
+    config.model = str(resolve_model(config.model).resolve())
+    config.out = str(run_dir(config).resolve())
+    if Path(config.suite).is_file():
+        config.suite = str(Path(config.suite).resolve())
+    command, names = launcher(args, hostfile)
+    encoded = base64.b64encode(json.dumps(config.to_dict()).encode()).decode()  # safe through ssh quoting
+    command += [args.python, "-m", "workbench", "train", "grpo", "--rank-of", encoded, "--hosts", ",".join(names),
+                "--deadline", str(args.deadline)] + (["--resume"] if args.resume else [])
+    try:
+        return subprocess.run(command).returncode
+    except KeyboardInterrupt:
+        return 130
 
 
 def _progress(total: int):

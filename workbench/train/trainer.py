@@ -139,7 +139,8 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print,
     if resume:
         state = load_checkpoint(run, model, optimizer)
         step, position = state["step"], state["position"]
-        log(f"resumed {run} at step {step}")
+        if lead:
+            log(f"resumed {run} at step {step}")
     elif lead:
         for name in ("metrics.jsonl", "samples.jsonl", STOP_FILE):
             (run / name).unlink(missing_ok=True)
