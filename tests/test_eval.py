@@ -70,6 +70,9 @@ def test_arithmetic_is_seeded_and_correct():
         x, op, y = re.match(r"What is (\d+)([-+*])(\d+)\?", item["prompt"]).groups()
         x, y = int(x), int(y)
         assert int(item["gold"]) == {"+": x + y, "-": x - y, "*": x * y}[op]
+        # The default suite: 3- and 4-digit + and -, 2-digit by 2-digit *.
+        assert all(10 <= v <= 99 for v in (x, y)) if op == "*" else all(100 <= v <= 9999 for v in (x, y))
+    assert {re.search(r"[-+*]", i["prompt"]).group() for i in load_suite("arithmetic", 300).items} == set("+-*")
 
 
 def reachable(numbers: list[int], target: int) -> bool:

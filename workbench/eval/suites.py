@@ -87,13 +87,16 @@ def fill(template: str, record: dict) -> str:
 
 
 def generate_arithmetic(n: int, seed: int) -> list[dict]:
-    """Multi-digit addition, subtraction and multiplication; the same seed gives the same list."""
+    """3- and 4-digit addition and subtraction, 2-digit by 2-digit multiplication, mixed (r1-nano's
+    target suite); the same seed gives the same list."""
     rng = random.Random(f"arithmetic-{seed}")
     records = []
     for i in range(n):
         op = rng.choice("+-*")
-        digits = rng.randint(2, 4) if op == "*" else rng.randint(2, 6)
-        a, b = rng.randint(10 ** (digits - 1), 10 ** digits - 1), rng.randint(10 ** (digits - 1), 10 ** digits - 1)
+        if op == "*":
+            a, b = rng.randint(10, 99), rng.randint(10, 99)
+        else:
+            a, b = (rng.randint(*rng.choice(((100, 999), (1000, 9999)))) for _ in range(2))
         value = a + b if op == "+" else a - b if op == "-" else a * b
         records.append({"id": f"arithmetic-{seed}-{i}", "question": f"{a}{op}{b}", "answer": str(value)})
     return records
