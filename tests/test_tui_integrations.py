@@ -124,3 +124,100 @@ async def test_unreachable_endpoint_is_a_load_error_not_a_crash(server):
     async with app.run_test(size=(160, 30)) as pilot:
         await wait_for(pilot, lambda: app.load_failed)
         assert "401" in screen_text(app)
+
+
+# ---- 2. model picker: catalog models that fit, pull with a progress bar ------------------------------
+@pytest.fixture
+def machine(monkeypatch):
+    """A 24 GB machine with 500 GB free: the 7B/8B distills fit, 32B and 70B do not."""
+    from workbench.models import recommend
+
+    monkeypatch.setattr(recommend, "machine_memory", lambda: 24 * 10**9)
+    monkeypatch.setattr(recommend, "free_disk", lambda path: 500 * 10**9)
+
+
+def picker_ids(app) -> list[str]:
+    from textual.widgets import OptionList
+
+    options = app.screen.query_one("#models", OptionList)
+    return [options.get_option_at_index(i).id for i in range(options.option_count)]
+
+
+class FakePull:
+    """Stands in for workbench.models.pull.pull: reports progress in steps (waiting for the test between
+    them), then installs a model folder in the user models directory."""
+
+    def __init__(self, fail: str | None = None):
+        self.fail, self.calls = fail, []
+        self.step, self.reported = threading.Semaphore(0), threading.Event()
+
+    def __call__(self, name, on_progress=None):
+        from workbench.errors import UserError
+        from workbench.paths import user_models_dir
+
+        self.calls.append(name)
+        total = 4_000_000_000
+        for done in (0, total // 2, total):
+            assert self.step.acquire(timeout=10), "the test never let the pull go on"
+            on_progress(done, total)
+            self.reported.set()
+        if self.fail:
+            raise UserError(self.fail)
+        folder = user_models_dir() / name
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text('{"model_type": "qwen2"}')
+        return folder
+
+
+async def test_picker_offers_catalog_models_that_fit_and_pulls_with_progress(machine):
+    from textual.widgets import ProgressBar
+
+    from workbench.tui.screens import ModelPicker, PullScreen
+
+    engine = ScriptedEngine([script_from_text(THINKING, ANSWER)])
+    app = WorkbenchApp(engine)
+    app.pull_function = fake = FakePull()
+    async with app.run_test(size=(140, 36)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+        ids = picker_ids(app)
+        assert any(i and i.endswith("r1-nano") for i in ids)  # the local model first
+        assert "pull:r1-distill-qwen-7b-4bit" in ids and "pull:r1-distill-llama-8b-8bit" in ids
+        assert "pull:r1-distill-qwen-32b-4bit" not in ids and "pull:r1-distill-llama-70b-4bit" not in ids
+        assert "r1-distill-qwen-7b-4bit" in screen_text(app)
+        app.screen.dismiss(ids.index("pull:r1-distill-qwen-7b-4bit") and "pull:r1-distill-qwen-7b-4bit")
+        await wait_for(pilot, lambda: isinstance(app.screen, PullScreen))
+        for expected in (0.0, 50.0):
+            await pilot.pause(0.15)  # the app redraws the bar at most every 0.1 s
+            fake.reported.clear()
+            fake.step.release()
+            await wait_for(pilot, lambda: fake.reported.is_set())
+            bar = app.screen.query_one(ProgressBar)
+            await wait_for(pilot, lambda: bar.total == 4_000_000_000 and bar.percentage * 100 == expected)
+        assert "2.0 GB of 4.0 GB" in screen_text(app)
+        fake.step.release()
+        await wait_for(pilot, lambda: not isinstance(app.screen, PullScreen) and app.ready
+                       and engine.loads[-1][0] and engine.loads[-1][0].endswith("r1-distill-qwen-7b-4bit"))
+        assert fake.calls == ["r1-distill-qwen-7b-4bit"]
+        await pilot.press("ctrl+o")  # now a local model, no longer offered for pulling
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+        ids = picker_ids(app)
+        assert any(i and i.endswith("models/r1-distill-qwen-7b-4bit") for i in ids)
+        assert "pull:r1-distill-qwen-7b-4bit" not in ids
+
+
+async def test_a_failed_pull_says_why_and_loads_nothing(machine):
+    from workbench.tui.screens import PullScreen
+
+    engine = ScriptedEngine([script_from_text(THINKING, ANSWER)])
+    app = WorkbenchApp(engine)
+    app.pull_function = fake = FakePull(fail="r1-distill-qwen-7b-4bit: download failed (connection reset)")
+    async with app.run_test(size=(140, 36)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        app.pull_model("r1-distill-qwen-7b-4bit")
+        for _ in range(3):
+            fake.step.release()
+        await wait_for(pilot, lambda: not isinstance(app.screen, PullScreen)
+                       and any("connection reset" in n.message for n in app._notifications))
+        assert engine.loads == [(None, None)]

@@ -36,6 +36,17 @@ NARROW = 100  # below this many columns the panes stack vertically
 THINKING_LAYOUTS = ("", "thinking-wide", "thinking-hidden")  # ctrl+t cycles through them
 
 
+def catalog_fits(local_names: set[str]) -> list:
+    """Catalog models that fit this machine's memory and free disk and are not here yet, best first."""
+    from workbench.models import recommend as r
+
+    try:
+        fits = r.recommend(r.machine_memory(), r.free_disk(r.download_dir()))
+    except Exception:  # noqa: BLE001 - a broken catalog must not keep the local models from the picker
+        return []
+    return [f for f in fits if f.fits and f.entry.name not in local_names]
+
+
 @dataclass
 class Response:
     """One finished response, as handed on by `WorkbenchApp.response_finished`."""
@@ -373,13 +384,57 @@ class WorkbenchApp(App):
 
     def action_pick_model(self) -> None:
         from workbench.models.local import list_local
-        from workbench.tui.screens import ModelPicker
+        from workbench.tui.screens import PULL, ModelPicker
 
         def picked(path: str | None) -> None:
-            if path:
+            if path and path.startswith(PULL):
+                self.pull_model(path[len(PULL):])
+            elif path:
                 self.load_model(path)
 
-        self.push_screen(ModelPicker(list_local(), self.model_name), picked)
+        local = list_local()
+        self.push_screen(ModelPicker(local, self.model_name, catalog_fits({m.name for m in local})), picked)
+
+    # ---- pulling a catalog model -------------------------------------------------------------
+    pull_function = None  # tests put a fake here; else workbench.models.pull.pull
+
+    def pull_model(self, name: str) -> None:
+        from workbench.tui.screens import PullScreen
+
+        screen = PullScreen(name)
+        self.push_screen(screen)
+        self._pull(name, screen)
+
+    @work(thread=True, group="pull", exit_on_error=False)
+    def _pull(self, name: str, screen) -> None:
+        from workbench.errors import UserError
+
+        pull = self.pull_function
+        if pull is None:
+            from workbench.models.pull import pull
+        last = [0.0]
+
+        def on_progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= FRAME or (total and done >= total):  # at most ~10 redraws a second
+                last[0] = now
+                self.call_from_thread(screen.progress, done, total)
+
+        try:
+            folder = pull(name, on_progress=on_progress)
+        except (UserError, OSError) as e:
+            self.call_from_thread(self._pulled, screen, name, None, str(e))
+        else:
+            self.call_from_thread(self._pulled, screen, name, str(folder), None)
+
+    def _pulled(self, screen, name: str, folder: str | None, error: str | None) -> None:
+        if self.screen is screen:
+            screen.dismiss(None)
+        if error:
+            self.notify(error, title=f"Could not pull {name}", severity="error", markup=False, timeout=10)
+            return
+        self.notify(f"Pulled {name}; loading it.", markup=False, timeout=3)
+        self.load_model(folder)
 
     def action_settings(self) -> None:
         from workbench.tui.screens import SettingsScreen

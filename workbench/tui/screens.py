@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
 from workbench.engine.events import Sampling
@@ -21,16 +21,21 @@ def _size(n: int) -> str:
 
 HERE = Path(__file__).parent  # .tcss files beside the code (absolute, so subclasses elsewhere work)
 
+PULL = "pull:"  # option ids of catalog models start with this; local ones are folder paths
+
+
 class ModelPicker(ModalScreen[str | None]):
-    """Local models (`workbench.models.local.list_local()`); Enter picks one, Esc cancels."""
+    """Local models (`workbench.models.local.list_local()`), then catalog models that fit this machine
+    (`workbench.models.recommend` Fits): Enter picks one (a folder path, or "pull:NAME"), Esc cancels."""
 
     CSS_PATH = HERE / "model_picker.tcss"
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, models, current: str | None = None) -> None:
+    def __init__(self, models, current: str | None = None, catalog=()) -> None:
         super().__init__()
         self.models = list(models)
         self.current = current
+        self.catalog = list(catalog)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -45,10 +50,39 @@ class ModelPicker(ModalScreen[str | None]):
                              f" · {m.source}{' · default' if m.default else ''}"
                              f"{' · loaded' if m.name == self.current else ''}", style="dim")
                 options.append(Option(label, id=m.path))
+            if self.catalog:
+                options.append(Option(Text("Fits this machine (Enter pulls it):", style="italic"), disabled=True))
+            for f in self.catalog:
+                label = Text(f"⤓ {f.entry.name}", style="bold")
+                label.append(f"  {f.entry.title} · {_size(f.disk_needed)} download"
+                             f" · needs {_size(f.memory_needed)} of {_size(f.memory_usable)}", style="dim")
+                options.append(Option(label, id=PULL + f.entry.name))
             yield OptionList(*options, id="models")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
+
+
+class PullScreen(ModalScreen[None]):
+    """A pull's progress bar; the app's thread worker feeds it (`progress`). Esc hides it: the
+    download goes on and a notification says when it is done."""
+
+    CSS_PATH = HERE / "model_picker.tcss"
+    BINDINGS = [Binding("escape", "dismiss(None)", "Hide")]
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.model = name
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(Text(f"Pulling {self.model}"), id="title")
+            yield ProgressBar(id="pull-progress", show_eta=True)
+            yield Static("asking the hub …", id="pull-bytes", markup=False)
+
+    def progress(self, done: int, total: int) -> None:
+        self.query_one(ProgressBar).update(total=total or None, progress=done)
+        self.query_one("#pull-bytes", Static).update(f"{_size(done)} of {_size(total)}" if total else _size(done))
 
 
 class SettingsScreen(ModalScreen[Sampling | None]):
