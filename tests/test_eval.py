@@ -325,3 +325,18 @@ def test_bare_jsonl_suite_uses_its_prompt_field(tmp_path):
     assert [i["prompt"] for i in suite.items] == ["What is 2+2?"]
     assert suite.problems == [f"{path}:2: no 'prompt' field for the prompt template"]
     assert suite.sha256 == sha256(path)
+
+
+def test_loading_a_changed_model_marks_its_cards_stale(model, tmp_path):
+    from workbench.engine.loader import load_model
+
+    spec = write_suite(tmp_path, ["42"])
+    _, path = run_eval(EvalOptions(suite=str(spec), model=str(model)), progress_stream=open(os.devnull, "w"))
+    load_model(model)  # unchanged files: the card stays fresh
+    assert json.loads(path.read_text())["stale"] is False
+    config = json.loads((model / "config.json").read_text())
+    config["note"] = "edited"
+    (model / "config.json").write_text(json.dumps(config))
+    load_model(model)
+    card = json.loads(path.read_text())
+    assert card["stale"] is True and "config.json" in card["stale_reason"]

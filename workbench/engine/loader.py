@@ -14,6 +14,7 @@ from workbench.engine.events import ModelInfo
 from workbench.engine.profiles import Profile, load_profile
 from workbench.errors import ModelLoadError
 from workbench.models.local import quantization_label
+from workbench.eval.card import refresh_cards
 from workbench.models.manifest import check_pulled_model
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
@@ -118,6 +119,7 @@ def load_model(folder: Path, adapter: str | Path | None = None, trust_remote_cod
         raise ModelLoadError(f"{folder / 'tokenizer.json'}: cannot load tokenizer ({str(e).splitlines()[0]})") from None
     if not getattr(tokenizer, "has_chat_template", True):
         raise ModelLoadError(f"{folder / 'tokenizer_config.json'}: the tokenizer has no chat template")
+    refresh_cards(folder)  # report cards of files that changed since are marked stale
     profile = load_profile(folder)
     info = ModelInfo(
         name=folder.name, path=str(folder), model_type=config.get("model_type", ""),

@@ -3,8 +3,8 @@
 A card is `evals/<suite>-<time>.json` (+ `.md`) in the model's folder, or, for a model shipped
 with the app (inside the wheel, or `models/` of a checkout, which the wheel packs) and for
 read-only folders, `$WORKBENCH_HOME/evals/<model>/`. A card whose
-recorded hashes no longer match the model's files is stale: `workbench evals` (and the next
-`workbench eval` of that model) writes `"stale": true` into it.
+recorded hashes no longer match the model's files is stale: loading the model, `workbench evals`
+and the next `workbench eval` of that model write `"stale": true` into it.
 """
 
 from __future__ import annotations
@@ -202,6 +202,16 @@ def refresh_stale(path: Path, model_files: dict[str, str]) -> dict | None:
         adapter = Path(card.get("adapter") or "")
         adapter_files = fingerprint(adapter) if adapter.is_dir() else {}
     return mark_stale(path, card, stale_reason(card, model_files, adapter_files))
+
+
+def refresh_cards(model_folder: Path) -> list[dict]:
+    """Re-check every card of a model against its files (called when a model loads). Cheap when nothing
+    changed: `fingerprint` re-hashes only files whose size or mtime differ from the hash cache."""
+    paths = card_paths(Path(model_folder))
+    if not paths:
+        return []
+    files = fingerprint(Path(model_folder))
+    return [card for card in (refresh_stale(p, files) for p in paths) if card is not None]
 
 
 def mark_stale(path: Path, card: dict, reason: str | None) -> dict:
