@@ -221,3 +221,41 @@ async def test_a_failed_pull_says_why_and_loads_nothing(machine):
         await wait_for(pilot, lambda: not isinstance(app.screen, PullScreen)
                        and any("connection reset" in n.message for n in app._notifications))
         assert engine.loads == [(None, None)]
+
+
+# ---- 3. marker highlighting is the Thinking pane's own ability -----------------------------------------
+def highlighted(view, row: int) -> list[str]:
+    return [s.text for s in view.render_line(row - view.scroll_offset.y) if s.style and s.style.reverse]
+
+
+async def test_thinking_pane_highlights_markers_only_while_the_inspector_is_open():
+    engine = ScriptedEngine([script_from_text(THINKING, ANSWER, chunk=7)])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(140, 36)) as pilot:
+        await ask(pilot, app)
+        view = app.query_one(ThinkingView)
+        assert type(view) is ThinkingView and view.highlight is None
+        row = next(i for i, r in enumerate(view._rows) if r.startswith("Wait"))
+        assert highlighted(view, row) == []
+        await pilot.press("f8")
+        await pilot.pause()
+        assert type(view) is ThinkingView and view.highlight is not None
+        assert highlighted(view, row) == ["Wait", "let me check"]
+        assert highlighted(view, 0) == ["Hmm"]
+        await pilot.press("f8")
+        await pilot.pause()
+        assert view.highlight is None and highlighted(view, row) == []
+
+
+async def test_highlight_is_any_pattern_and_keeps_the_row_text():
+    import re
+
+    app = WorkbenchApp(ScriptedEngine())
+    async with app.run_test(size=(100, 30)) as pilot:
+        view = app.query_one(ThinkingView)
+        view.set_text("ab 12 cd 345\n")
+        view.highlight = re.compile(r"\d+")
+        await pilot.pause()
+        strip = view.render_line(0)
+        assert "".join(s.text for s in strip).rstrip() == "ab 12 cd 345"
+        assert highlighted(view, 0) == ["12", "345"]

@@ -7,47 +7,15 @@ Picking a step, or the next/previous-marker keys, scrolls the Thinking pane ther
 
 from __future__ import annotations
 
-from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
 from textual import on
 from textual.containers import Vertical
-from textual.strip import Strip
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from workbench.inspect.markers import PATTERN
 from workbench.tui.panes import ThinkingView
 from workbench.tui.safe import clean
-
-MARKER_STYLE = Style(bold=True, reverse=True)
-
-
-class MarkedThinkingView(ThinkingView):
-    """The Thinking pane, with reflection markers highlighted while the inspector is open."""
-
-    highlight = False
-
-    def render_line(self, y: int) -> Strip:
-        row = self.scroll_offset.y + y
-        if not self.highlight or row >= len(self._rows):
-            return super().render_line(y)
-        text, style = self._rows[row], self.rich_style
-        segments, at = [], 0
-        for m in PATTERN.finditer(text):
-            segments += [Segment(text[at:m.start()], style), Segment(m.group(0), style + MARKER_STYLE)]
-            at = m.end()
-        if not segments:
-            return super().render_line(y)
-        segments.append(Segment(text[at:], style))
-        width = self.scrollable_content_region.width
-        x = self.scroll_offset.x
-        return Strip(segments).crop_extend(x, x + width, style)
-
-    @classmethod
-    def adopt(cls, view: ThinkingView) -> None:
-        """Give the app's Thinking pane this behaviour in place (same object: references stay valid)."""
-        view.__class__ = cls
 
 
 class InspectorPanel(Vertical):
@@ -100,8 +68,8 @@ class InspectorPanel(Vertical):
 
     def set_class_open(self, open_: bool) -> None:
         self.set_class(open_, "open")
-        for view in self.app.query(MarkedThinkingView):
-            view.highlight = open_
+        for view in self.app.query(ThinkingView):
+            view.highlight = PATTERN if open_ else None  # reflection markers, highlighted while open
             view.refresh()
 
     def show(self, inspection: dict | None, thinking: str, answer: str = "") -> None:

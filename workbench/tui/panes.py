@@ -10,6 +10,7 @@ import time
 from rich.cells import cell_len, chop_cells
 from rich.markdown import Markdown as RichMarkdown
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.containers import Vertical, VerticalScroll
 from textual.geometry import Size
@@ -67,10 +68,15 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
     """The thinking, as plain wrapped text. Appends only rewrap the last line, never the whole text.
 
     Follows the stream while scrolled to the bottom; scrolling up lets go, scrolling back resumes.
+    `highlight` (a compiled pattern, None by default) marks its matches in each row: the inspector
+    sets it to the reflection markers while it is open.
     """
+
+    HIGHLIGHT_STYLE = Style(bold=True, reverse=True)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.highlight: re.Pattern | None = None
         self.raw = ""  # the thinking as the model wrote it
         self.raw_mode = False  # show LaTeX source instead of Unicode
         self._lines: list[str] = [""]  # logical lines, raw
@@ -136,6 +142,14 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
         if row >= len(self._rows):
             return Strip.blank(width, style)
         text = self._rows[row]
+        if self.highlight is not None:
+            segments, at = [], 0
+            for m in self.highlight.finditer(text):
+                segments += [Segment(text[at:m.start()], style), Segment(m.group(0), style + self.HIGHLIGHT_STYLE)]
+                at = m.end()
+            if segments:
+                segments.append(Segment(text[at:], style))
+                return Strip(segments).crop_extend(scroll_x, scroll_x + width, style)
         return Strip([Segment(text, style)], len(text) if text.isascii() else cell_len(text)).crop_extend(
             scroll_x, scroll_x + width, style)
 

@@ -18,7 +18,7 @@ from textual.widgets.option_list import Option
 
 from workbench.engine.events import Message, Stats
 from workbench.errors import UserError
-from workbench.tui.inspector import InspectorPanel, MarkedThinkingView
+from workbench.tui.inspector import InspectorPanel
 from workbench.tui.safe import clean
 
 
@@ -133,7 +133,6 @@ class SessionsUI:
         main = app.query_one("#main")
         main.mount(ui.sidebar, before=app.query_one("#panes"))
         main.mount(ui.inspector)
-        MarkedThinkingView.adopt(app.thinking)  # marker highlighting while the inspector is open
         # Load tiktoken's table (~1 s of Python) in the background, after start-up has settled.
         app.set_timer(3.0, lambda: threading.Thread(target=o200k, daemon=True).start())
         return ui
