@@ -259,3 +259,88 @@ async def test_highlight_is_any_pattern_and_keeps_the_row_text():
         strip = view.render_line(0)
         assert "".join(s.text for s in strip).rstrip() == "ab 12 cd 345"
         assert highlighted(view, 0) == ["12", "345"]
+
+
+# ---- 4. compare from the app ---------------------------------------------------------------------------
+async def open_compare(pilot, app, prompt="What is 12+30?"):
+    from workbench.tui.compare_view import CompareSetup
+
+    await wait_for(pilot, lambda: app.ready)
+    app.query_one("#prompt", Input).value = prompt
+    await pilot.press("ctrl+g")
+    await wait_for(pilot, lambda: isinstance(app.screen, CompareSetup))
+    return app.screen
+
+
+async def fill(pilot, screen, **values):
+    for name, value in values.items():
+        screen.query_one(f"#{name}", Input).value = value
+    screen.query_one("#models", Input).focus()
+    await pilot.press("enter")
+
+
+async def test_compare_two_temperatures_side_by_side_and_saved():
+    from workbench.sessions import Store
+    from workbench.tui.compare_view import CompareScreen
+
+    cold, hot = script_from_text("cold thoughts", "\\boxed{42}", 5), script_from_text("hot thoughts", "\\boxed{41}", 5)
+    engine = ScriptedEngine([cold, hot])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(140, 36)) as pilot:
+        setup = await open_compare(pilot, app)
+        await fill(pilot, setup, temps="0.2, 0.8")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        assert [r.sampling.temperature for r in engine.requests] == [0.2, 0.8]
+        assert all(r.messages == (Message("user", "What is 12+30?"),) for r in engine.requests)
+        columns = app.screen.query(".variant")
+        assert [c.border_title for c in columns] == ["temp=0.2", "temp=0.8"]
+        text = screen_text(app)
+        assert "cold thoughts" in text and "hot thoughts" in text and "What is 12+30?" in text
+        assert not app.comparing and app.history == []  # not a chat turn
+        with Store.open() as store:
+            sessions = store.list_sessions()
+            session = store.session("last")
+        assert session["kind"] == "compare"
+        replies = [t for t in session["turns"] if t["role"] == "assistant"]
+        assert [(t["label"], t["thinking"], t["content"]) for t in replies] == [
+            ("temp=0.2", "cold thoughts", "\\boxed{42}"), ("temp=0.8", "hot thoughts", "\\boxed{41}")]
+        assert replies[0]["inspection"] is not None
+        assert len(sessions) == 1  # the chat's recorder did not record the compare runs
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CompareScreen)
+
+
+async def test_compare_models_reloads_the_chat_model_afterwards():
+    from workbench.tui.compare_view import CompareScreen
+
+    engine = ScriptedEngine([script_from_text("t", "a")])
+    app = WorkbenchApp(engine, model="r1-nano")
+    async with app.run_test(size=(140, 36)) as pilot:
+        setup = await open_compare(pilot, app)
+        await fill(pilot, setup, models="model-a, model-b", samples="2", seed="7")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.ready)
+        assert [c.border_title for c in app.screen.query(".variant")] == [
+            "model=model-a seed=7", "model=model-a seed=8", "model=model-b seed=7", "model=model-b seed=8"]
+        assert [r.sampling.seed for r in engine.requests] == [7, 8, 7, 8]
+        assert engine.loads == [("r1-nano", None), ("model-a", None), ("model-b", None), ("r1-nano", None)]
+
+
+async def test_compare_form_needs_two_variants_and_numbers():
+    from workbench.tui.compare_view import CompareSetup
+
+    engine = ScriptedEngine([script_from_text("t", "a")])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(140, 36)) as pilot:
+        setup = await open_compare(pilot, app)
+        for values, problem in (({}, "two or more variants"), ({"temps": "hot, cold"}, "not a number"),
+                                ({"temps": "0.5", "samples": "0"}, "samples 1 to 64")):
+            await fill(pilot, setup, **{"temps": "", "samples": "", **values})
+            await pilot.pause()
+            assert isinstance(app.screen, CompareSetup)
+            assert problem in str(setup.query_one("#problem").render())
+        assert engine.requests == []
+        await pilot.press("escape")
+        app.query_one("#prompt", Input).value = ""
+        await pilot.press("ctrl+g")  # no prompt typed and none asked yet
+        await pilot.pause()
+        assert not isinstance(app.screen, CompareSetup)

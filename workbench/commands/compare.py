@@ -8,6 +8,7 @@ it gets the same inspection as any response and is saved as one "compare" sessio
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import sys
@@ -49,13 +50,47 @@ def variants(args) -> list[dict]:
     return out
 
 
-def main(args) -> int:
+def run_variants(engine, store, session_id: str, prompt: str, todo: list[dict], top_p=None, max_tokens=None,
+                 trust_remote_code: bool = False, stop_on_loop: bool = False, gold=None,
+                 on_variant=lambda v: None, guard=contextlib.nullcontext) -> list[dict]:
+    """Run each variant on one engine (loading a model only when it changes), recording each response into
+    the compare session. `on_variant(v)` before each; `guard(job)` wraps each job (the CLI's Ctrl-C)."""
     from workbench.engine.events import ChatRequest, Failed, Sampling
+    from workbench.inspect.consistency import verify_against
+    from workbench.sessions.recorder import Recorder
+
+    results, loaded_key = [], None
+    for v in todo:
+        on_variant(v)
+        result = dict(v)
+        if (v["model"], v["adapter"]) != loaded_key:
+            *_, loaded = engine.load(v["model"], v["adapter"], trust_remote_code).collect()
+            loaded_key = (v["model"], v["adapter"]) if not isinstance(loaded, Failed) else None
+            if isinstance(loaded, Failed):
+                results.append({**result, "error": loaded.message})
+                continue
+        sampling = Sampling(temperature=v["temperature"], top_p=top_p, max_tokens=max_tokens, seed=v["seed"])
+        job = engine.generate(ChatRequest.single(prompt, sampling))
+        with guard(job), Recorder(store, session_id, prompt, engine.info, sampling, label=v["label"],
+                                  job=job, stop_on_loop=stop_on_loop) as recorder:
+            for event in job:
+                recorder.feed(event)
+        turn = next(t for t in store.session(session_id)["turns"] if t["id"] == recorder.turn)
+        result.update(model=turn["model"], status=turn["status"], thinking=turn["thinking"], answer=turn["content"],
+                      stats=turn["stats"], inspection=turn["inspection"])
+        if (turn["stats"] or {}).get("error"):
+            result["error"] = turn["stats"]["error"]
+        if gold is not None:
+            result["verdict"] = verify_against(turn["content"], gold)
+        results.append(result)
+    return results
+
+
+def main(args) -> int:
     from workbench.engine.worker import Engine
     from workbench.errors import UserError
-    from workbench.inspect.consistency import verify_against
     from workbench.sessions import Store
-    from workbench.sessions.recorder import Recorder, title_of
+    from workbench.sessions.recorder import title_of
 
     from workbench.commands.run import stop_on_ctrl_c
 
@@ -67,31 +102,10 @@ def main(args) -> int:
     session_id = store.new_session(title_of(prompt), "compare")
     store.add_turn(session_id, "user", prompt)
     engine = Engine()
-    results, loaded_key = [], None
     try:
-        for v in todo:
-            print(f"workbench: {v['label']} ...", file=sys.stderr, flush=True)
-            result = dict(v)
-            if (v["model"], v["adapter"]) != loaded_key:
-                *_, loaded = engine.load(v["model"], v["adapter"], args.trust_remote_code).collect()
-                loaded_key = (v["model"], v["adapter"]) if not isinstance(loaded, Failed) else None
-                if isinstance(loaded, Failed):
-                    results.append({**result, "error": loaded.message})
-                    continue
-            sampling = Sampling(temperature=v["temperature"], top_p=args.top_p, max_tokens=args.max_tokens, seed=v["seed"])
-            job = engine.generate(ChatRequest.single(prompt, sampling))
-            with stop_on_ctrl_c(job), Recorder(store, session_id, prompt, engine.info, sampling, label=v["label"],
-                                               job=job, stop_on_loop=args.stop_on_loop) as recorder:
-                for event in job:
-                    recorder.feed(event)
-            turn = next(t for t in store.session(session_id)["turns"] if t["id"] == recorder.turn)
-            result.update(model=turn["model"], status=turn["status"], thinking=turn["thinking"], answer=turn["content"],
-                          stats=turn["stats"], inspection=turn["inspection"])
-            if (turn["stats"] or {}).get("error"):
-                result["error"] = turn["stats"]["error"]
-            if args.gold is not None:
-                result["verdict"] = verify_against(turn["content"], args.gold)
-            results.append(result)
+        results = run_variants(engine, store, session_id, prompt, todo, args.top_p, args.max_tokens,
+                               args.trust_remote_code, args.stop_on_loop, args.gold, guard=stop_on_ctrl_c,
+                               on_variant=lambda v: print(f"workbench: {v['label']} ...", file=sys.stderr, flush=True))
     finally:
         engine.close()
         store.close()

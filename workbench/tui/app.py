@@ -72,6 +72,7 @@ class WorkbenchApp(App):
         Binding("ctrl+s", "settings", "Settings"),
         Binding("ctrl+t", "toggle_thinking", "Thinking pane"),
         Binding("ctrl+l", "toggle_latex", "LaTeX source"),
+        Binding("ctrl+g", "compare", "Compare"),
         Binding("f2", "focus('thinking')", "Focus thinking", show=False),
         Binding("f3", "focus('answer')", "Focus answer", show=False),
         Binding("f4", "focus('prompt')", "Focus prompt", show=False),
@@ -89,6 +90,7 @@ class WorkbenchApp(App):
         ("Regenerate", "Ask the last prompt again (ctrl+r)", "regenerate"),
         ("Pick a model", "Load another local model (ctrl+o)", "pick_model"),
         ("Sampling settings", "Temperature, top-p, max tokens, seed (ctrl+s)", "settings"),
+        ("Compare", "Run the prompt on other models, temperatures or samples, side by side (ctrl+g)", "compare"),
         ("Thinking pane: wide / hidden / normal", "Cycle the thinking pane's width (ctrl+t)", "toggle_thinking"),
         ("LaTeX source / rendered", "Show math as written or as Unicode (ctrl+l)", "toggle_latex"),
         ("Focus thinking", "Move focus to the thinking pane (F2)", "focus('thinking')"),
@@ -120,6 +122,10 @@ class WorkbenchApp(App):
         self._layout = 0
         self.rendered_tokens = 0  # tokens handed to the panes so far (scripts/bench_tui.py reads it)
         self.answer_raw = ""
+        self.loaded_from: tuple = (model, adapter)  # what load_model was last asked for
+        self.comparing = False
+        self.compare_job = None  # the compare variant's job running, if any
+        self.compare_stopped = False
 
     # ---- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -162,6 +168,7 @@ class WorkbenchApp(App):
     # ---- loading -----------------------------------------------------------------------------
     def load_model(self, model: str | None, adapter: str | None = None) -> None:
         self.ready = self.load_failed = False
+        self.loaded_from = (model, adapter)
         self.status.loading(str(model or "default model"))
         self._spin = self.set_interval(0.1, lambda: self.status.loading(self.status.model))
         self._read_load(self.engine.load(model, adapter, **self.load_options))
@@ -225,7 +232,7 @@ class WorkbenchApp(App):
             self.notify("The model failed to load: ctrl+o picks another." if self.load_failed
                         else "The model is still loading; your prompt stays here.", markup=False)
             return
-        if self.job is not None:
+        if self.job is not None or self.comparing:
             self.notify("Still generating: Esc stops it.", markup=False)
             return
         box.value = ""
@@ -313,6 +320,11 @@ class WorkbenchApp(App):
 
     # ---- actions -----------------------------------------------------------------------------
     def action_stop(self) -> None:
+        if self.comparing:
+            self.compare_stopped = True
+            if self.compare_job is not None:
+                self.compare_job.cancel()
+            self.status.show("stopping the compare …")
         if self.job is not None:
             self.job.cancel()
             self.status.show("stopping …")
@@ -435,6 +447,81 @@ class WorkbenchApp(App):
             return
         self.notify(f"Pulled {name}; loading it.", markup=False, timeout=3)
         self.load_model(folder)
+
+    # ---- compare -----------------------------------------------------------------------------
+    def action_compare(self) -> None:
+        """The prompt in the box (else the last one) on several variants, saved as a compare session."""
+        from workbench.tui.compare_view import CompareSetup
+
+        prompt = self.query_one("#prompt", Input).value.strip() or (self.last.prompt if self.last else "")
+        if not prompt:
+            self.notify("Type a prompt first: compare runs it on several variants.", markup=False)
+            return
+        if not self.ready or self.job is not None or self.comparing:
+            self.notify("Wait for the model (or Esc the response) first.", markup=False)
+            return
+
+        def chosen(todo: list | None) -> None:
+            if todo:
+                self.comparing, self.compare_stopped = True, False
+                self._compare(prompt, todo)
+
+        self.push_screen(CompareSetup(prompt, *self.loaded_from), chosen)
+
+    @work(thread=True, group="compare", exit_on_error=False)
+    def _compare(self, prompt: str, todo: list[dict]) -> None:
+        import contextlib
+
+        from workbench.commands.compare import run_variants
+        from workbench.sessions import Store
+        from workbench.sessions.recorder import title_of
+        from workbench.tui.sessions_panel import RecordingEngine
+
+        # The bare engine: compare records its own session, not turns of the chat.
+        engine = self.engine.engine if isinstance(self.engine, RecordingEngine) else self.engine
+        store = getattr(getattr(self, "sessions_ui", None), "store", None)
+        own_store = store is None  # the app could not open the store: show the results, unsaved
+        store = Store.open(":memory:") if own_store else store
+
+        @contextlib.contextmanager
+        def guard(job):
+            self.compare_job = job
+            if self.compare_stopped:
+                job.cancel()
+            yield
+            self.compare_job = None
+
+        def started(v):
+            n = todo.index(v) + 1
+            self.call_from_thread(self.status.show, f"comparing {n}/{len(todo)}: {clean(v['label'])}")
+
+        error, session = None, None
+        try:
+            session_id = store.new_session(title_of(prompt), "compare")
+            store.add_turn(session_id, "user", prompt)
+            results = run_variants(engine, store, session_id, prompt, todo, self.sampling.top_p,
+                                   self.sampling.max_tokens, bool(self.load_options), on_variant=started, guard=guard)
+            session = store.session(session_id)
+            error = next((r["error"] for r in results if "error" in r and "answer" not in r), None)
+        except Exception as e:  # noqa: BLE001 - say what went wrong, keep the app
+            error = str(e)
+        finally:
+            if own_store:
+                store.close()
+        self.call_from_thread(self._compared, session, error, {(v["model"], v["adapter"]) for v in todo})
+
+    def _compared(self, session: dict | None, error: str | None, loaded: set) -> None:
+        from workbench.tui.compare_view import CompareScreen
+
+        self.comparing = False
+        if loaded != {self.loaded_from}:  # the compare loaded other models: back to the chat's model
+            self.load_model(*self.loaded_from)
+        else:
+            self.status.show("compare done")
+        if error:
+            self.notify(error, title="Compare", severity="error", markup=False, timeout=10)
+        if session is not None and any(t["role"] == "assistant" for t in session["turns"]):
+            self.push_screen(CompareScreen(session))
 
     def action_settings(self) -> None:
         from workbench.tui.screens import SettingsScreen

@@ -63,3 +63,75 @@ class CompareScreen(ModalScreen):
                     yield Static(Text(clean(t["thinking"])), classes="thought", markup=False)
                     yield Static(Text(clean(t["content"])), classes="answer", markup=False)
         yield Footer()
+
+
+class CompareSetup(ModalScreen):
+    """Which variants to run the prompt on: other models, other temperatures, several samples (each field
+    comma-separated; empty means the current one). Dismisses with the variant list of
+    `workbench.commands.compare.variants`, or None."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    DEFAULT_CSS = """
+    CompareSetup { align: center middle; }
+    CompareSetup #dialog { width: 72; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    CompareSetup #title { text-style: bold; margin-bottom: 1; }
+    CompareSetup .field { height: 3; }
+    CompareSetup .field Label { width: 16; padding: 1 0; }
+    CompareSetup .field Input { width: 1fr; }
+    CompareSetup #problem { color: $error; height: auto; }
+    """
+    FIELDS = (("models", "Models", "names or folders, e.g. r1-nano, my-model"),
+              ("temps", "Temperatures", "e.g. 0.2, 0.8"), ("samples", "Samples", "responses per variant: 1"),
+              ("seed", "First seed", "samples use seeds S, S+1, ..."))
+
+    def __init__(self, prompt: str, model: str | None, adapter: str | None) -> None:
+        super().__init__()
+        self.prompt, self.model, self.adapter = prompt, model, adapter
+
+    def compose(self):
+        from textual.containers import Vertical
+        from textual.widgets import Input, Label
+
+        with Vertical(id="dialog"):
+            yield Label(Text("Compare: " + clean(self.prompt.splitlines()[0][:50])), id="title")
+            for name, label, hint in self.FIELDS:
+                with Horizontal(classes="field"):
+                    yield Label(label)
+                    yield Input(id=name, placeholder=hint)
+            yield Static("Enter runs them one after another (Esc stops); the results open side by side.",
+                         markup=False)
+            yield Static("", id="problem", markup=False)
+
+    def read(self) -> list[dict]:
+        """The variants; ValueError says what is wrong with the form."""
+        from types import SimpleNamespace
+
+        from textual.widgets import Input
+
+        from workbench.commands.compare import variants
+
+        def field(name):
+            return [x.strip() for x in self.query_one(f"#{name}", Input).value.split(",") if x.strip()]
+
+        try:
+            temps = [float(t) for t in field("temps")] or None
+            samples = int((field("samples") or ["1"])[0])
+            seed = int(field("seed")[0]) if field("seed") else None
+        except ValueError as e:
+            raise ValueError(f"not a number: {str(e).split(': ')[-1]}") from None
+        if any(t < 0 for t in temps or []) or samples < 1 or samples > 64:
+            raise ValueError("temperatures are >= 0 and samples 1 to 64")
+        todo = variants(SimpleNamespace(model=field("models") or [self.model], temp=temps, samples=samples,
+                                        seed=seed, adapter=[self.adapter] if self.adapter else None))
+        if len(todo) < 2:
+            raise ValueError("two or more variants, please: several models or temperatures, or samples >= 2")
+        return todo
+
+    def on_input_submitted(self, event) -> None:
+        event.stop()
+        try:
+            todo = self.read()
+        except ValueError as e:
+            self.query_one("#problem", Static).update(str(e))
+            return
+        self.dismiss(todo)
