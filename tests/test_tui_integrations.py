@@ -344,3 +344,22 @@ async def test_compare_form_needs_two_variants_and_numbers():
         await pilot.press("ctrl+g")  # no prompt typed and none asked yet
         await pilot.pause()
         assert not isinstance(app.screen, CompareSetup)
+
+
+async def test_esc_stops_a_compare_and_shows_what_there_is():
+    from workbench.engine.events import Think
+    from workbench.tui.scripted import Script
+    from workbench.tui.compare_view import CompareScreen
+
+    hold = threading.Event()
+    engine = ScriptedEngine([Script([Think("started", 1)], hold=hold)])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(140, 36)) as pilot:
+        setup = await open_compare(pilot, app)
+        await fill(pilot, setup, temps="0.2, 0.8")
+        await wait_for(pilot, lambda: app.comparing and app.compare_job is not None)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        assert not app.comparing and len(engine.requests) == 2  # the second one was cancelled at once
+        assert "cancelled" in screen_text(app) or "stopped" in screen_text(app)
+    hold.set()
