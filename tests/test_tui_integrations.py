@@ -363,3 +363,80 @@ async def test_esc_stops_a_compare_and_shows_what_there_is():
         assert not app.comparing and len(engine.requests) == 2  # the second one was cancelled at once
         assert "cancelled" in screen_text(app) or "stopped" in screen_text(app)
     hold.set()
+
+
+# ---- 5. the Train screen -------------------------------------------------------------------------------
+FAKE_TRAINER = r"""
+import json, sys, time
+from pathlib import Path
+run = Path(sys.argv[1])
+with open(run / "metrics.jsonl", "a") as m, open(run / "samples.jsonl", "a") as s:
+    for step in (1, 2, 3):
+        m.write(json.dumps({"step": step, "reward": step / 4, "accuracy": step / 3, "kl": 0.01 * step}) + "\n")
+        s.write(json.dumps({"step": step, "prompt": "12+30?", "completion": f"<think>add {step}</think>\\boxed{{42}}",
+                            "reward": 1.0, "math": 1.0}) + "\n")
+    m.flush(); s.flush()
+    for _ in range(600):  # until the app's stop button
+        if (run / "STOP").exists():
+            (run / "checkpoint").write_text("3")
+            sys.exit(0)
+        time.sleep(0.05)
+sys.exit(3)
+"""
+
+
+async def test_train_screen_launches_a_separate_process_shows_curves_and_stops_it(tmp_path):
+    import sys
+
+    from textual.widgets import Sparkline
+
+    from workbench.tui.train_screen import TrainLaunch, TrainScreen
+
+    script = tmp_path / "fake_trainer.py"
+    script.write_text(FAKE_TRAINER)
+    run = tmp_path / "run"
+    launched = []
+
+    def command(arguments):
+        launched.append(arguments)
+        return [sys.executable, str(script), str(run), "--steps", "3"], run
+
+    app = WorkbenchApp(ScriptedEngine())
+    app.train_command = command
+    async with app.run_test(size=(140, 36)) as pilot:
+        await pilot.press("f10")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainLaunch))
+        app.screen.query_one(Input).value = "--steps 3 --name demo"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        screen = app.screen
+        assert launched == ["--steps 3 --name demo"] and screen.process.pid != __import__("os").getpid()
+        await wait_for(pilot, lambda: len(screen.query_one("#curve-kl", Sparkline).data or []) == 3)
+        assert list(screen.query_one("#curve-reward", Sparkline).data) == [0.25, 0.5, 0.75]
+        text = screen_text(app)
+        assert "step 3/3" in text and "accuracy 1.000" in text and "add 3" in text and "math 1" in text
+        await pilot.click("#stop")
+        await wait_for(pilot, lambda: screen.process.poll() is not None)
+        assert screen.process.returncode == 0 and (run / "checkpoint").read_text() == "3"
+        await wait_for(pilot, lambda: "finished (exit 0)" in screen_text(app))
+
+
+async def test_train_screen_reads_only_complete_lines_and_skips_bad_ones(tmp_path):
+    from textual.widgets import Sparkline
+
+    from workbench.tui.train_screen import TrainScreen
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "reward": 0.5}\nnot json\n[1]\n{"step": 2, "rew')
+    app = WorkbenchApp(ScriptedEngine())
+    async with app.run_test(size=(140, 36)) as pilot:
+        app.start_training(str(tmp_path))  # an existing folder: watched, nothing launched
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        screen = app.screen
+        await pilot.pause()
+        assert screen.process is None and list(screen.query_one("#curve-reward", Sparkline).data) == [0.5]
+        assert "2 unreadable metrics lines skipped" in screen_text(app)
+        with open(tmp_path / "metrics.jsonl", "a") as f:
+            f.write('ard": 0.75}\n')  # the torn line completes
+        await wait_for(pilot, lambda: list(screen.query_one("#curve-reward", Sparkline).data) == [0.5, 0.75])
+        await pilot.press("escape")
+        assert not isinstance(app.screen, TrainScreen)

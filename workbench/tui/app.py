@@ -73,6 +73,7 @@ class WorkbenchApp(App):
         Binding("ctrl+t", "toggle_thinking", "Thinking pane"),
         Binding("ctrl+l", "toggle_latex", "LaTeX source"),
         Binding("ctrl+g", "compare", "Compare"),
+        Binding("f10", "train", "Train", show=False),
         Binding("f2", "focus('thinking')", "Focus thinking", show=False),
         Binding("f3", "focus('answer')", "Focus answer", show=False),
         Binding("f4", "focus('prompt')", "Focus prompt", show=False),
@@ -91,6 +92,7 @@ class WorkbenchApp(App):
         ("Pick a model", "Load another local model (ctrl+o)", "pick_model"),
         ("Sampling settings", "Temperature, top-p, max tokens, seed (ctrl+s)", "settings"),
         ("Compare", "Run the prompt on other models, temperatures or samples, side by side (ctrl+g)", "compare"),
+        ("Train (GRPO)", "Launch `workbench train grpo` or watch a run: curves, latest sample, stop (F10)", "train"),
         ("Thinking pane: wide / hidden / normal", "Cycle the thinking pane's width (ctrl+t)", "toggle_thinking"),
         ("LaTeX source / rendered", "Show math as written or as Unicode (ctrl+l)", "toggle_latex"),
         ("Focus thinking", "Move focus to the thinking pane (F2)", "focus('thinking')"),
@@ -522,6 +524,38 @@ class WorkbenchApp(App):
             self.notify(error, title="Compare", severity="error", markup=False, timeout=10)
         if session is not None and any(t["role"] == "assistant" for t in session["turns"]):
             self.push_screen(CompareScreen(session))
+
+    # ---- training ----------------------------------------------------------------------------
+    train_command = None  # tests put a fake launcher here: arguments -> (argv, run folder)
+
+    def action_train(self) -> None:
+        from workbench.tui.train_screen import TrainLaunch
+
+        self.push_screen(TrainLaunch(), self.start_training)
+
+    def start_training(self, arguments: str | None) -> None:
+        """A run folder is watched; anything else is arguments for `workbench train grpo`, run as its
+        own process (output to RUN/train.log) so the app stays responsive."""
+        import subprocess
+
+        from workbench.tui.train_screen import TrainScreen, launch_command
+
+        if not arguments:
+            return
+        if Path(arguments).expanduser().is_dir():
+            self.push_screen(TrainScreen(Path(arguments).expanduser()))
+            return
+        try:
+            argv, run = (self.train_command or launch_command)(arguments)
+            run.mkdir(parents=True, exist_ok=True)
+            with open(run / "train.log", "ab") as log:
+                process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        except (OSError, ValueError) as e:
+            self.notify(str(e), title="Could not start training", severity="error", markup=False, timeout=10)
+            return
+        self.training = process
+        steps = next((int(a) for a, b in zip(argv[1:], argv) if b == "--steps" and a.isdigit()), None)
+        self.push_screen(TrainScreen(run, process, steps))
 
     def action_settings(self) -> None:
         from workbench.tui.screens import SettingsScreen
