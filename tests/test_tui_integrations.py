@@ -440,3 +440,15 @@ async def test_train_screen_reads_only_complete_lines_and_skips_bad_ones(tmp_pat
         await wait_for(pilot, lambda: list(screen.query_one("#curve-reward", Sparkline).data) == [0.5, 0.75])
         await pilot.press("escape")
         assert not isinstance(app.screen, TrainScreen)
+
+
+def test_launch_command_is_workbench_train_grpo_in_its_own_run_folder():
+    import sys
+
+    from workbench.tui.train_screen import launch_command
+
+    argv, run = launch_command("--steps 5 --name demo")
+    assert argv == [sys.executable, "-m", "workbench", "train", "grpo", "--steps", "5", "--name", "demo",
+                    "--out", "runs/demo"] and str(run) == "runs/demo"
+    argv, run = launch_command("--out '/tmp/my run' --steps 2")
+    assert str(run) == "/tmp/my run" and argv.count("--out") == 1
