@@ -452,3 +452,26 @@ def test_launch_command_is_workbench_train_grpo_in_its_own_run_folder():
                     "--out", "runs/demo"] and str(run) == "runs/demo"
     argv, run = launch_command("--out '/tmp/my run' --steps 2")
     assert str(run) == "/tmp/my run" and argv.count("--out") == 1
+
+
+async def test_while_comparing_the_chat_and_the_picker_wait():
+    from workbench.engine.events import Think
+    from workbench.tui.compare_view import CompareScreen
+    from workbench.tui.scripted import Script
+    from workbench.tui.screens import ModelPicker
+
+    hold = threading.Event()
+    engine = ScriptedEngine([Script([Think("working", 1)], hold=hold)])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(140, 36)) as pilot:
+        setup = await open_compare(pilot, app)
+        await fill(pilot, setup, temps="0.1, 0.9")
+        await wait_for(pilot, lambda: app.compare_job is not None)
+        await pilot.press("ctrl+o")
+        app.query_one("#prompt", Input).value = "another question"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, ModelPicker) and len(engine.requests) == 1 and app.turn_view is None
+        hold.set()
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        assert [r.sampling.temperature for r in engine.requests] == [0.1, 0.9]

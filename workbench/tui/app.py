@@ -346,7 +346,7 @@ class WorkbenchApp(App):
         self.query_one("#prompt").focus()
 
     async def action_regenerate(self) -> None:
-        if self.job is not None or self.last is None or not self.ready:
+        if self.job is not None or self.comparing or self.last is None or not self.ready:
             self.notify("Nothing to regenerate yet." if self.last is None else "Still generating: Esc stops it.",
                         markup=False)
             return
@@ -406,6 +406,9 @@ class WorkbenchApp(App):
             elif path:
                 self.load_model(path)
 
+        if self.comparing:  # compare is loading models on the same engine
+            self.notify("Comparing: wait for it, or Esc stops it.", markup=False)
+            return
         local = list_local()
         self.push_screen(ModelPicker(local, self.model_name, catalog_fits({m.name for m in local})), picked)
 
