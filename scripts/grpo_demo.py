@@ -44,7 +44,7 @@ def main() -> int:
     p.add_argument("--teach-steps", type=int, default=150)
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--prompts-per-step", type=int, default=4)
-    p.add_argument("--learning-rate", type=float, default=3e-4)
+    p.add_argument("--learning-rate", type=float, default=5e-4)
     p.add_argument("--beta", type=float, default=0.04)
     p.add_argument("--window", type=int, default=15, help="steps averaged at the start and the end")
     p.add_argument("--seed", type=int, default=0)
