@@ -44,18 +44,41 @@ def test_max_tokens_cuts_thinking(engine):
     assert stats.generated_tokens == 5 and stats.answer_tokens == 0
 
 
-def test_cancel_stops_within_one_token(engine):
-    job = engine.generate(ChatRequest.single("What is 12+30?", GREEDY))
-    seen = 0
-    for event in job:
-        if isinstance(event, Think):
-            seen += event.tokens
-            if seen == 3:
+def test_stop_is_checked_before_every_token(engine):
+    from workbench.engine.generate import stream_reasoning
+
+    calls = []
+
+    def stop():  # asks to stop when consulted for the 4th token
+        calls.append(1)
+        return "cancelled" if len(calls) == 4 else None
+
+    request = ChatRequest.single("What is 12+30?", GREEDY)
+    events = engine.call(lambda loaded: list(stream_reasoning(loaded, request, stop=stop))).result(timeout=60)
+    assert events[-1].stats.finish_reason == "cancelled"
+    assert events[-1].stats.generated_tokens == 3  # not one token more
+
+
+def test_cancel_from_the_caller_ends_an_endless_generation(tiny_model, tmp_path):
+    import json
+    import shutil
+
+    endless = tmp_path / "endless"
+    shutil.copytree(tiny_model, endless)
+    config = json.loads((endless / "config.json").read_text())
+    config["eos_token_id"] = []  # nothing ends it but the budget
+    (endless / "config.json").write_text(json.dumps(config))
+    e = Engine()
+    try:
+        e.load(endless).collect()
+        job = e.generate(ChatRequest.single("hi", Sampling(temperature=0.0, max_tokens=100_000)))
+        for event in job:
+            if isinstance(event, (Think, Answer)):
                 job.cancel()
-    assert isinstance(event, Done)
-    assert event.stats.finish_reason == "cancelled"
-    # The engine checks before each new token; at most one more token may be in flight.
-    assert event.stats.generated_tokens <= 4
+        assert isinstance(event, Done) and event.stats.finish_reason == "cancelled"
+        assert event.stats.generated_tokens < 100_000
+    finally:
+        e.close()
 
 
 def test_cancel_before_start(engine):
