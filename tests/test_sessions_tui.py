@@ -6,16 +6,14 @@ import pytest
 from textual.widgets import Input, OptionList
 
 from workbench.sessions import Store
+from tui_pilot import wait_for
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.inspector import InspectorPanel, scroll_thinking_to
 from workbench.tui.panes import ThinkingView
 from workbench.tui.scripted import ScriptedEngine, script_from_text
 from workbench.tui.sessions_panel import SessionsPanel
 
-pytestmark = [
-    pytest.mark.anyio,
-    pytest.mark.skipif(not hasattr(WorkbenchApp, "action_panel"), reason="the app does not mount the sessions UI yet"),
-]
+pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
@@ -25,14 +23,6 @@ def anyio_backend():
 
 THINKING = "Hmm, 12+30.\n\nWait, let me check: ones 2+0=2, tens 1+3=4.\n\nBut is it 42? Alternatively 30+12=42.\n"
 ANSWER = "The answer is \\boxed{42}."
-
-
-async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("the app never reached the expected state")
 
 
 async def ask(pilot, app, prompt):

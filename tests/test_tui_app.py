@@ -9,6 +9,7 @@ import pytest
 from textual.widgets import Collapsible, Input, Markdown, OptionList
 
 from workbench.engine.events import Answer, Message, Think
+from tui_pilot import screen_text, wait_for
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.latex import to_unicode
 from workbench.tui.panes import SEGMENT_CHARS, FrozenMarkdown, ThinkingView
@@ -25,20 +26,6 @@ def anyio_backend():
 
 THINKING = "First, 12+30: ones 2+0=2, tens 1+3=4.\nSo \\(12+30=42\\).\n"
 ANSWER = "The answer is \\boxed{42}."
-
-
-def screen_text(app) -> str:
-    """What the terminal would show, as text."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-
-
-async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
-    """Let the app run until `condition()` holds (a safety limit, not a timing assertion)."""
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("the app never reached the expected state")
 
 
 async def ask(pilot, app, prompt: str = "What is 12+30?") -> None:

@@ -12,6 +12,7 @@ from textual.widgets import Input
 from workbench.distributed.server import ChatServer
 from workbench.engine.events import Message
 from workbench.engine.remote import RemoteEngine
+from tui_pilot import screen_text, wait_for
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.panes import ThinkingView
 from workbench.tui.scripted import ScriptedEngine, script_from_text
@@ -26,19 +27,6 @@ def anyio_backend():
 
 THINKING = "Hmm, 12+30.\n\nWait, let me check: ones 2+0=2, tens 1+3=4.\n"
 ANSWER = "The answer is \\boxed{42}."
-
-
-def screen_text(app) -> str:
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-
-
-async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
-    """Let the app run until `condition()` holds (a safety limit, not a timing assertion)."""
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("the app never reached the expected state")
 
 
 async def ask(pilot, app, prompt: str = "What is 12+30?") -> None:

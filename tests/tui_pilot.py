@@ -1,0 +1,17 @@
+"""Helpers shared by the app's pilot tests (App.run_test)."""
+
+from __future__ import annotations
+
+
+def screen_text(app) -> str:
+    """What the terminal would show, as text."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
+    """Let the app run until `condition()` holds (a safety limit, not a timing assertion)."""
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("the app never reached the expected state")
