@@ -401,8 +401,8 @@ async def test_train_screen_launches_a_separate_process_shows_curves_and_stops_i
         assert launched == ["--steps 3 --name demo"] and screen.process.pid != __import__("os").getpid()
         await wait_for(pilot, lambda: len(screen.query_one("#curve-kl", Sparkline).data or []) == 3)
         assert list(screen.query_one("#curve-reward", Sparkline).data) == [0.25, 0.5, 0.75]
-        text = screen_text(app)
-        assert "step 3/3" in text and "accuracy 1.000" in text and "add 3" in text and "math 1" in text
+        # The samples file is read on the same tick as the metrics but drawn on the next refresh.
+        await wait_for(pilot, lambda: all(s in screen_text(app) for s in ("step 3/3", "accuracy 1.000", "add 3", "math 1")))
         await pilot.click("#stop")
         await wait_for(pilot, lambda: screen.process.poll() is not None)
         assert screen.process.returncode == 0 and (run / "checkpoint").read_text() == "3"
