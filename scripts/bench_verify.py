@@ -18,19 +18,8 @@ import statistics
 import time
 from pathlib import Path
 
-BOMBS = [
-    "\\boxed{10^{10^{10}}}",
-    "\\boxed{10**10**10}",
-    "\\boxed{9^{9^{9^{9}}}}",
-    "\\boxed{(10^{9})!}",
-    "\\boxed{factorial(10**9)}",
-    "\\boxed{" + "(" * 3000 + "1" + ")" * 3000 + "}",
-    "\\boxed{" + "{" * 5000 + "}" * 5000 + "}",
-    "\\boxed{\\sqrt{" * 500 + "2" + "}}" * 500,
-    "x" * 100_000,
-    "\\boxed{" + "9" * 100_000 + "}",
-    "1+" * 50_000 + "1",
-]
+from workbench.verify.bombs import EXPRESSION_BOMBS as BOMBS
+
 
 
 def perturb(gold: str) -> list[tuple[str, bool]]:

@@ -11,6 +11,12 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKED = "{a}+{b}: ones first, then tens. {a}+{b}={c}.</think>The answer is \\boxed{{{c}}}."
 
 
+@pytest.fixture
+def anyio_backend():
+    """Async tests (the app's pilot tests) run on asyncio."""
+    return "asyncio"
+
+
 @pytest.fixture(autouse=True)
 def workbench_home(tmp_path, monkeypatch) -> Path:
     """Every test gets its own empty user data directory."""

@@ -16,11 +16,6 @@ from workbench.tui.sessions_panel import SessionsPanel
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 THINKING = "Hmm, 12+30.\n\nWait, let me check: ones 2+0=2, tens 1+3=4.\n\nBut is it 42? Alternatively 30+12=42.\n"
 ANSWER = "The answer is \\boxed{42}."
 

@@ -19,11 +19,6 @@ from workbench.tui.screens import ModelPicker, SettingsScreen
 pytestmark = pytest.mark.anyio  # async tests run by anyio's pytest plugin, on asyncio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 THINKING = "First, 12+30: ones 2+0=2, tens 1+3=4.\nSo \\(12+30=42\\).\n"
 ANSWER = "The answer is \\boxed{42}."
 

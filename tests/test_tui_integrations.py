@@ -20,11 +20,6 @@ from workbench.tui.scripted import ScriptedEngine, script_from_text
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 THINKING = "Hmm, 12+30.\n\nWait, let me check: ones 2+0=2, tens 1+3=4.\n"
 ANSWER = "The answer is \\boxed{42}."
 

@@ -8,20 +8,9 @@ import pytest
 
 from workbench.errors import UserError
 from workbench.verify import VERIFIERS, Verdict, VerifierPool, get_verifier, run_verifier, verify_with_timeout
+from workbench.verify.bombs import EXPRESSION_BOMBS as BOMBS
 from workbench.verify.registry import verifier_version
 
-BOMBS = [
-    "\\boxed{10^{10^{10}}}",
-    "\\boxed{10**10**10}",
-    "\\boxed{9^{9^{9^{9}}}}",
-    "\\boxed{(10^{9})!}",
-    "\\boxed{factorial(10**9)}",
-    "\\boxed{" + "(" * 3000 + "1" + ")" * 3000 + "}",
-    "\\boxed{" + "{" * 5000 + "}" * 5000 + "}",
-    "x" * 100_000,
-    "\\boxed{" + "9" * 100_000 + "}",
-    "1+" * 50_000 + "1",
-]
 
 
 @pytest.fixture(scope="module")
