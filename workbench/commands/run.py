@@ -78,18 +78,20 @@ def safe_text(text: str) -> str:
 def main(args) -> int:
     from workbench.engine.events import ChatRequest, Done, Failed, event_to_dict
     from workbench.engine.worker import Engine
+    from workbench.sessions.recorder import recorder_for_run
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     if args.endpoint:
         from workbench.engine.remote import RemoteEngine
-    engine = RemoteEngine(args.endpoint) if args.endpoint else Engine()
+
+        engine = RemoteEngine(args.endpoint)
+    else:
+        engine = Engine()
     _, _, loaded = engine.load(args.model, args.adapter, args.trust_remote_code).collect()
     if isinstance(loaded, Failed):
         print(f"workbench: error: {loaded.message}", file=sys.stderr)
         return 2
     job = engine.generate(ChatRequest.single(prompt, sampling_from_args(args)))
-    from workbench.sessions.recorder import recorder_for_run
-
     printer = Printer()
     status = 0
     with stop_on_ctrl_c(job), recorder_for_run(args, prompt, engine.info, job) as recorder:
