@@ -4,7 +4,9 @@
 ordinary `Engine` in a child process (`python -m workbench.engine.process FD`, OpenBLAS preloaded on
 Linux). Both sides speak pickled tuples over a socket pair:
     parent -> child: (kind, job_id, payload), kind in "load", "generate", "cancel", "close"
-    child -> parent: (job_id, event), sent by the child's engine thread as it puts each event
+    child -> parent: a list of (job_id, event), what the engine put in the last few milliseconds
+The engine thread only queues its events; a sender thread pickles and sends them in batches, so a
+fast stream costs one send per batch, not per token, and generation never waits on the socket.
 A reader thread in the parent hands each event to its Job. If the child dies (killed, crash, out of
 memory), every open Job gets `Failed` at once; the next `load` starts a new child.
 `engine.call(fn)` is left out: nothing outside the engine tests uses it, and fn would have to pickle.
@@ -13,12 +15,14 @@ memory), every open Job gets `Failed` at once; the next `load` starts a new chil
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from multiprocessing.connection import Connection
 
 from workbench.engine.events import TERMINAL, ChatRequest, Failed, Loaded, ModelInfo
@@ -67,15 +71,16 @@ class ProcessEngine:
     def _read(self, conn: Connection, proc: subprocess.Popen, log) -> None:
         while True:
             try:
-                job_id, event = conn.recv()
+                batch = conn.recv()
             except (EOFError, OSError):
                 break
-            if isinstance(event, Loaded):
-                self.info = event.info  # before the job ends, as the in-process engine does
-            with self._lock:
-                job = self._jobs.pop(job_id, None) if isinstance(event, TERMINAL) else self._jobs.get(job_id)
-            if job is not None:
-                job.put(event)
+            for job_id, event in batch:
+                if isinstance(event, Loaded):
+                    self.info = event.info  # before the job ends, as the in-process engine does
+                with self._lock:
+                    job = self._jobs.pop(job_id, None) if isinstance(event, TERMINAL) else self._jobs.get(job_id)
+                if job is not None:
+                    job.put(event)
         try:
             code = proc.wait(timeout=5)
         except subprocess.TimeoutExpired:  # it closed the socket but lives on: end it
@@ -159,17 +164,48 @@ def exit_status(code: int) -> str:
 
 
 # ---- the child process ---------------------------------------------------------------------------
-class ForwardedJob(Job):
-    """The child's side of a job: each event goes straight to the parent from the engine thread."""
+BATCH_WINDOW = 0.01  # seconds the sender collects events before one send (the app draws at most every 1/60 s)
 
-    def __init__(self, send, job_id: int) -> None:
+
+class ForwardedJob(Job):
+    """The child's side of a job: its events go to the sender thread's outbox."""
+
+    def __init__(self, outbox: queue.SimpleQueue, job_id: int) -> None:
         super().__init__()
-        self.send, self.id = send, job_id
+        self.outbox, self.id = outbox, job_id
 
     def put(self, event) -> None:
-        self.send((self.id, event))
+        self.outbox.put((self.id, event))
         if isinstance(event, TERMINAL):
             self.finished.set()
+
+
+def send_batches(conn: Connection, outbox: queue.SimpleQueue) -> None:
+    """Send the outbox in batches: wait for one event, collect for BATCH_WINDOW (less once a job
+    ends), send them all in one message. None in the outbox: send what is left and stop."""
+    done = False
+    while not done:
+        batch = [outbox.get()]
+        deadline = time.monotonic() + BATCH_WINDOW
+        while batch[-1] is not None and not isinstance(batch[-1][1], TERMINAL) \
+                and (left := deadline - time.monotonic()) > 0:
+            try:
+                batch.append(outbox.get(timeout=left))
+            except queue.Empty:
+                break
+        while batch[-1] is not None:  # whatever else is already there
+            try:
+                batch.append(outbox.get_nowait())
+            except queue.Empty:
+                break
+        if batch[-1] is None:
+            done = True
+            batch.pop()
+        try:
+            if batch:
+                conn.send(batch)
+        except OSError:  # the parent is gone; the main thread sees EOF and exits
+            pass
 
 
 def serve(conn: Connection) -> None:
@@ -177,15 +213,10 @@ def serve(conn: Connection) -> None:
     from workbench.engine.worker import Engine
 
     engine = Engine()
-    send_lock = threading.Lock()
+    outbox: queue.SimpleQueue = queue.SimpleQueue()
+    sender = threading.Thread(target=send_batches, args=(conn, outbox), name="engine-sender", daemon=True)
+    sender.start()
     jobs: dict[int, ForwardedJob] = {}
-
-    def send(message) -> None:
-        with send_lock:
-            try:
-                conn.send(message)
-            except OSError:  # the parent is gone; the main thread sees EOF and exits
-                pass
 
     while True:
         try:
@@ -196,6 +227,8 @@ def serve(conn: Connection) -> None:
             for job in jobs.values():
                 job.cancel()
             engine.close()
+            outbox.put(None)
+            sender.join(timeout=5)  # the last events (the cancelled jobs' Failed) reach the parent
             return
         if kind == "cancel":
             job = jobs.get(job_id)
@@ -204,7 +237,7 @@ def serve(conn: Connection) -> None:
             continue
         for done in [i for i, j in jobs.items() if j.finished.is_set()]:
             del jobs[done]
-        job = jobs[job_id] = ForwardedJob(send, job_id)
+        job = jobs[job_id] = ForwardedJob(outbox, job_id)
         engine._inbox.put((kind, job, payload))  # Engine.load/generate, with our Job
 
 
