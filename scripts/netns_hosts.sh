@@ -3,6 +3,7 @@
 #   scripts/netns_hosts.sh up   [PREFIX]   # creates ${PREFIX}a (10.77.0.1) and ${PREFIX}b (10.77.0.2)
 #   scripts/netns_hosts.sh down [PREFIX]
 # Run a command on a host with: ip netns exec ${PREFIX}a COMMAND. Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN).
+# The distributed tests use it through tests/netns.py (one rank per namespace, a fresh PREFIX each time).
 set -euo pipefail
 action=${1:-up}
 prefix=${2:-wb}
@@ -25,6 +26,7 @@ case "$action" in
   down)
     ip netns del "$a" 2>/dev/null || true
     ip netns del "$b" 2>/dev/null || true
+    ip link del "${prefix}-va" 2>/dev/null || true  # only left here if up failed before moving it
     ;;
   *)
     echo "usage: $0 up|down [PREFIX]" >&2

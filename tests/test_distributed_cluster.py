@@ -1,13 +1,13 @@
-"""Two ranks over loopback (and across two network namespaces when we may make them): sharded
-tensor and pipeline generation equals one process token for token; the cluster endpoint streams
-both phases; a rank that dies (or freezes) mid-generation makes the survivor exit naming it, and
-the client gets an error instead of hanging. Every subprocess is bounded by a timeout."""
+"""Two ranks over loopback (and, when we may make them, one per network namespace over veth: see
+tests/netns.py): sharded tensor and pipeline generation equals one process token for token; the
+cluster endpoint streams both phases (across namespaces, to a client on the other host); a rank
+that dies (or freezes) mid-generation makes the survivor exit naming it, and the client gets an
+error instead of hanging. Every subprocess is bounded by a timeout."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, WORKED, workbench_env
+from netns import ADDRESSES, needs_namespaces, two_hosts
 from workbench.engine.events import Answer, ChatRequest, Done, Failed, Loaded, Sampling, Think
 from workbench.engine.remote import RemoteEngine
 
@@ -268,35 +269,67 @@ def test_losing_a_rank_mid_generation_ends_the_survivor_and_fails_the_client(tin
         cluster.stop()
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2 to make network namespaces")
+@needs_namespaces
 def test_two_namespaces_over_veth_match_one_process(four_layer_model, llama_model, deepseek_model, tmp_path):
-    prefix = f"wb{os.getpid() % 10000}"
-    setup = subprocess.run(["bash", str(ROOT / "scripts" / "netns_hosts.sh"), "up", prefix],
-                           capture_output=True, text=True, timeout=30)
-    if setup.returncode != 0:
-        subprocess.run(["bash", str(ROOT / "scripts" / "netns_hosts.sh"), "down", prefix], timeout=30)
-        pytest.skip(f"cannot make network namespaces here: {setup.stderr.strip().splitlines()[-1:]}")
-    try:
-        script = tmp_path / "greedy.py"
-        script.write_text(GREEDY)
-        hostfile = tmp_path / "ring.json"  # what mlx.launch hands each rank for the ring backend
-        hostfile.write_text(json.dumps([["10.77.0.1:41500"], ["10.77.0.2:41500"]]))
-        argv = [str(script), str(four_layer_model), QUESTION, str(llama_model), str(deepseek_model)]
-        procs = [subprocess.Popen(["ip", "netns", "exec", f"{prefix}{host}", sys.executable, *argv],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  env=env(MLX_RANK=str(rank), MLX_HOSTFILE=str(hostfile)))
-                 for rank, host in enumerate("ab")]
-        outputs = []
-        for p in procs:
-            try:
-                outputs.append(p.communicate(timeout=180)[0])
-            except subprocess.TimeoutExpired:
-                for q in procs:
-                    q.kill()
-                pytest.fail("ranks in namespaces did not finish")
-        ranks = {**results(outputs[0]), **results(outputs[1])}
-        assert set(ranks) == {0, 1}, "\n".join(outputs)
-        expected = single_process_tokens(four_layer_model, QUESTION)
-        assert ranks[0]["pipeline"] == ranks[1]["tensor"] == expected
-    finally:
-        subprocess.run(["bash", str(ROOT / "scripts" / "netns_hosts.sh"), "down", prefix], timeout=30)
+    script = tmp_path / "greedy.py"
+    script.write_text(GREEDY)
+    argv = [sys.executable, str(script), str(four_layer_model), QUESTION, str(llama_model), str(deepseek_model)]
+    with two_hosts() as hosts:
+        outputs = hosts.outputs(hosts.start_ranks(argv, env(), hosts.ring_hostfile(tmp_path / "ring.json"),
+                                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    ranks = {**results(outputs[0]), **results(outputs[1])}
+    assert set(ranks) == {0, 1}, "\n".join(outputs)
+    expected = single_process_tokens(four_layer_model, QUESTION)
+    assert ranks[0]["pipeline"] == ranks[1]["tensor"] == expected
+
+
+# A client on host b: loads, streams one chat, prints what it saw.
+CLIENT = r"""
+import json, sys
+from workbench.engine.events import Answer, ChatRequest, Sampling, Think
+from workbench.engine.remote import RemoteEngine
+
+remote = RemoteEngine(sys.argv[1])
+loaded = remote.load().collect()[-1]
+events = list(remote.generate(ChatRequest.single(sys.argv[2], Sampling(temperature=0))))
+print(json.dumps({"loaded": type(loaded).__name__, "last": type(events[-1]).__name__, "last_repr": repr(events[-1]),
+                  "thinking": "".join(e.text for e in events if isinstance(e, Think)),
+                  "answer": "".join(e.text for e in events if isinstance(e, Answer))}))
+"""
+
+
+@needs_namespaces
+def test_cluster_endpoint_across_namespaces_streams_both_phases(four_layer_model, tmp_path):
+    """The serving ranks one per host (argv as `cluster serve` builds it), rank 0 serving on its own address behind
+    a token; a client on the other host streams both phases, `cluster status` names each rank by its address."""
+    token_file = tmp_path / "token"
+    token_file.write_text("t0ken")
+    url = f"http://{ADDRESSES[0]}:8123"
+    argv = [sys.executable, "-m", "workbench.distributed.rank", "--model", str(four_layer_model), "--mode", "tensor",
+            "--host", ADDRESSES[0], "--port", "8123", "--deadline", "20", "--hosts", ",".join(ADDRESSES),
+            "--backend", "ring", "--token-file", str(token_file)]
+    client = tmp_path / "client.py"
+    client.write_text(CLIENT)
+    logs = [tmp_path / f"rank{r}.log" for r in (0, 1)]
+    with two_hosts() as hosts:
+        ring = hosts.ring_hostfile(tmp_path / "ring.json")
+        ranks = []
+        for r, log in enumerate(logs):
+            with open(log, "w") as out:
+                ranks.append(hosts.start(r, argv, env(), ring, stdout=out, stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 120
+        while "serving " not in logs[0].read_text():
+            if any(p.poll() is not None for p in ranks) or time.monotonic() > deadline:
+                pytest.fail("ranks did not start:\n" + "\n".join(log.read_text() for log in logs))
+            time.sleep(0.2)
+        chat = hosts.run(1, [sys.executable, str(client), url, QUESTION], env(WORKBENCH_TOKEN="t0ken"), timeout=120)
+        assert chat.returncode == 0, chat.stderr
+        seen = json.loads(chat.stdout.splitlines()[-1])
+        assert seen["loaded"] == "Loaded" and seen["last"] == "Done", seen["last_repr"]
+        assert "12+30" in seen["thinking"] and "\\boxed{42}" in seen["answer"], seen
+        status = hosts.run(1, [sys.executable, "-m", "workbench", "cluster", "status", "--endpoint", url],
+                           env(WORKBENCH_TOKEN="t0ken"), timeout=60)
+        assert status.returncode == 0, status.stderr
+        assert f"rank 0 ({ADDRESSES[0]})" in status.stdout and f"rank 1 ({ADDRESSES[1]})" in status.stdout, status.stdout
+        ranks[0].send_signal(signal.SIGTERM)  # rank 0 tells rank 1 to stop: both end cleanly
+        assert [p.wait(timeout=60) for p in ranks] == [0, 0], "\n".join(log.read_text() for log in logs)

@@ -1,6 +1,7 @@
-"""One data-parallel GRPO step on two ranks equals the same step in one process: the groups sample
-the same completions wherever they are drawn, and the LoRA weights after the update agree within
-float tolerance. Uses the trainer's own sampling, packing, loss and LoRA code."""
+"""One data-parallel GRPO step on two ranks (over loopback, and one rank per network namespace over
+veth) equals the same step in one process: the groups sample the same completions wherever they are
+drawn, and the LoRA weights after the update agree within float tolerance. Uses the trainer's own
+sampling, packing, loss and LoRA code."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, workbench_env
+from netns import needs_namespaces, two_hosts
 
 pytestmark = pytest.mark.slow
 
@@ -82,29 +84,55 @@ def results(prefix: Path) -> dict:
     return {r: json.loads(Path(f"{prefix}.{r}.json").read_text()) for r in (0, 1) if Path(f"{prefix}.{r}.json").exists()}
 
 
-def test_two_rank_grpo_step_equals_one_process(taught_model, tmp_path):
+@pytest.fixture(scope="module")
+def one_process(taught_model, tmp_path_factory) -> dict:
+    """The step as a group of one: what every two-rank run must equal."""
+    tmp = tmp_path_factory.mktemp("grpo-one")
+    single = subprocess.run([sys.executable, str(step_script(tmp)), str(taught_model), str(tmp / "one")],
+                            capture_output=True, text=True, timeout=180, env=env())
+    one = results(tmp / "one").get(0)
+    assert one is not None, single.stderr
+    assert len({len(c) for cs in one["completions"].values() for c in cs}) > 1  # the samples differ
+    assert one["moved"] > 1e-4  # the step did update the adapters
+    return one
+
+
+def step_script(folder: Path) -> Path:
+    script = folder / "step.py"
+    script.write_text(STEP)
+    return script
+
+
+def env(**extra) -> dict:
+    return workbench_env(PYTHONPATH=str(ROOT), **extra)
+
+
+def assert_same_step(one: dict, two: dict, output: str) -> None:
     import numpy as np
 
-    script = tmp_path / "step.py"
-    script.write_text(STEP)
-    env = workbench_env(PYTHONPATH=str(ROOT))
-    single = subprocess.run([sys.executable, str(script), str(taught_model), str(tmp_path / "one")],
-                            capture_output=True, text=True, timeout=180, env=env)
-    launch = [str(Path(sys.executable).with_name("mlx.launch")), "-n", "2", "--backend", "ring",
-              "--starting-port", str(free_port()), "--", sys.executable, str(script), str(taught_model), str(tmp_path / "two")]
-    double = subprocess.run(launch, capture_output=True, text=True, timeout=180, env=env)
-    one = results(tmp_path / "one").get(0)
-    two = results(tmp_path / "two")
-    assert one is not None, single.stderr
-    assert set(two) == {0, 1}, double.stdout + double.stderr
+    assert set(two) == {0, 1}, output
     # 5 groups: rank 0 draws 0-2, rank 1 draws 3-4; each group's completions are the single run's.
     assert sorted(two[0]["completions"]) == ["0", "1", "2"] and sorted(two[1]["completions"]) == ["3", "4"]
     for r in (0, 1):
         for i, completions in two[r]["completions"].items():
             assert completions == one["completions"][i]
-    assert len({len(c) for cs in one["completions"].values() for c in cs}) > 1  # the samples differ
-    assert one["moved"] > 1e-4  # the step did update the adapters
     assert two[0]["params"] == two[1]["params"]  # the ranks stay identical
-    start = np.array(one["params"])
-    np.testing.assert_allclose(np.array(two[0]["params"]), start, atol=1e-5)
+    np.testing.assert_allclose(np.array(two[0]["params"]), np.array(one["params"]), atol=1e-5)
     assert two[0]["loss"] == pytest.approx(one["loss"], rel=1e-4, abs=1e-6)
+
+
+def test_two_rank_grpo_step_equals_one_process(taught_model, one_process, tmp_path):
+    launch = [str(Path(sys.executable).with_name("mlx.launch")), "-n", "2", "--backend", "ring",
+              "--starting-port", str(free_port()), "--", sys.executable, str(step_script(tmp_path)), str(taught_model),
+              str(tmp_path / "two")]
+    double = subprocess.run(launch, capture_output=True, text=True, timeout=180, env=env())
+    assert_same_step(one_process, results(tmp_path / "two"), double.stdout + double.stderr)
+
+
+@needs_namespaces
+def test_two_ranks_in_two_namespaces_grpo_step_equals_one_process(taught_model, one_process, tmp_path):
+    argv = [sys.executable, str(step_script(tmp_path)), str(taught_model), str(tmp_path / "two")]
+    with two_hosts() as hosts:
+        outputs = hosts.outputs(hosts.start_ranks(argv, env(), hosts.ring_hostfile(tmp_path / "ring.json"),
+                                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    assert_same_step(one_process, results(tmp_path / "two"), "\n".join(outputs))
