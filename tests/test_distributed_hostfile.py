@@ -127,10 +127,9 @@ def serve_args(**kw):
 
 
 def test_launch_command_for_local_ranks_and_a_hostfile(tmp_path):
-    local = cluster.launch_command(serve_args(split="1,1", mode="tensor"), tmp_path / "m")
-    assert local[local.index("--hosts"):local.index("--hosts") + 4] == ["--hosts", "127.0.0.1", "-n", "2"]
-    rank = local[local.index("--") + 1:]
-    assert rank[:3] == ["/venv/bin/python", "-m", "workbench.distributed.rank"]
+    rank = cluster.launch_command(serve_args(split="1,1", mode="tensor"), tmp_path / "m")
+    assert rank[:3] == ["/venv/bin/python", "-m", "workbench.distributed.rank"]  # started directly, not by mlx.launch
+    assert rank[rank.index("--hosts") + 1] == "127.0.0.1,127.0.0.1"
     assert ["--mode", "tensor"] == rank[rank.index("--mode"):rank.index("--mode") + 2] and "--split" in rank
     hostfile = Hostfile([Host("mac-a", ["10.0.0.1"]), Host("mac-b", ["10.0.0.2"])], "mpi")
     remote = cluster.launch_command(serve_args(local_ranks=None, hostfile=str(tmp_path / "h.json")), tmp_path / "m",
@@ -143,6 +142,8 @@ def test_launch_command_for_local_ranks_and_a_hostfile(tmp_path):
 def test_serve_refuses_a_public_address_without_a_token():
     with pytest.raises(UserError, match="--token"):
         cluster.serve(serve_args(host="0.0.0.0"))
+    with pytest.raises(UserError, match="--local-ranks 1: need at least 2"):  # MLX's ring refuses one rank
+        cluster.serve(serve_args(local_ranks=1))
 
 
 def test_rank_descriptions_for_status():

@@ -103,22 +103,40 @@ def init(args, runner=None) -> int:
 
 
 def launcher(args, hostfile=None) -> tuple[list[str], list[str]]:
-    """(`mlx.launch ... --`, host names by rank): every rank from the hostfile, or `--local-ranks` on loopback."""
+    """(prefix of the rank command, host names by rank): `mlx.launch ... --` for a hostfile's hosts; none for
+    `--local-ranks`, which `run_ranks` starts itself (see workbench/distributed/local.py for why)."""
     from pathlib import Path
 
+    if hostfile is None:
+        return [], ["127.0.0.1"] * args.local_ranks
     launch = Path(sys.executable).with_name("mlx.launch")
-    command = [str(launch) if launch.exists() else "mlx.launch", "--starting-port", str(args.starting_port)]
-    if hostfile is not None:
-        names = hostfile.names
-        command += ["--hostfile", str(args.hostfile or default_hostfile()), "--backend", hostfile.backend]
-    else:
-        names = ["127.0.0.1"] * args.local_ranks
-        command += ["--hosts", "127.0.0.1", "-n", str(args.local_ranks), "--backend", "ring"]
-    return command + ["--"], names
+    return [str(launch) if launch.exists() else "mlx.launch", "--starting-port", str(args.starting_port),
+            "--hostfile", str(args.hostfile or default_hostfile()), "--backend", hostfile.backend, "--"], hostfile.names
+
+
+def check_local_ranks(args) -> None:
+    from workbench.errors import UserError
+
+    if args.local_ranks is not None and args.local_ranks < 2:  # MLX's ring needs two; one rank is the plain command
+        raise UserError(f"--local-ranks {args.local_ranks}: need at least 2")
+
+
+def run_ranks(args, command: list[str]) -> int:
+    """Run `command` (with `launcher`'s prefix) to the end: local ranks directly, a hostfile's through mlx.launch."""
+    import subprocess
+
+    from workbench.distributed import local
+
+    if args.local_ranks is not None:
+        return local.run_ranks(command, args.local_ranks, args.starting_port)
+    try:
+        return subprocess.run(command).returncode
+    except KeyboardInterrupt:
+        return 130
 
 
 def launch_command(args, model, hostfile=None, token_file=None) -> list[str]:
-    """The `mlx.launch` command line that starts every rank."""
+    """The command line of every rank (behind `mlx.launch ... --` for a hostfile)."""
     command, names = launcher(args, hostfile)
     command += [args.python, "-m", "workbench.distributed.rank", "--model", str(model), "--mode", args.mode,
                 "--host", args.host, "--port", str(args.port), "--deadline", str(args.deadline),
@@ -133,7 +151,6 @@ def launch_command(args, model, hostfile=None, token_file=None) -> list[str]:
 
 
 def serve(args) -> int:
-    import subprocess
     import tempfile
     from pathlib import Path
 
@@ -144,8 +161,7 @@ def serve(args) -> int:
 
     if args.host not in LOOPBACK and not args.token:
         raise UserError(f"--host {args.host}: binding beyond loopback needs --token (or $WORKBENCH_TOKEN)")
-    if args.local_ranks is not None and args.local_ranks < 1:
-        raise UserError("--local-ranks: need at least 1")
+    check_local_ranks(args)
     model = resolve_model(args.model)
     hostfile = None
     if args.local_ranks is None:
@@ -156,11 +172,7 @@ def serve(args) -> int:
             token_file = Path(tmp) / "token"
             token_file.touch(mode=0o600)
             token_file.write_text(args.token)
-        command = launch_command(args, model, hostfile, token_file)
-        try:
-            return subprocess.run(command).returncode
-        except KeyboardInterrupt:
-            return 130
+        return run_ranks(args, launch_command(args, model, hostfile, token_file))
 
 
 def status(args) -> int:

@@ -82,7 +82,7 @@ def grpo(args) -> int:
     from workbench.train.config import GRPOConfig, parse_verifiers, read_toml
     from workbench.train.trainer import train_grpo
 
-    if args.rank_of:  # one rank under mlx.launch: the launcher's config, word for word
+    if args.rank_of:  # one rank of launch_grpo: the launcher's config, word for word
         import base64
         import json
 
@@ -123,20 +123,17 @@ def grpo(args) -> int:
 
 
 def launch_grpo(args, config) -> int:
-    """Start every rank with `mlx.launch` (as `cluster serve` does); each runs this config, rank 0 writes."""
+    """Start every rank as `cluster serve` does (mlx.launch for a hostfile); each runs this config, rank 0 writes."""
     import base64
     import json
-    import subprocess
     from pathlib import Path
 
-    from workbench.commands.cluster import launcher
+    from workbench.commands.cluster import check_local_ranks, launcher, run_ranks
     from workbench.distributed.hostfile import Hostfile
-    from workbench.errors import UserError
     from workbench.models.local import resolve_model
     from workbench.train.trainer import run_dir
 
-    if args.local_ranks is not None and args.local_ranks < 1:
-        raise UserError("--local-ranks: need at least 1")
+    check_local_ranks(args)
     config.check()
     hostfile = Hostfile.read(Path(args.hostfile)) if args.hostfile else None
     # Every rank must see the same paths (and one run folder name): make them absolute here.
@@ -148,10 +145,7 @@ def launch_grpo(args, config) -> int:
     encoded = base64.b64encode(json.dumps(config.to_dict()).encode()).decode()  # safe through ssh quoting
     command += [args.python, "-m", "workbench", "train", "grpo", "--rank-of", encoded, "--hosts", ",".join(names),
                 "--deadline", str(args.deadline)] + (["--resume"] if args.resume else [])
-    try:
-        return subprocess.run(command).returncode
-    except KeyboardInterrupt:
-        return 130
+    return run_ranks(args, command)
 
 
 def _progress(total: int):
