@@ -106,3 +106,45 @@ def test_zero_spread_groups_give_zero_advantages_not_nan():
     adv = group_advantages([1.0, 0.0, 0.0, 0.0], scale=True)
     assert adv.sum() == pytest.approx(0) and adv[0] > 0 > adv[1]
     assert np.std(group_advantages([3.0, 1.0], scale=True), ddof=1) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_shared_prompt_pass_gives_the_same_logprobs_and_gradients(tiny_model):
+    """A group's prompt through the model once (`prefix`) equals the plain per-row pass, values and gradients."""
+    import mlx.nn as nn
+    from mlx.utils import tree_flatten
+    from mlx_lm import load
+
+    from workbench.train.checkpoint import apply_lora
+    from workbench.train.config import LoraConfig
+
+    model, _ = load(str(tiny_model))
+    mx.random.seed(0)
+    apply_lora(model, LoraConfig(rank=4))
+    model.update(tree_map_random(model.trainable_parameters()))  # B != 0: the adapters change the output
+    rng = np.random.default_rng(1)
+    prompt = [5, 60, 61, 62, 7, 8, 9]
+    completions = [list(rng.integers(10, 200, size=n)) for n in (6, 3, 8, 1)]
+    inputs, targets, mask = pack_group(prompt, completions, 2, [True, False, True, True])
+    adv = mx.array(group_advantages([1.0, 0.0, 0.5, 0.0], scale=True), dtype=mx.float32)
+    norm = Normaliser("grpo", completions=4, tokens=int(np.array(mask).sum()), max_tokens=10)
+    plain = token_logprobs(model, inputs, targets, 0.7)
+    shared = token_logprobs(model, inputs, targets, 0.7, prefix=len(prompt))
+    m = np.array(mask) > 0
+    np.testing.assert_allclose(np.array(shared)[m], np.array(plain)[m], rtol=1e-4, atol=1e-5)
+
+    def grads(prefix):
+        loss_and_grad = nn.value_and_grad(model, lambda mdl: grpo_loss(mdl, inputs, targets, mask, adv, None, plain,
+                                                                         norm, 0.2, 0.28, 0.05, 0.7, prefix)[0])
+        return dict(tree_flatten(loss_and_grad(model)[1]))
+
+    want, got = grads(0), grads(len(prompt))
+    assert want.keys() == got.keys() and len(want) > 0
+    for name in want:
+        np.testing.assert_allclose(np.array(got[name]), np.array(want[name]), rtol=1e-3, atol=1e-6, err_msg=name)
+    assert any(np.abs(np.array(g)).sum() > 0 for g in want.values())
+
+
+def tree_map_random(params):
+    from mlx.utils import tree_map
+
+    return tree_map(lambda p: mx.random.normal(p.shape) * 0.05, params)

@@ -142,6 +142,30 @@ def test_group_log_probs_match_a_full_forward_pass(tiny_model):
                                    rtol=1e-4, atol=1e-4)
 
 
+def test_groups_decoded_together_draw_what_each_draws_alone(tiny_model):
+    """Several prompts (different lengths, left-padded) in one decode batch: each group, with its
+    seed, samples the same completions and log-probs as alone; log-probs match the loss's pass."""
+    from mlx_lm import load
+
+    from workbench.train.grpo import pack_group, token_logprobs
+    from workbench.train.rollout import sample_groups
+
+    model, _ = load(str(tiny_model))
+    prompts = [[5, 70, 71, 72, 73, 7], [5, 80, 7], [5, 90, 91, 92, 93, 94, 95, 96, 7]]
+    together = sample_groups(model, prompts, 4, 12, eos_ids=[2], temperature=0.9, seeds=[11, 12, 13])
+    for prompt, seed, group in zip(prompts, [11, 12, 13], together):
+        alone = sample_groups(model, [prompt], 4, 12, eos_ids=[2], temperature=0.9, seeds=[seed])[0]
+        assert group.completions == alone.completions and group.finished == alone.finished
+        np.testing.assert_allclose(np.concatenate(group.sample_logprobs), np.concatenate(alone.sample_logprobs),
+                                   rtol=1e-4, atol=1e-5)
+        inputs, targets, _ = pack_group(prompt, group.completions, 2, group.finished)
+        lp = np.array(token_logprobs(model, inputs, targets, 0.9))
+        for i, c in enumerate(group.completions):
+            np.testing.assert_allclose(lp[i, len(prompt) - 1:len(prompt) - 1 + len(c)], group.sample_logprobs[i],
+                                       rtol=1e-4, atol=1e-4)
+    assert len({tuple(c) for g in together for c in g.completions}) > 4  # they did sample
+
+
 def test_reference_is_the_base_model_with_adapters_off(tiny_model, tmp_path):
     from mlx.utils import tree_flatten, tree_map
     from mlx_lm import load

@@ -43,11 +43,56 @@ class Normaliser:
     max_tokens: int
 
 
-def token_logprobs(model, inputs, targets, temperature: float = 1.0):
-    """log p(target | everything before it), logits scaled by 1/temperature like the sampler's."""
+class SharedPrefixCache:
+    """A layer's keys and values for a prefix computed once (batch 1) and shared by every row after
+    it: a group's prompt. The broadcast is differentiable, so gradients from all rows reach the
+    prompt's one forward pass. Speaks mlx-lm's cache protocol (offset, update_and_fetch, make_mask)."""
+
+    def __init__(self) -> None:
+        self.keys = self.values = None
+        self.offset = 0
+
+    def update_and_fetch(self, keys, values):
+        import mlx.core as mx
+
+        if self.keys is not None:
+            rows = (keys.shape[0], *self.keys.shape[1:])
+            keys = mx.concatenate([mx.broadcast_to(self.keys, rows), keys], axis=2)
+            values = mx.concatenate([mx.broadcast_to(self.values, rows), values], axis=2)
+        self.keys, self.values, self.offset = keys, values, keys.shape[2]
+        return keys, values
+
+    def make_mask(self, n: int, return_array: bool = False, window_size=None):
+        from mlx_lm.models.base import create_causal_mask
+
+        return None if n == 1 else create_causal_mask(n, offset=self.offset, window_size=window_size)
+
+
+def token_logprobs(model, inputs, targets, temperature: float = 1.0, prefix: int = 0):
+    """log p(target | everything before it), logits scaled by 1/temperature like the sampler's.
+
+    `prefix`: the first `prefix` inputs are the same in every row (a group's prompt); they go through
+    the model once instead of once per row: the same log-probs on the completion targets, (G-1)/G
+    less work on the prompt; the prompt's own targets (masked out of every loss) are then 0."""
     import mlx.core as mx
 
-    logits = model(inputs).astype(mx.float32)
+    if prefix > 1 and inputs.shape[0] > 1 and prefix < inputs.shape[1]:
+        # Log-probs of the completion targets only (from the prompt's last position on); the
+        # prompt's own targets, masked out of every loss, are left at 0.
+        cache = [SharedPrefixCache() for _ in model.layers]
+        head = model(inputs[:1, :prefix], cache=cache)[:, -1:]
+        tail = model(inputs[:, prefix:], cache=cache)
+        rows = tail.shape[0]
+        logits = mx.concatenate([mx.broadcast_to(head, (rows, *head.shape[1:])), tail], axis=1)
+        return mx.concatenate([mx.zeros((rows, prefix - 1)), _picked(logits, targets[:, prefix - 1:], temperature)],
+                              axis=1)
+    return _picked(model(inputs), targets, temperature)
+
+
+def _picked(logits, targets, temperature: float):
+    import mlx.core as mx
+
+    logits = logits.astype(mx.float32)
     if temperature and temperature != 1.0:
         logits = logits / temperature
     picked = mx.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
@@ -55,11 +100,13 @@ def token_logprobs(model, inputs, targets, temperature: float = 1.0):
 
 
 def grpo_loss(model, inputs, targets, mask, advantages, old_logprobs, ref_logprobs,
-              norm: Normaliser, epsilon: float, epsilon_high: float, beta: float, temperature: float):
-    """(loss, metrics) for one micro-batch; `old_logprobs` None = detached current (one update per batch)."""
+              norm: Normaliser, epsilon: float, epsilon_high: float, beta: float, temperature: float,
+              prefix: int = 0):
+    """(loss, metrics) for one micro-batch; `old_logprobs` None = detached current (one update per batch);
+    `prefix`: see `token_logprobs` (a group's prompt length)."""
     import mlx.core as mx
 
-    logp = token_logprobs(model, inputs, targets, temperature)
+    logp = token_logprobs(model, inputs, targets, temperature, prefix)
     old = mx.stop_gradient(logp) if old_logprobs is None else old_logprobs
     ratio = mx.exp(logp - old)
     adv = advantages[:, None]

@@ -1,7 +1,8 @@
-"""Batched group generation: G completions of one prompt decoded together with a KV cache.
+"""Batched group generation: G completions of each prompt, every group of a step decoded together
+with a KV cache.
 
-The prompt is processed once (batch 1); its cache is repeated G times and the G completions are
-decoded in lock-step, one forward pass per token for the whole group. We keep the sampled token
+Each prompt is processed once; its cache rows are repeated G times and all completions are decoded
+in lock-step, one forward pass per token for the whole step. We keep the sampled token
 ids (never a re-encoding of the decoded text) and the log-probability of each under the sampling
 distribution (logits / temperature), for reference; the loss recomputes them (see grpo.py).
 """
@@ -21,20 +22,40 @@ class Group:
 
 def sample_group(model, prompt_ids: list[int], group_size: int, max_tokens: int, eos_ids,
                  temperature: float = 1.0, top_p: float = 1.0) -> Group:
-    import mlx.core as mx
-    from mlx_lm.models.cache import make_prompt_cache
+    """One group, drawn from MLX's global random state."""
+    return sample_groups(model, [prompt_ids], group_size, max_tokens, eos_ids, temperature, top_p)[0]
 
-    cache = make_prompt_cache(model)
-    logits = model(mx.array(prompt_ids)[None], cache=cache)[:, -1, :]
-    for c in cache:  # one prompt pass, G copies of its keys and values
-        c.keys = mx.repeat(c.keys[..., :c.offset, :], group_size, axis=0)
-        c.values = mx.repeat(c.values[..., :c.offset, :], group_size, axis=0)
-    logits = mx.repeat(logits, group_size, axis=0)
+
+def sample_groups(model, prompts: list[list[int]], group_size: int, max_tokens: int, eos_ids,
+                  temperature: float = 1.0, top_p: float = 1.0, seeds: list[int] | None = None) -> list[Group]:
+    """A group of completions for each prompt, all decoded in one batch: the prompts are left-padded
+    and go through the model once each (batch = prompts), then their cache rows are repeated G times.
+    `seeds`: each group samples from its own random key, so what a group draws does not depend on
+    which other groups share the batch (data-parallel ranks draw different shares)."""
+    import mlx.core as mx
+    from mlx_lm.models.cache import BatchKVCache
+
+    width = max(len(p) for p in prompts)
+    padding = [width - len(p) for p in prompts]
+    cache = [BatchKVCache(padding) for _ in model.layers]
+    logits = model(mx.array([[0] * pad + list(p) for p, pad in zip(prompts, padding)]), cache=cache)[:, -1, :]
+    rows = mx.array([i for i in range(len(prompts)) for _ in range(group_size)])
+    for c in cache:
+        c.filter(rows)  # each prompt's keys and values, once per completion
+    logits = logits[rows]
+    keys = None if seeds is None else [mx.random.key(s) for s in seeds]
     eos = mx.array(sorted(set(eos_ids)))
     tokens, logprobs = [], []
-    done = mx.zeros((group_size,), dtype=mx.bool_)
+    done = mx.zeros((len(prompts) * group_size,), dtype=mx.bool_)
     for _ in range(max_tokens):
-        token, logprob = _sample(logits, temperature, top_p)
+        if keys is None:
+            token, logprob = _sample(logits, temperature, top_p)
+        else:
+            drawn = []
+            for g in range(len(prompts)):
+                keys[g], key = mx.random.split(keys[g])
+                drawn.append(_sample(logits[g * group_size:(g + 1) * group_size], temperature, top_p, key))
+            token, logprob = mx.concatenate([t for t, _ in drawn]), mx.concatenate([lp for _, lp in drawn])
         tokens.append(token)
         logprobs.append(logprob)
         done = done | (token[:, None] == eos[None]).any(axis=1)
@@ -47,16 +68,19 @@ def sample_group(model, prompt_ids: list[int], group_size: int, max_tokens: int,
     ids = mx.stack(tokens, axis=1).tolist()
     lps = mx.stack(logprobs, axis=1).tolist()
     eos_set = set(eos_ids)
-    completions, finished, sample_lps = [], [], []
-    for row, lp in zip(ids, lps):
-        end = next((j for j, t in enumerate(row) if t in eos_set), None)
-        completions.append(row[:end] if end is not None else row)
-        finished.append(end is not None)
-        sample_lps.append(lp[:len(completions[-1])])
-    return Group(list(prompt_ids), completions, finished, sample_lps)
+    groups = []
+    for g, prompt in enumerate(prompts):
+        completions, finished, sample_lps = [], [], []
+        for row, lp in zip(ids[g * group_size:(g + 1) * group_size], lps[g * group_size:(g + 1) * group_size]):
+            end = next((j for j, t in enumerate(row) if t in eos_set), None)
+            completions.append(row[:end] if end is not None else row)
+            finished.append(end is not None)
+            sample_lps.append(lp[:len(completions[-1])])
+        groups.append(Group(list(prompt), completions, finished, sample_lps))
+    return groups
 
 
-def _sample(logits, temperature: float, top_p: float):
+def _sample(logits, temperature: float, top_p: float, key=None):
     """(token, log-prob of the token under softmax(logits / temperature)) per row."""
     import mlx.core as mx
 
@@ -73,5 +97,5 @@ def _sample(logits, temperature: float, top_p: float):
         keep_sorted = (cum - mx.exp(sorted_lp)) < top_p
         keep = mx.put_along_axis(mx.zeros_like(keep_sorted), order, keep_sorted, axis=-1)
         masked = mx.where(keep, logprobs, -mx.inf)
-    token = mx.random.categorical(masked, axis=-1)
+    token = mx.random.categorical(masked, axis=-1, key=key)
     return token, mx.take_along_axis(logprobs, token[:, None], axis=-1)[:, 0]

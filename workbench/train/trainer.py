@@ -79,9 +79,9 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print,
     from workbench.train.checkpoint import (adapter_config, adapters_off, apply_lora, load_checkpoint,
                                             save_adapters, save_checkpoint)
     from workbench.train.data import batch_at, load_examples
-    from workbench.train.grpo import Normaliser, group_advantages, grpo_loss, pack_rows, token_logprobs
+    from workbench.train.grpo import Normaliser, group_advantages, grpo_loss, pack_group, token_logprobs
     from workbench.train.rewards import pool_scorer, score_completions
-    from workbench.train.rollout import sample_group
+    from workbench.train.rollout import sample_groups
 
     config.check()
     world, watchdog, control = mx.distributed.init(), None, None
@@ -164,19 +164,16 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print,
             position += len(batch)
             share = my_share(len(batch), rank, size)
 
-            # 1. Rollouts: one batched group per prompt of this rank's share, with the adapters on.
-            #    Each group samples from its own seed, a function of (seed, step, group): a resumed
-            #    run samples what it would have, and a group draws the same on whichever rank.
+            # 1. Rollouts: a group per prompt of this rank's share, all decoded in one batch, with the
+            #    adapters on. Each group samples from its own seed, a function of (seed, step, group):
+            #    a resumed run samples what it would have, and a group draws the same on whichever rank.
             model.eval()
-            groups, texts, verifier_examples = [], [], []
-            for i in share:
-                mx.random.seed(group_seed(config.seed, step, i))
-                prompt = prompt_for(batch[i])
-                ids = tokenizer.encode(prompt, add_special_tokens=False)
-                group = sample_group(model, ids, config.group_size, config.max_tokens, eos_ids, temperature, top_p)
-                groups.append(group)
-                texts.append([tokenizer.decode(c) for c in group.completions])
-                verifier_examples.append({**batch[i], "think_in_prompt": opens_thinking(prompt)})
+            prompts = [prompt_for(batch[i]) for i in share]
+            groups = sample_groups(model, [tokenizer.encode(p, add_special_tokens=False) for p in prompts],
+                                   config.group_size, config.max_tokens, eos_ids, temperature, top_p,
+                                   seeds=[group_seed(config.seed, step, i) for i in share]) if prompts else []
+            texts = [[tokenizer.decode(c) for c in group.completions] for group in groups]
+            verifier_examples = [{**batch[i], "think_in_prompt": opens_thinking(p)} for i, p in zip(share, prompts)]
             gen_time = time.perf_counter() - t0
 
             # 2. Rewards (each verifier once per completion) and group-relative advantages.
@@ -200,23 +197,26 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print,
             step_groups = [g for rows in everyone for g in rows]
 
             # 3. Micro-batches of whole groups, reference and old log-probs, the step's normaliser.
+            #    Each group is packed on its own: its prompt goes through the model once (`prefix`).
             per_micro = config.groups_per_micro_batch or max(len(used), 1)
             chunks = [used[k:k + per_micro] for k in range(0, len(used), per_micro)]
-            packed = [pack_rows([(groups[i].prompt_ids, c, done) for i in chunk
-                                 for c, done in zip(groups[i].completions, groups[i].finished)], eos_id)
-                      for chunk in chunks]
-            chunk_adv = [mx.array(np.concatenate([advantages[i] for i in chunk]), dtype=mx.float32) for chunk in chunks]
-            local = [len(used) * config.group_size, sum(p[2].sum().item() for p in packed)]
+            packed = {i: pack_group(groups[i].prompt_ids, groups[i].completions, eos_id, groups[i].finished)
+                      for i in used}
+            prefix = {i: len(groups[i].prompt_ids) for i in used}
+            group_adv = {i: mx.array(advantages[i], dtype=mx.float32) for i in used}
+            local = [len(used) * config.group_size, sum(p[2].sum().item() for p in packed.values())]
             completions, tokens = collective("summing the step's counts", 0.0, lambda: all_sum_numbers(local, world))
             norm = Normaliser(config.loss_type, completions=int(completions), tokens=int(tokens),
                               max_tokens=config.max_tokens)
-            refs, olds = [None] * len(chunks), [None] * len(chunks)
+            refs, olds = dict.fromkeys(used), dict.fromkeys(used)
             if config.beta:
                 with adapters_off(model):
-                    refs = [mx.stop_gradient(token_logprobs(model, p[0], p[1], temperature)) for p in packed]
+                    refs = {i: mx.stop_gradient(token_logprobs(model, p[0], p[1], temperature, prefix[i]))
+                            for i, p in packed.items()}
             if config.iterations_per_batch > 1:  # stored: later passes compare against the sampling policy
-                olds = [mx.stop_gradient(token_logprobs(model, p[0], p[1], temperature)) for p in packed]
-            mx.eval(refs, olds)
+                olds = {i: mx.stop_gradient(token_logprobs(model, p[0], p[1], temperature, prefix[i]))
+                        for i, p in packed.items()}
+            mx.eval(list(refs.values()), list(olds.values()))
 
             # 4. Updates: gradients accumulated over the micro-batches, one optimizer step per pass.
             #    Summed over the ranks before clipping: every rank makes the same update.
@@ -225,15 +225,18 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print,
             for _ in range(config.iterations_per_batch):
                 t1 = time.perf_counter()
                 grads, loss_total, kl_sum, clipped_sum, token_sum = None, 0.0, 0.0, 0.0, 0.0
-                for j in range(len(chunks)):
-                    (loss, metrics), g = loss_and_grad(model, *packed[j], chunk_adv[j], olds[j], refs[j], norm,
-                                                       config.epsilon, config.clip_high, config.beta, temperature)
-                    grads = g if grads is None else tree_map(mx.add, grads, g)
-                    mx.eval(grads, loss, metrics)
-                    loss_total += loss.item()
-                    kl_sum += metrics["kl_sum"].item()
-                    clipped_sum += metrics["clipped_sum"].item()
-                    token_sum += metrics["tokens"].item()
+                for chunk in chunks:  # one evaluation per micro-batch bounds the memory in use
+                    for i in chunk:
+                        (loss, metrics), g = loss_and_grad(model, *packed[i], group_adv[i], olds[i], refs[i], norm,
+                                                           config.epsilon, config.clip_high, config.beta,
+                                                           temperature, prefix[i])
+                        grads = g if grads is None else tree_map(mx.add, grads, g)
+                        loss_total += loss
+                        kl_sum += metrics["kl_sum"]
+                        clipped_sum += metrics["clipped_sum"]
+                        token_sum += metrics["tokens"]
+                    mx.eval(grads, loss_total, kl_sum, clipped_sum, token_sum)
+                loss_total, kl_sum, clipped_sum, token_sum = (float(x) for x in (loss_total, kl_sum, clipped_sum, token_sum))
                 if completions and size > 1:  # a rank without groups still joins the sum
                     if grads is None:
                         grads = tree_map(mx.zeros_like, model.trainable_parameters())
