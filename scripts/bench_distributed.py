@@ -1,6 +1,7 @@
 """Tokens/s and time to first token: 1 rank versus 2 ranks (tensor and pipeline), same model, one run.
 
-Two ranks run over loopback with `mlx.launch --backend ring` on this machine, so they share its
+Two ranks run over loopback (ring backend) on this machine, started as `--local-ranks 2` starts them
+(`workbench.distributed.local`; `mlx.launch`'s output loop would take a core), so they share its
 cores with each other: the numbers show the cost of the distributed path (collectives, the
 per-token hop), not the gain of a second machine (see docs/distributed.md for that estimate).
 Also prints the bytes each rank sends per decoded token, computed from the model's shapes.
@@ -74,7 +75,7 @@ def main() -> None:
     folder = make_tiny_model(Path(tempfile.mkdtemp()) / "bench", hidden=args.hidden, layers=args.layers, heads=8, kv_heads=4)
     me = [sys.executable, __file__, "--prompt-tokens", str(args.prompt_tokens), "--tokens", str(args.tokens),
           "--repeats", str(args.repeats), "--worker", str(folder)]
-    launch = [str(Path(sys.executable).with_name("mlx.launch")), "-n", "2", "--backend", "ring", "--"]
+    launch = [sys.executable, "-m", "workbench.distributed.local", "-n", "2", "--"]
     results = {"1 rank": run(me + ["single"])}
     for mode in ("tensor", "pipeline"):
         # One BLAS thread per rank: the two ranks split the cores one process would use.

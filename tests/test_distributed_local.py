@@ -23,7 +23,8 @@ from pathlib import Path
 rank = int(os.environ["MLX_RANK"])
 action = sys.argv[1].split(",")[rank]
 folder = Path(sys.argv[2])
-print("RANK", rank, json.dumps({"hosts": json.loads(Path(os.environ["MLX_HOSTFILE"]).read_text())}), flush=True)
+hosts = json.loads(Path(os.environ["MLX_HOSTFILE"]).read_text())
+print(f"RANK {rank} {json.dumps({'hosts': hosts})}", flush=True)  # one write: the ranks share our stdout
 print(f"rank {rank} on stderr", file=sys.stderr, flush=True)
 def stopped(signum, frame):
     print(f"rank {rank} got {signal.Signals(signum).name}", flush=True)
@@ -72,6 +73,15 @@ def test_a_failing_rank_stops_the_others_and_sets_the_exit_code(tmp_path, capfd)
     assert run_ranks(rank_command(tmp_path / "die", "die,wait"), 2, 40200) == 128 + signal.SIGKILL
     out, err = capfd.readouterr()
     assert "rank 1 got SIGTERM" in out and "workbench: rank 0 was killed by SIGKILL" in err
+
+
+def test_the_command_line_form_passes_the_output_and_the_exit_code_on(tmp_path):
+    """`python -m workbench.distributed.local` (what scripts use in place of mlx.launch)."""
+    done = subprocess.run([sys.executable, "-m", "workbench.distributed.local", "-n", "2", "--starting-port", "40400",
+                           "--", *rank_command(tmp_path / "cli", "ok,fail5")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 5, done.stderr
+    assert done.stdout.count("RANK ") == 2 and "rank 1 on stderr" in done.stderr
 
 
 def test_sigterm_to_the_launcher_stops_every_rank(tmp_path):

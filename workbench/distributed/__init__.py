@@ -5,5 +5,6 @@
 - `shard.py`: load a model folder sharded over a group (pipeline or tensor parallel).
 - `deadline.py`: collectives with a deadline; naming the lost host.
 - `rank.py`: the program each rank runs (`python -m workbench.distributed.rank`).
+- `local.py`: `--local-ranks N`: the ranks on this machine, started without `mlx.launch`. No MLX.
 - `server.py`: the OpenAI-compatible HTTP server rank 0 runs (pure Python).
 """

@@ -103,3 +103,23 @@ def _sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv=None) -> int:
+    """`python -m workbench.distributed.local -n N [--starting-port P] -- COMMAND...`, for scripts and tests:
+    `mlx.launch -n N --backend ring -- COMMAND...` on this machine."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m workbench.distributed.local")
+    parser.add_argument("-n", type=int, required=True, help="ranks")
+    parser.add_argument("--starting-port", type=int, default=32323, help="rank r listens on this port + r")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no command to run")
+    return run_ranks(command, args.n, args.starting_port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
