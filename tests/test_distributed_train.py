@@ -1,4 +1,4 @@
-"""`workbench train grpo --local-ranks 2`: data-parallel GRPO through `mlx.launch` gives the one-rank run's
+"""`workbench train grpo --local-ranks 2`: data-parallel GRPO over two local ranks gives the one-rank run's
 metrics and adapters (same seed, same global batch), and a lost rank ends the run instead of hanging it."""
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def test_two_local_ranks_train_like_one(grpo_args, tmp_path):
 
 
 def rank_pids(root: int) -> dict[int, int]:
-    """{rank: pid} of the ranks under process `root` (by the MLX_RANK that mlx.launch gave them)."""
+    """{rank: pid} of the ranks under process `root` (by the MLX_RANK the launcher gave them)."""
     parents = {}
     for proc in Path("/proc").iterdir():
         try:
@@ -99,7 +99,7 @@ def rank_pids(root: int) -> dict[int, int]:
 
 @pytest.mark.parametrize("how", ["killed", "frozen"])
 def test_a_lost_rank_ends_training_with_a_message(grpo_args, tmp_path, how):
-    """Killed: mlx.launch (or the ring's closed socket) ends the run. Frozen (SIGSTOP, like a dropped link):
+    """Killed: the launcher (or the ring's closed socket) ends the run. Frozen (SIGSTOP, like a dropped link):
     rank 0's deadline on the training collectives does."""
     run = tmp_path / "run"
     log = open(tmp_path / "launch.log", "w+")
@@ -127,7 +127,7 @@ def test_a_lost_rank_ends_training_with_a_message(grpo_args, tmp_path, how):
         proc.wait(timeout=30)
         log.seek(0)
         output = log.read()
-        if how == "killed":  # mlx.launch sees the dead rank first (or rank 0's ring error does): either names it
+        if how == "killed":  # the launcher sees the dead rank first (or rank 0's ring error does): either names it
             assert "rank 1" in output, output
         else:  # no socket error to see: rank 0's deadline found it
             assert "workbench: error: lost rank 1 (127.0.0.1): no answer for" in output, output
