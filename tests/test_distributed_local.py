@@ -12,8 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT
 from workbench.distributed.local import ring_hosts, run_ranks
+from workbench.errors import UserError
 
 # Each rank reports its environment, says it is ready (a file), waits for the others to be, then does what
 # argv[1] says for its rank.
@@ -73,6 +76,11 @@ def test_a_failing_rank_stops_the_others_and_sets_the_exit_code(tmp_path, capfd)
     assert run_ranks(rank_command(tmp_path / "die", "die,wait"), 2, 40200) == 128 + signal.SIGKILL
     out, err = capfd.readouterr()
     assert "rank 1 got SIGTERM" in out and "workbench: rank 0 was killed by SIGKILL" in err
+
+
+def test_a_command_that_cannot_start_is_one_line():
+    with pytest.raises(UserError, match="cannot start /no/such/python"):
+        run_ranks(["/no/such/python", "-c", "pass"], 2, 40600)
 
 
 def test_the_command_line_form_passes_the_output_and_the_exit_code_on(tmp_path):

@@ -21,6 +21,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from workbench.errors import UserError
+
 HOST = "127.0.0.1"
 GRACE = 30.0  # seconds stopped ranks get to finish (a deadline, their last words) before SIGKILL
 
@@ -48,7 +50,10 @@ def run_ranks(command: list[str], n: int, starting_port: int, grace: float = GRA
             try:
                 for rank in range(n):
                     env = {**os.environ, "MLX_RANK": str(rank), "MLX_HOSTFILE": str(hostfile)}
-                    running[rank] = proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+                    try:
+                        running[rank] = proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+                    except OSError as e:
+                        raise UserError(f"cannot start {command[0]} ({e.strerror or e})") from None
                     threading.Thread(target=lambda r=rank, p=proc: ended.put((r, p.wait())), daemon=True).start()
                 while running:
                     rank, code = ended.get()
@@ -61,6 +66,9 @@ def run_ranks(command: list[str], n: int, starting_port: int, grace: float = GRA
             except KeyboardInterrupt:
                 _stop(running, ended, signal.SIGINT, grace)
                 return 130
+            finally:
+                for proc in running.values():  # left only by an error here: no rank outlives us
+                    proc.kill()
 
 
 def _how(code: int) -> str:
