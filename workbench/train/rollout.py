@@ -20,6 +20,9 @@ class Group:
     sample_logprobs: list[list[float]]
 
 
+NOISE_BLOCK = 8  # tokens of sampling noise drawn per random call (one call per token costs as much as a forward)
+
+
 def sample_group(model, prompt_ids: list[int], group_size: int, max_tokens: int, eos_ids,
                  temperature: float = 1.0, top_p: float = 1.0) -> Group:
     """One group, drawn from MLX's global random state."""
@@ -47,15 +50,14 @@ def sample_groups(model, prompts: list[list[int]], group_size: int, max_tokens: 
     eos = mx.array(sorted(set(eos_ids)))
     tokens, logprobs = [], []
     done = mx.zeros((len(prompts) * group_size,), dtype=mx.bool_)
-    for _ in range(max_tokens):
-        if keys is None:
-            token, logprob = _sample(logits, temperature, top_p)
-        else:
-            drawn = []
+    for t in range(max_tokens):
+        if keys is not None and t % NOISE_BLOCK == 0:  # Gumbel noise for the next tokens, per group key
+            blocks = []
             for g in range(len(prompts)):
                 keys[g], key = mx.random.split(keys[g])
-                drawn.append(_sample(logits[g * group_size:(g + 1) * group_size], temperature, top_p, key))
-            token, logprob = mx.concatenate([t for t, _ in drawn]), mx.concatenate([lp for _, lp in drawn])
+                blocks.append(mx.random.gumbel((NOISE_BLOCK, group_size, logits.shape[-1]), key=key))
+            noise = mx.concatenate(blocks, axis=1)
+        token, logprob = _sample(logits, temperature, top_p, None if keys is None else noise[t % NOISE_BLOCK])
         tokens.append(token)
         logprobs.append(logprob)
         done = done | (token[:, None] == eos[None]).any(axis=1)
@@ -80,7 +82,7 @@ def sample_groups(model, prompts: list[list[int]], group_size: int, max_tokens: 
     return groups
 
 
-def _sample(logits, temperature: float, top_p: float, key=None):
+def _sample(logits, temperature: float, top_p: float, noise=None):
     """(token, log-prob of the token under softmax(logits / temperature)) per row."""
     import mlx.core as mx
 
@@ -97,5 +99,6 @@ def _sample(logits, temperature: float, top_p: float, key=None):
         keep_sorted = (cum - mx.exp(sorted_lp)) < top_p
         keep = mx.put_along_axis(mx.zeros_like(keep_sorted), order, keep_sorted, axis=-1)
         masked = mx.where(keep, logprobs, -mx.inf)
-    token = mx.random.categorical(masked, axis=-1, key=key)
+    # categorical = argmax of logits plus Gumbel noise; given noise, the draw depends on nothing else
+    token = mx.random.categorical(masked, axis=-1) if noise is None else mx.argmax(masked + noise, axis=-1)
     return token, mx.take_along_axis(logprobs, token[:, None], axis=-1)[:, 0]
