@@ -190,3 +190,29 @@ def test_the_app_command_opens_on_a_process_engine_and_stops_it(monkeypatch):
     injected.close = lambda: opened.append("closed")
     assert app_command.main(build_parser().parse_args([]), engine=injected) == 0
     assert opened[1:] == [injected, "closed"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are a Linux feature")
+def test_a_restarted_child_keeps_normal_priority_when_the_caller_stepped_back(endless_model):
+    """The app lowers its own threads' priority; engine children, even one started again after a
+    crash from such a thread, run at the priority the engine was created with."""
+    import threading
+
+    tid = threading.get_native_id()
+    before = os.getpriority(os.PRIO_PROCESS, tid)
+    engine = ProcessEngine()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, before + 5)  # as WorkbenchApp.on_mount does
+        os.kill(engine._proc.pid, signal.SIGKILL)
+        for _ in range(100):  # until the reader has seen the child go
+            if engine._dead:
+                break
+            time.sleep(0.05)
+        assert isinstance(read(engine.load(endless_model))[-1], Loaded)  # in a new child
+        assert os.getpriority(os.PRIO_PROCESS, engine._proc.pid) == before
+    finally:
+        engine.close()
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, before)
+        except PermissionError:
+            pass

@@ -346,3 +346,19 @@ async def test_a_long_answer_streams_into_segments_that_freeze():
         await wait_for(pilot, lambda: f"end {len(paragraphs) - 1}." in screen_text(app))  # followed to the end
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: all(f.region.height == 0 for f in frozen))  # source shown instead
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "getpriority") or __import__("sys").platform != "linux",
+                    reason="per-thread nice values are a Linux feature")
+async def test_the_app_steps_back_from_the_engine_while_open_and_restores_its_priority():
+    import os
+
+    tid = threading.get_native_id()
+    before = os.getpriority(os.PRIO_PROCESS, tid)
+    app = WorkbenchApp(ScriptedEngine([script_from_text(THINKING, ANSWER)]))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        assert threading.get_native_id() == tid  # the test runs on the app's event loop thread
+        assert os.getpriority(os.PRIO_PROCESS, tid) == min(before + 10, 19)
+    if os.geteuid() == 0:  # giving priority back needs the rights to raise it
+        assert os.getpriority(os.PRIO_PROCESS, tid) == before

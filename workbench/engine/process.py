@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 
 from workbench.engine.events import TERMINAL, ChatRequest, Failed, Loaded, ModelInfo
@@ -49,10 +50,16 @@ class ProcessEngine:
         self._jobs: dict[int, ChildJob] = {}
         self._next_id = 0
         self._closing = False
+        # Children are started from this one thread, made now: a process inherits its parent
+        # thread's nice value, and the app lowers its own threads' (see tui/app.py) once running.
+        self._spawner = ThreadPoolExecutor(1, thread_name_prefix="engine-spawner")
         self._start()
 
     # ---- the child ---------------------------------------------------------------------------
     def _start(self) -> None:
+        self._spawner.submit(self._spawn).result()
+
+    def _spawn(self) -> None:
         from workbench.blas import preload_env
 
         ours, theirs = socket.socketpair()
@@ -139,6 +146,7 @@ class ProcessEngine:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+        self._spawner.shutdown(wait=False)
 
     def __enter__(self) -> "ProcessEngine":
         return self

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
 import queue
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -33,6 +35,32 @@ from workbench.tui.safe import clean
 HERE = Path(__file__).parent  # .tcss files beside the code (absolute, so subclasses elsewhere work)
 FRAME = 1 / 10  # how long a worker gathers deltas into one Chunk
 NARROW = 100  # below this many columns the panes stack vertically
+UI_NICE = 10  # how far the app's own threads step back from the engine's (Linux)
+
+
+def lower_ui_priority() -> int | None:
+    """Linux: this thread (the app's event loop) and the threads it starts from now on run at a
+    higher nice value than the engine, so where cores are few the screen waits for generation
+    instead of stalling it (an MLX step on the CPU uses every core; one taken away stalls the step).
+    Drawing needs little CPU, so it still keeps up. Returns the value to restore, or None.
+    (Elsewhere nothing changes: on a Mac generation runs on the GPU.)"""
+    if sys.platform != "linux":
+        return None
+    tid = threading.get_native_id()
+    try:
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(before + UI_NICE, 19))
+    except OSError:
+        return None
+    return before
+
+
+def restore_priority(before: int | None) -> None:
+    if before is not None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), before)
+        except OSError:  # lowering nice again needs privileges; the app is ending anyway
+            pass
 THINKING_LAYOUTS = ("", "thinking-wide", "thinking-hidden")  # ctrl+t cycles through them
 
 
@@ -108,6 +136,7 @@ class WorkbenchApp(App):
     def __init__(self, engine: Any, model: str | None = None, adapter: str | None = None,
                  sampling: Sampling = Sampling(), trust_remote_code: bool = False) -> None:
         super().__init__()
+        self._nice_before: int | None = None
         self.engine = engine
         self.model_name, self.adapter = model, adapter
         self.load_options = {"trust_remote_code": True} if trust_remote_code else {}
@@ -144,6 +173,7 @@ class WorkbenchApp(App):
         # The engine thread needs the GIL for a little Python per token; with the default 5 ms switch
         # interval it can wait that long behind a screen update; 1 ms shortens that wait.
         sys.setswitchinterval(0.001)
+        self._nice_before = lower_ui_priority()
         self.query_one("#thinking").border_title = "Thinking"
         self.query_one("#answer").border_title = "Answer"
         self.query_one("#prompt").focus()
@@ -158,6 +188,7 @@ class WorkbenchApp(App):
     def on_unmount(self) -> None:
         if self.job is not None:
             self.job.cancel()
+        restore_priority(self._nice_before)
 
     @property
     def status(self) -> StatusLine:
