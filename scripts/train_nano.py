@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from workbench.blas import preload_env  # noqa: E402
 
 SIZES = dict(hidden=128, layers=4, heads=4, kv_heads=2, intermediate=512, max_positions=1024)  # 1.0M parameters
-PROFILE = """# r1-nano: a 2M-parameter arithmetic reasoner; greedy decoding, traces are < 250 tokens
+PROFILE = """# r1-nano: a 1.0M-parameter arithmetic reasoner; greedy decoding, traces are < 250 tokens
 temperature = 0.0
 top_p = 1.0
 max_tokens = 300
@@ -47,7 +47,15 @@ def held_out(n: int, seed: int = 12345) -> list[dict]:
     return [problem(rng, "+-*"[i % 3]) for i in range(n)]
 
 
-def accuracy(model, tokenizer, problems: list[dict], max_tokens: int = 300) -> float:
+def suite_problems(n: int = 1000) -> set:
+    """The default `arithmetic` eval suite's problems (as (a, op, b)): never in the training data."""
+    from workbench.eval.suites import generate_arithmetic
+
+    return {(int(a), op, int(b)) for a, op, b in
+            (re.fullmatch(r"(\d+)([-+*])(\d+)", r["question"]).groups() for r in generate_arithmetic(n, 0))}
+
+
+def accuracy(model, tokenizer, problems: list[dict], max_tokens: int = 300, diagnose: dict | None = None) -> float:
     """Greedy, batched; a boxed answer equal to the true value counts."""
     from mlx_lm.generate import batch_generate
 
@@ -57,39 +65,75 @@ def accuracy(model, tokenizer, problems: list[dict], max_tokens: int = 300) -> f
     prompts = [tokenizer.encode(build_prompt(tokenizer, (Message("user", p["prompt"]),)), add_special_tokens=False)
                for p in problems]
     texts = batch_generate(model, tokenizer, prompts, max_tokens=max_tokens, completion_batch_size=len(prompts)).texts
-    right = sum(bool(m := BOXED.findall(t)) and m[-1].strip() == p["answer"] for t, p in zip(texts, problems))
-    return right / len(problems)
+    right = [bool(m := BOXED.findall(t)) and m[-1].strip() == p["answer"] for t, p in zip(texts, problems)]
+    if diagnose is not None:  # where the wrong ones first leave the true trace: which line of the thinking
+        from workbench.train.arithmetic import trace
+
+        for t, p, ok in zip(texts, problems, right):
+            if not ok:
+                want = trace(p["a"], p["op"], p["b"])[0].splitlines()
+                got = t.split("</think>")[0].strip().splitlines()
+                line = next((i for i, (w, g) in enumerate(zip(want, got)) if w != g), min(len(want), len(got)))
+                diagnose[f"{p['op']}{line}"] = diagnose.get(f"{p['op']}{line}", 0) + 1
+    return sum(right) / len(problems)
 
 
-def train_sft(folder: Path, steps: int, batch_size: int, lr: float, seed: int, log, resume: bool = False) -> dict:
-    """Full-parameter SFT in `folder`: from a random init, or (`resume`) from the weights already there."""
+def log(row: dict) -> None:
+    print(json.dumps(row), flush=True)
+
+
+EVAL_EVERY = int(os.environ.get("NANO_EVAL_EVERY", 250))
+BUCKETS = (224, 256, 288, 320, 352)  # batch widths: rows of similar length train together
+
+
+def batches(rng: random.Random, tokenizer, batch_size: int, exclude: set):
+    """Endless global batches of `batch_size` rows of similar length (fewer padded tokens; one
+    compiled shape per bucket). A pool of 8 batches is sorted by length, cut, and shuffled."""
+    from workbench.train.arithmetic import sft_example
+    from workbench.train.sft import encode_chat
+
+    while True:
+        pool = []
+        while len(pool) < 8 * batch_size:
+            ex = sft_example(rng)
+            a, op, b = re.findall(r"(\d+)\s*([-+*×])\s*(\d+)", ex["messages"][0]["content"])[0]
+            if (int(a), op.replace("×", "*"), int(b)) not in exclude:
+                pool.append(encode_chat(tokenizer, ex))
+        pool.sort(key=lambda row: len(row[0]))
+        chunks = [pool[i:i + batch_size] for i in range(0, len(pool), batch_size)]
+        rng.shuffle(chunks)
+        yield from chunks
+
+
+def train_sft(folder: Path, steps: int, batch_size: int, lr: float, seed: int, log, resume: bool = False,
+              stop: int | None = None) -> dict:
+    """Full-parameter SFT in `folder`: from a random init, or (`resume`) from the weights already there.
+
+    Under `mlx.launch` every rank draws the same global batches and trains on its interleaved share,
+    gradients averaged: MLX runs element-wise ops on one core, so two ranks use both. `stop`: end
+    after that many steps of the `steps`-step schedule (the learning rate is then still mid-decay)."""
     import mlx.core as mx
     import mlx.nn as nn
     import mlx.optimizers as optim
 
     from workbench.engine.loader import load_model
     from workbench.engine.tiny import build_model, save_model, tiny_config, write_char_tokenizer
-    from workbench.train.arithmetic import sft_example
-    from workbench.train.sft import encode_chat, make_batch, sft_loss
+    from workbench.train.sft import make_batch, sft_loss
 
-    if not resume:
+    group = mx.distributed.init()
+    rank, size = group.rank(), group.size()
+    if not resume and rank == 0:
         config = tiny_config(write_char_tokenizer(folder), **SIZES)
         save_model(folder, build_model(config, seed), config)
         (folder / "profile.toml").write_text(PROFILE)
+    if size > 1:
+        mx.eval(mx.distributed.all_sum(mx.array(1.0), group=group))  # rank 0 has written the start
     config = json.loads((folder / "config.json").read_text())
     loaded = load_model(folder)
     model, tokenizer = loaded.model, loaded.tokenizer
-    exclude = {(p["a"], p["op"], p["b"]) for p in held_out(300)}
+    exclude = {(p["a"], p["op"], p["b"]) for p in held_out(300)} | suite_problems()
     rng = random.Random(f"{seed}-continued" if resume else seed)  # a continuation sees new problems
-
-    def batch():
-        rows = []
-        while len(rows) < batch_size:
-            ex = sft_example(rng)
-            a, op, b = re.findall(r"(\d+)\s*([-+*×])\s*(\d+)", ex["messages"][0]["content"])[0]
-            if (int(a), op.replace("×", "*"), int(b)) not in exclude:
-                rows.append(encode_chat(tokenizer, ex))
-        return make_batch(rows, width=WIDTH)  # one shape: the compiled step never recompiles
+    data = batches(rng, tokenizer, batch_size, exclude)
 
     warmup = max(1, steps // 20)
     schedule = optim.join_schedules([optim.linear_schedule(lr / 20, lr, warmup),
@@ -100,44 +144,86 @@ def train_sft(folder: Path, steps: int, batch_size: int, lr: float, seed: int, l
 
     def train_step(inputs, targets, mask):
         loss, grads = loss_and_grad(model, inputs, targets, mask)
+        if size > 1:
+            grads = nn.average_gradients(grads, group=group)
         grads, _ = optim.clip_grad_norm(grads, 1.0)
         optimizer.update(model, grads)
         return loss
 
-    step = mx.compile(train_step, inputs=state, outputs=state)  # each new batch width compiles once
+    step = mx.compile(train_step, inputs=state, outputs=state)  # compiles once per bucket width
+
     model.train()
     start, history = time.time(), []
-    for i in range(1, steps + 1):
-        loss = step(*batch())
+    last = min(steps, stop or steps)
+    for i in range(1, last + 1):
+        rows = next(data)[rank::size]
+        width = next(w for w in BUCKETS if w >= max(len(ids) for ids, _ in rows))
+        loss = step(*make_batch(rows, width=width + 1))
         mx.eval(state, loss)
-        if i % 25 == 0 or i == steps:
+        if rank == 0 and (i % 25 == 0 or i == last):
             history.append({"step": i, "loss": round(loss.item(), 4), "seconds": round(time.time() - start, 1)})
-            if i % 100 == 0:  # progress check on a separate small set; the weights so far are saved
+            if i % EVAL_EVERY == 0:  # progress check on a separate small set; the weights so far are saved
                 model.eval()
-                history[-1]["accuracy"] = accuracy(model, tokenizer, held_out(30, seed=999))
+                history[-1]["wrong_from_line"] = {}
+                history[-1]["accuracy"] = accuracy(model, tokenizer, held_out(30, seed=999),
+                                                   diagnose=history[-1]["wrong_from_line"])
                 model.train()
                 save_model(folder, model, config)
             log(history[-1])
     model.eval()
-    save_model(folder, model, config)
-    return {"steps": steps, "batch_size": batch_size, "lr": lr, "seconds": round(time.time() - start, 1),
-            "final_loss": history[-1]["loss"]}
+    if rank == 0:
+        save_model(folder, model, config)
+    return {"steps": last, "schedule_steps": steps, "batch_size": batch_size, "ranks": size, "lr": lr,
+            "seconds": round(time.time() - start, 1), "final_loss": history[-1]["loss"] if history else None}
 
 
-def train_grpo_stage(out: Path, steps: int, seed: int, n_eval: int, log) -> dict:
+def launch_sft(folder: Path, args, resume: bool) -> dict:
+    """Run `train_sft` on `args.ranks` local ranks (ring over loopback), one core each; its result."""
+    from workbench.distributed.local import run_ranks
+
+    if args.ranks == 1:
+        return train_sft(folder, args.sft_steps, args.batch_size, args.lr, args.seed, log, resume, args.sft_stop)
+    result = folder / "sft-result.json"
+    command = [sys.executable, __file__, "--sft-worker", str(folder), "--sft-steps", str(args.sft_steps),
+               "--sft-stop", str(args.sft_stop or args.sft_steps),
+               "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--seed", str(args.seed)]
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # the ranks inherit it
+    code = run_ranks(command + (["--continue-sft"] if resume else []), args.ranks, 20000 + os.getpid() % 20000)
+    if code:
+        raise SystemExit(f"SFT ranks failed (exit code {code})")
+    out = json.loads(result.read_text())
+    result.unlink()
+    return out
+
+
+def train_grpo_stage(out: Path, steps: int, seed: int, n_eval: int, log, lr: float = 1e-4,
+                     prompts_per_step: int = 4) -> dict:
     """LoRA-GRPO with the math and format verifiers on the SFT model, then fuse into `out`."""
     from workbench.engine.loader import load_model
     from workbench.train.checkpoint import fuse_adapters
-    from workbench.train.config import GRPOConfig
+    from workbench.train.config import GRPOConfig, LoraConfig
     from workbench.train.trainer import train_grpo
 
     run = out.parent / (out.name + ".grpo-run")
     shutil.rmtree(run, ignore_errors=True)
-    config = GRPOConfig(model=str(out), suite="arithmetic", verifiers={"math": 1.0, "format": 0.2}, steps=steps,
-                        group_size=8, prompts_per_step=4, max_tokens=300, temperature=1.0, top_p=1.0,
-                        loss_type="grpo", beta=0.02, learning_rate=2e-3, lr_schedule="constant",
-                        lora={"rank": 8, "alpha": 16.0}, seed=seed, out=str(run), checkpoint_every=10,
-                        train_size=4000)
+    run.mkdir(parents=True)
+    # The prompts: new problems of the same kinds (none from the eval suite or the held-out set);
+    # a later GRPO stage on the same model draws other ones.
+    from workbench.train.arithmetic import problem
+
+    later = any(out.glob("grpo*_metrics.jsonl"))
+    rng = random.Random(f"grpo-{seed}-{steps}-{lr}" if later else f"grpo-{seed}")
+    avoid, rows = suite_problems() | {(p["a"], p["op"], p["b"]) for p in held_out(300)}, []
+    while len(rows) < 4000:
+        p = problem(rng)
+        if (p["a"], p["op"], p["b"]) not in avoid:
+            rows.append({"prompt": p["prompt"], "answer": p["answer"]})
+    suite = run.parent / (out.name + ".grpo-prompts.jsonl")
+    suite.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = GRPOConfig(model=str(out), suite=str(suite), verifiers={"math": 1.0, "format": 0.2}, steps=steps,
+                        group_size=8, prompts_per_step=prompts_per_step, max_tokens=300, temperature=1.0, top_p=1.0,
+                        loss_type="grpo", beta=0.02, learning_rate=lr, lr_schedule="constant",
+                        lora=LoraConfig(rank=8, alpha=16.0), seed=seed, out=str(run), checkpoint_every=10)
     start = time.time()
     rows = []
     train_grpo(config, log=lambda row: (rows.append(row), log({k: round(v, 4) if isinstance(v, float) else v
@@ -154,23 +240,31 @@ def train_grpo_stage(out: Path, steps: int, seed: int, n_eval: int, log) -> dict
               "held_out_problems": n_eval}
     # The fused weights replace the SFT weights; tokenizer, config and profile stay as they were.
     shutil.copy(fused / "model.safetensors", out / "model.safetensors")
-    (run / "metrics.jsonl").replace(out / "grpo_metrics.jsonl")
+    (run / "metrics.jsonl").replace(out / f"grpo{len(list(out.glob('grpo*_metrics.jsonl'))) + 1}_metrics.jsonl")
     shutil.rmtree(fused)
     shutil.rmtree(run)
+    suite.unlink()
     return result
 
 
-def report_card(folder: Path, n: int) -> dict:
-    """`workbench eval` on the held-out problems (a JSONL suite); the card lands in folder/evals/."""
-    suite = folder / "evals" / "heldout-arithmetic.jsonl"
-    suite.parent.mkdir(parents=True, exist_ok=True)
-    suite.write_text("".join(json.dumps({"prompt": p["prompt"], "answer": p["answer"]}) + "\n" for p in held_out(n)))
-    done = subprocess.run([sys.executable, "-m", "workbench", "eval", "--model", str(folder), "--suite", str(suite),
-                           "--json"], capture_output=True, text=True)
+def report_card(folder: Path, n: int, temperature: float | None = None, samples: int = 1) -> dict:
+    """`workbench eval` on the default `arithmetic` suite (its first n problems, never trained on);
+    the card lands in folder/evals/, bound to these weights. Greedy (the profile's) by default;
+    with `temperature`, pass@1 averaged over `samples` draws, where GRPO's sharpening shows."""
+    extra = [] if temperature is None else ["--temp", str(temperature), "--samples", str(samples)]
+    done = subprocess.run([sys.executable, "-m", "workbench", "eval", "--model", str(folder), "--suite", "arithmetic",
+                           "--limit", str(n), "--json", *extra], capture_output=True, text=True)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["workbench eval failed"])[-1]}
     card = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"accuracy": card["accuracy"], "ci95": card["ci95"], "n": card["n"], "model_sha256": card["model_sha256"]}
+    return {"suite": "arithmetic", "temperature": "profile (greedy)" if temperature is None else temperature,
+            "samples": samples, "accuracy": card["accuracy"], "ci95": card["ci95"], "n": card["n"],
+            "model_sha256": card["model_sha256"]}
+
+
+def report_cards(folder: Path, n: int) -> dict:
+    """Greedy on n problems, and sampled at temperature 1.0 (2 draws each) on the first n * 2 // 3."""
+    return {"greedy": report_card(folder, n), "sampled": report_card(folder, n * 2 // 3, 1.0, 2)}
 
 
 def toml_value(v) -> str:
@@ -218,12 +312,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "models" / "r1-nano"))
     parser.add_argument("--stage", choices=["sft", "grpo", "all", "none"], default="all")
-    parser.add_argument("--sft-steps", type=int, default=400)
-    parser.add_argument("--batch-size", type=int, default=24)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--sft-steps", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=48, help="SFT rows per step over all ranks")
+    parser.add_argument("--sft-stop", type=int, help="end SFT after this many steps of the --sft-steps schedule")
+    parser.add_argument("--ranks", type=int, default=2, help="local SFT ranks (data parallel; one core each)")
+    parser.add_argument("--sft-worker", help=argparse.SUPPRESS)  # one rank of launch_sft
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--continue-sft", action="store_true", help="more SFT steps on the model in --out")
-    parser.add_argument("--grpo-steps", type=int, default=30)
+    parser.add_argument("--grpo-steps", type=int, default=40)
+    parser.add_argument("--grpo-lr", type=float, default=1e-4)
+    parser.add_argument("--grpo-prompts", type=int, default=4, help="prompts per GRPO step (G = 8 each)")
     parser.add_argument("--eval", type=int, default=150, help="held-out problems to measure accuracy on")
     args = parser.parse_args()
     env = preload_env(os.environ)  # OpenBLAS: ~30x faster matmul than MLX's CPU fallback
@@ -233,15 +332,23 @@ def main() -> int:
 
     mx.random.seed(args.seed)
     out = Path(args.out)
-    log = lambda row: print(json.dumps(row), flush=True)  # noqa: E731
+    if args.sft_worker:
+        folder = Path(args.sft_worker)
+        result = train_sft(folder, args.sft_steps, args.batch_size, args.lr, args.seed, log, args.continue_sft,
+                           args.sft_stop)
+        if mx.distributed.init().rank() == 0:
+            (folder / "sft-result.json").write_text(json.dumps(result))
+        return 0
     manifest = {"command": "python scripts/train_nano.py " + " ".join(sys.argv[1:]), "seed": args.seed}
     if args.continue_sft:  # more SFT steps on the model in --out (a second phase after a short first run)
         manifest = read_manifest(out)
-        phase = train_sft(out, args.sft_steps, args.batch_size, args.lr, args.seed, log, resume=True)
+        phase = launch_sft(out, args, resume=True)
         from workbench.engine.loader import load_model
 
         loaded = load_model(out)
         phase["held_out_accuracy"] = accuracy(loaded.model, loaded.tokenizer, held_out(args.eval))
+        phase["held_out_problems"] = args.eval
+        phase["report_card"] = report_cards(out, args.eval)
         phase["command"] = "python scripts/train_nano.py " + " ".join(sys.argv[1:])
         manifest.setdefault("sft_continued", []).append(phase)
         log(phase)
@@ -250,21 +357,23 @@ def main() -> int:
         work = out.parent / (out.name + ".sft-tmp")
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        manifest["sft"] = train_sft(work, args.sft_steps, args.batch_size, args.lr, args.seed, log)
+        manifest["sft"] = launch_sft(work, args, resume=False)
         from workbench.engine.loader import load_model
 
         loaded = load_model(work)
         manifest["sft"]["held_out_accuracy"] = accuracy(loaded.model, loaded.tokenizer, held_out(args.eval))
         manifest["sft"]["held_out_problems"] = args.eval
-        manifest["sft"]["report_card"] = report_card(work, args.eval)
+        manifest["sft"]["report_card"] = report_cards(work, args.eval)
         log(manifest["sft"])
         shutil.rmtree(out, ignore_errors=True)
         work.rename(out)
     if args.stage in ("grpo", "all"):
-        manifest = {**read_manifest(out), **manifest} if args.stage == "grpo" else manifest
-        manifest["grpo"] = train_grpo_stage(out, args.grpo_steps, args.seed, args.eval, log)
-        manifest["grpo"]["report_card"] = report_card(out, args.eval)
-        log(manifest["grpo"])
+        manifest = read_manifest(out) if args.stage == "grpo" else manifest
+        stage = train_grpo_stage(out, args.grpo_steps, args.seed, args.eval, log, args.grpo_lr, args.grpo_prompts)
+        stage["report_card"] = report_cards(out, args.eval)
+        stage["command"] = "python scripts/train_nano.py " + " ".join(sys.argv[1:])
+        manifest.setdefault("grpo", []).append(stage)  # GRPO stages in order, each on the one before
+        log(stage)
     write_manifest(out, manifest)
     return 0
 

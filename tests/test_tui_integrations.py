@@ -80,7 +80,7 @@ async def test_remote_engine_streams_and_the_status_line_says_where_and_which_ra
     url, engine = server(cluster)
     app = WorkbenchApp(RemoteEngine(url, token="s3cret"))
     async with app.run_test(size=(160, 30)) as pilot:
-        await wait_for(pilot, lambda: app.ready and app.status.cluster)
+        await wait_for(pilot, lambda: app.ready and "2 ranks" in screen_text(app))  # drawn, not only set
         text = screen_text(app)
         assert f"r1-cluster on {url}" in text
         assert "2 ranks · r0 layers 0-13, 3.1 GB · r1 layers 14-23, 2.6 GB" in text
