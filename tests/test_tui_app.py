@@ -10,7 +10,7 @@ from textual.widgets import Collapsible, Input, Markdown, OptionList
 
 from workbench.engine.events import Answer, Message, Think
 from tui_pilot import screen_text, wait_for
-from workbench.tui.app import WorkbenchApp
+from workbench.tui.app import UI_NICE, WorkbenchApp
 from workbench.tui.latex import to_unicode
 from workbench.tui.panes import SEGMENT_CHARS, FrozenMarkdown, ThinkingView
 from workbench.tui.scripted import Script, ScriptedEngine, script_from_text
@@ -359,6 +359,6 @@ async def test_the_app_steps_back_from_the_engine_while_open_and_restores_its_pr
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_for(pilot, lambda: app.ready)
         assert threading.get_native_id() == tid  # the test runs on the app's event loop thread
-        assert os.getpriority(os.PRIO_PROCESS, tid) == min(before + 10, 19)
+        assert os.getpriority(os.PRIO_PROCESS, tid) == min(before + UI_NICE, 19)
     if os.geteuid() == 0:  # giving priority back needs the rights to raise it
         assert os.getpriority(os.PRIO_PROCESS, tid) == before

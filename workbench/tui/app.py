@@ -35,7 +35,7 @@ from workbench.tui.safe import clean
 HERE = Path(__file__).parent  # .tcss files beside the code (absolute, so subclasses elsewhere work)
 FRAME = 1 / 10  # how long a worker gathers deltas into one Chunk
 NARROW = 100  # below this many columns the panes stack vertically
-UI_NICE = 10  # how far the app's own threads step back from the engine's (Linux)
+UI_NICE = 19  # how far the app's own threads step back from the engine's (Linux; 19 = the lowest priority)
 
 
 def lower_ui_priority() -> int | None:
