@@ -216,3 +216,24 @@ def test_a_restarted_child_keeps_normal_priority_when_the_caller_stepped_back(en
             os.setpriority(os.PRIO_PROCESS, tid, before)
         except PermissionError:
             pass
+
+
+def test_an_event_that_will_not_pickle_fails_its_job_instead_of_stopping_the_sender():
+    import threading
+    from multiprocessing import Pipe
+
+    from workbench.engine.process import send_batches
+
+    ours, theirs = Pipe()
+    outbox = queue.SimpleQueue()
+    sender = threading.Thread(target=send_batches, args=(theirs, outbox), daemon=True)
+    sender.start()
+    outbox.put((7, Think(lambda: None, 1)))  # a lambda does not pickle
+    assert ours.poll(10)
+    [(job_id, event)] = ours.recv()
+    assert job_id == 7 and isinstance(event, Failed) and "could not send" in event.message
+    outbox.put((8, Think("fine", 1)))
+    outbox.put(None)
+    assert ours.poll(10) and ours.recv() == [(8, Think("fine", 1))]  # the sender lives on
+    sender.join(5)
+    assert not sender.is_alive()

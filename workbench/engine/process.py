@@ -214,6 +214,12 @@ def send_batches(conn: Connection, outbox: queue.SimpleQueue) -> None:
                 conn.send(batch)
         except OSError:  # the parent is gone; the main thread sees EOF and exits
             pass
+        except Exception as e:  # noqa: BLE001 - an event that would not pickle: fail its jobs, not the sender
+            failed = [(job_id, Failed(f"the engine could not send a result: {e}")) for job_id in dict.fromkeys(j for j, _ in batch)]
+            try:
+                conn.send(failed)
+            except OSError:
+                pass
 
 
 def serve(conn: Connection) -> None:

@@ -75,11 +75,12 @@ def token_logprobs(model, inputs, targets, temperature: float = 1.0, prefix: int
     the model once instead of once per row: the same log-probs on the completion targets, (G-1)/G
     less work on the prompt; the prompt's own targets (masked out of every loss) are then 0."""
     import mlx.core as mx
+    from mlx_lm.models.cache import make_prompt_cache
 
-    if prefix > 1 and inputs.shape[0] > 1 and prefix < inputs.shape[1]:
+    if prefix > 1 and inputs.shape[0] > 1 and prefix < inputs.shape[1] and _plain_kv_cache(model):
         # Log-probs of the completion targets only (from the prompt's last position on); the
         # prompt's own targets, masked out of every loss, are left at 0.
-        cache = [SharedPrefixCache() for _ in model.layers]
+        cache = [SharedPrefixCache() for _ in make_prompt_cache(model)]
         head = model(inputs[:1, :prefix], cache=cache)[:, -1:]
         tail = model(inputs[:, prefix:], cache=cache)
         rows = tail.shape[0]
@@ -87,6 +88,14 @@ def token_logprobs(model, inputs, targets, temperature: float = 1.0, prefix: int
         return mx.concatenate([mx.zeros((rows, prefix - 1)), _picked(logits, targets[:, prefix - 1:], temperature)],
                               axis=1)
     return _picked(model(inputs), targets, temperature)
+
+
+def _plain_kv_cache(model) -> bool:
+    """Whether every layer caches plain keys and values (what SharedPrefixCache stands in for);
+    other models (sliding windows, recurrent layers) take the full pass."""
+    from mlx_lm.models.cache import KVCache, make_prompt_cache
+
+    return all(type(c) is KVCache for c in make_prompt_cache(model))
 
 
 def _picked(logits, targets, temperature: float):

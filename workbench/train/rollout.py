@@ -31,21 +31,23 @@ def sample_group(model, prompt_ids: list[int], group_size: int, max_tokens: int,
 
 def sample_groups(model, prompts: list[list[int]], group_size: int, max_tokens: int, eos_ids,
                   temperature: float = 1.0, top_p: float = 1.0, seeds: list[int] | None = None) -> list[Group]:
-    """A group of completions for each prompt, all decoded in one batch: the prompts are left-padded
-    and go through the model once each (batch = prompts), then their cache rows are repeated G times.
+    """A group of completions for each prompt, all decoded in one batch: each prompt goes through the
+    model once, the prompts' caches are merged into one batch cache by mlx-lm (left-padded; any
+    cache type it can batch) and each row repeated G times.
     `seeds`: each group samples from its own random key, so what a group draws does not depend on
     which other groups share the batch (data-parallel ranks draw different shares)."""
     import mlx.core as mx
-    from mlx_lm.models.cache import BatchKVCache
+    from mlx_lm.models.cache import make_prompt_cache
 
-    width = max(len(p) for p in prompts)
-    padding = [width - len(p) for p in prompts]
-    cache = [BatchKVCache(padding) for _ in model.layers]
-    logits = model(mx.array([[0] * pad + list(p) for p, pad in zip(prompts, padding)]), cache=cache)[:, -1, :]
+    caches, last = [], []
+    for prompt in prompts:
+        caches.append(make_prompt_cache(model))
+        last.append(model(mx.array(prompt)[None], cache=caches[-1])[:, -1, :])
+    cache = [layer[0].merge(list(layer)) for layer in zip(*caches)]
     rows = mx.array([i for i in range(len(prompts)) for _ in range(group_size)])
     for c in cache:
         c.filter(rows)  # each prompt's keys and values, once per completion
-    logits = logits[rows]
+    logits = mx.concatenate(last)[rows]
     keys = None if seeds is None else [mx.random.key(s) for s in seeds]
     eos = mx.array(sorted(set(eos_ids)))
     tokens, logprobs = [], []
