@@ -6,7 +6,7 @@ import pytest
 from textual.widgets import Input, OptionList
 
 from workbench.sessions import Store
-from tui_pilot import wait_for
+from tui_pilot import ask, wait_for
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.inspector import InspectorPanel, scroll_thinking_to
 from workbench.tui.panes import ThinkingView
@@ -20,11 +20,6 @@ THINKING = "Hmm, 12+30.\n\nWait, let me check: ones 2+0=2, tens 1+3=4.\n\nBut is
 ANSWER = "The answer is \\boxed{42}."
 
 
-async def ask(pilot, app, prompt):
-    await wait_for(pilot, lambda: app.ready)
-    app.query_one("#prompt", Input).value = prompt
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: app.last is not None and app.last.prompt == prompt)
 
 
 async def test_responses_are_saved_inspected_and_reopened():

@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import Collapsible, Input, Markdown, OptionList
 
 from workbench.engine.events import Answer, Message, Think
-from tui_pilot import screen_text, wait_for
+from tui_pilot import screen_text, submit, wait_for
 from workbench.tui.app import UI_NICE, WorkbenchApp
 from workbench.tui.latex import to_unicode
 from workbench.tui.panes import SEGMENT_CHARS, FrozenMarkdown, ThinkingView
@@ -23,10 +23,6 @@ THINKING = "First, 12+30: ones 2+0=2, tens 1+3=4.\nSo \\(12+30=42\\).\n"
 ANSWER = "The answer is \\boxed{42}."
 
 
-async def ask(pilot, app, prompt: str = "What is 12+30?") -> None:
-    await wait_for(pilot, lambda: app.ready)
-    app.query_one("#prompt", Input).value = prompt
-    await pilot.press("enter")
 
 
 def done(app, responses: int = 1) -> bool:
@@ -42,7 +38,7 @@ async def test_submit_streams_into_both_panes_and_records_history():
     engine = ScriptedEngine([script_from_text(THINKING, ANSWER, chunk=4)], rate=500)
     app = WorkbenchApp(engine)
     async with app.run_test(size=(120, 30)) as pilot:
-        await ask(pilot, app)
+        await submit(pilot, app)
         await wait_for(pilot, lambda: done(app))
         assert engine.requests[0].messages == (Message("user", "What is 12+30?"),)
         assert app.query_one(ThinkingView).raw == THINKING
@@ -58,7 +54,7 @@ async def test_mid_stream_both_panes_show_partial_text_and_esc_stops():
     engine = ScriptedEngine([Script([Think("thinking hard", 2), Answer("partial answer", 2)], hold=hold)])
     app = WorkbenchApp(engine)
     async with app.run_test(size=(120, 30)) as pilot:
-        await ask(pilot, app)
+        await submit(pilot, app)
         await wait_for(pilot, lambda: "partial answer" in answer_markdown(app))
         assert app.query_one(ThinkingView).raw == "thinking hard"
         assert app.job is not None and app.last is None  # still generating
@@ -75,9 +71,9 @@ async def test_multi_turn_sends_history_and_collapses_earlier_thinking():
     engine = ScriptedEngine([script_from_text(THINKING, ANSWER, chunk=8), script_from_text("again", "Still 42.")])
     app = WorkbenchApp(engine)
     async with app.run_test(size=(120, 30)) as pilot:
-        await ask(pilot, app)
+        await submit(pilot, app)
         await wait_for(pilot, lambda: done(app, 1))
-        await ask(pilot, app, "Are you sure?")
+        await submit(pilot, app, "Are you sure?")
         await wait_for(pilot, lambda: done(app, 2))
         second = engine.requests[1].messages
         assert second == (Message("user", "What is 12+30?"), Message("assistant", ANSWER, THINKING),
@@ -91,12 +87,12 @@ async def test_new_chat_forgets_the_conversation():
     engine = ScriptedEngine([script_from_text("t", "first"), script_from_text("t", "second")])
     app = WorkbenchApp(engine)
     async with app.run_test(size=(120, 30)) as pilot:
-        await ask(pilot, app)
+        await submit(pilot, app)
         await wait_for(pilot, lambda: done(app, 1))
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert app.history == [] and len(app.query(Markdown)) == 0 and app.query_one(ThinkingView).raw == ""
-        await ask(pilot, app, "hello")
+        await submit(pilot, app, "hello")
         await wait_for(pilot, lambda: done(app, 2))
         assert engine.requests[1].messages == (Message("user", "hello"),)
 
@@ -105,7 +101,7 @@ async def test_regenerate_asks_the_last_prompt_again():
     engine = ScriptedEngine([script_from_text("t", "one"), script_from_text("t", "two")])
     app = WorkbenchApp(engine)
     async with app.run_test(size=(120, 30)) as pilot:
-        await ask(pilot, app)
+        await submit(pilot, app)
         await wait_for(pilot, lambda: done(app, 1))
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: done(app, 2))
@@ -150,7 +146,7 @@ async def test_settings_are_validated_saved_and_sent():
         screen.query_one("#seed", Input).focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
-        await ask(pilot, app)
+        await submit(pilot, app)
         await wait_for(pilot, lambda: done(app))
         s = engine.requests[0].sampling
         assert (s.temperature, s.top_p, s.max_tokens, s.seed) == (0.3, 0.9, 64, 7)
@@ -224,13 +220,13 @@ async def test_generation_failure_is_reported_and_the_app_goes_on():
     engine = ScriptedEngine([Script([Think("hm", 1)], fail="out of memory"), script_from_text("t", "fine")])
     app = WorkbenchApp(engine)
     async with app.run_test(size=(120, 30)) as pilot:
-        await ask(pilot, app)
+        await submit(pilot, app)
         await wait_for(pilot, lambda: done(app))
         assert app.last.error == "out of memory"
         assert "error: out of memory" in str(app.query_one("#status").render())
         assert any(n.message == "out of memory" and n.severity == "error" for n in app._notifications)
         assert app.history == []  # a failed turn is not sent again
-        await ask(pilot, app, "again")
+        await submit(pilot, app, "again")
         await wait_for(pilot, lambda: done(app, 2) and app.last.error is None)
 
 
@@ -241,7 +237,7 @@ async def test_hostile_model_output_appears_literally():
     engine = ScriptedEngine([script_from_text(HOSTILE + "\n", HOSTILE, chunk=5)])
     app = WorkbenchApp(engine)
     async with app.run_test(size=(160, 30)) as pilot:
-        await ask(pilot, app)
+        await submit(pilot, app)
         await wait_for(pilot, lambda: done(app))
         await pilot.click("#answer", offset=(10, 3))  # clicking on the answer must not run app.quit
         await pilot.pause()
@@ -258,7 +254,7 @@ async def test_hostile_model_output_appears_literally():
 async def test_copy_answer_and_thinking_to_the_clipboard():
     app = WorkbenchApp(ScriptedEngine([script_from_text(THINKING, ANSWER)]))
     async with app.run_test(size=(120, 30)) as pilot:
-        await ask(pilot, app)
+        await submit(pilot, app)
         await wait_for(pilot, lambda: done(app))
         await pilot.press("f5")
         assert app.clipboard == ANSWER
@@ -269,7 +265,7 @@ async def test_copy_answer_and_thinking_to_the_clipboard():
 async def test_latex_source_is_one_key_away():
     app = WorkbenchApp(ScriptedEngine([script_from_text(THINKING, ANSWER)]))
     async with app.run_test(size=(120, 30)) as pilot:
-        await ask(pilot, app)
+        await submit(pilot, app)
         await wait_for(pilot, lambda: done(app))
         assert "\\boxed{42}" not in screen_text(app)
         await pilot.press("ctrl+l")
@@ -336,7 +332,7 @@ async def test_a_long_answer_streams_into_segments_that_freeze():
     answer = "\n\n".join(paragraphs)
     app = WorkbenchApp(ScriptedEngine([script_from_text("t", answer, chunk=50)], rate=200))
     async with app.run_test(size=(120, 40)) as pilot:
-        await ask(pilot, app)
+        await submit(pilot, app)
         await wait_for(pilot, lambda: done(app), timeout=30)
         frozen = list(app.query(FrozenMarkdown))
         assert len(frozen) >= 2 and len(app.query(Markdown)) == 1

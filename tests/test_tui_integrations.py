@@ -12,7 +12,7 @@ from textual.widgets import Input
 from workbench.distributed.server import ChatServer
 from workbench.engine.events import Message
 from workbench.engine.remote import RemoteEngine
-from tui_pilot import screen_text, wait_for
+from tui_pilot import ask, screen_text, wait_for
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.panes import ThinkingView
 from workbench.tui.scripted import ScriptedEngine, script_from_text
@@ -24,11 +24,6 @@ THINKING = "Hmm, 12+30.\n\nWait, let me check: ones 2+0=2, tens 1+3=4.\n"
 ANSWER = "The answer is \\boxed{42}."
 
 
-async def ask(pilot, app, prompt: str = "What is 12+30?") -> None:
-    await wait_for(pilot, lambda: app.ready)
-    app.query_one("#prompt", Input).value = prompt
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: app.last is not None and app.last.prompt == prompt)
 
 
 # ---- 1. remote engine -------------------------------------------------------------------------------

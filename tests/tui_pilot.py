@@ -15,3 +15,16 @@ async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
             return
         await pilot.pause(0.02)
     raise AssertionError("the app never reached the expected state")
+
+
+async def submit(pilot, app, prompt: str = "What is 12+30?") -> None:
+    """Type `prompt` into the prompt box once the model is ready, and press Enter."""
+    await wait_for(pilot, lambda: app.ready)
+    app.query_one("#prompt").value = prompt
+    await pilot.press("enter")
+
+
+async def ask(pilot, app, prompt: str = "What is 12+30?") -> None:
+    """`submit`, then wait until the response to it has finished."""
+    await submit(pilot, app, prompt)
+    await wait_for(pilot, lambda: app.last is not None and app.last.prompt == prompt)
