@@ -139,22 +139,17 @@ def grpo_loss(model, inputs, targets, mask, advantages, old_logprobs, ref_logpro
 
 
 def pack_group(prompt_ids: list[int], completions: list[list[int]], eos_id: int, finished: list[bool], pad_id: int = 0):
-    """(inputs, targets, mask) for one group: prompt + sampled ids (+ EOS when the model stopped)."""
-    return pack_rows([(prompt_ids, c, done) for c, done in zip(completions, finished)], eos_id, pad_id)
-
-
-def pack_rows(rows: list[tuple[list[int], list[int], bool]], eos_id: int, pad_id: int = 0):
-    """(inputs, targets, mask) for (prompt ids, completion ids, finished) rows, right-padded.
-
-    The mask covers completion targets only, so every log-prob has the full prompt as context.
-    """
+    """(inputs, targets, mask) for one group: prompt + sampled ids (+ EOS when the model stopped),
+    right-padded. The mask covers completion targets only, so every log-prob has the full prompt as
+    context; every row starts with the same prompt (what `token_logprobs(prefix=...)` relies on)."""
     import mlx.core as mx
 
-    seqs = [(prompt + c + ([eos_id] if done else []), len(prompt)) for prompt, c, done in rows]
-    width = max(len(r) for r, _ in seqs)
+    seqs = [prompt_ids + c + ([eos_id] if done else []) for c, done in zip(completions, finished)]
+    start = len(prompt_ids)
+    width = max(len(r) for r in seqs)
     ids = np.full((len(seqs), width), pad_id, dtype=np.int32)
     mask = np.zeros((len(seqs), width - 1), dtype=np.float32)
-    for i, (r, start) in enumerate(seqs):
+    for i, r in enumerate(seqs):
         ids[i, :len(r)] = r
         mask[i, start - 1:len(r) - 1] = 1.0
     return mx.array(ids[:, :-1]), mx.array(ids[:, 1:]), mx.array(mask)
