@@ -327,6 +327,30 @@ async def test_thinking_pane_wraps_long_lines_and_rewraps_on_resize():
         assert " ".join(view._rows[:-1]).split() == words.split()
 
 
+async def test_streaming_thinking_does_not_lay_out_the_screen_per_chunk(monkeypatch):
+    """A layout pass composes the whole screen (~15 ms at 160x48), and a stream brings ~10 chunks a
+    second: growing thinking text and the hidden inspector's live summary must not ask for one."""
+    from textual.screen import Screen
+
+    layouts = []
+    original = Screen._refresh_layout
+    monkeypatch.setattr(Screen, "_refresh_layout", lambda self, *a, **k: (layouts.append(1), original(self, *a, **k)))
+    gate = threading.Event()
+    lines = [Think(f"step {i}: carry the {i % 10}\n", 1) for i in range(120)]
+    app = WorkbenchApp(ScriptedEngine([Script(lines, hold=gate)], rate=100))  # ~12 chunks
+    async with app.run_test(size=(160, 48)) as pilot:
+        await submit(pilot, app)
+        view = app.query_one(ThinkingView)
+        await wait_for(pilot, lambda: "step 5:" in view.raw)
+        layouts.clear()  # the turn's widgets are mounted by now
+        await wait_for(pilot, lambda: "step 119:" in view.raw)
+        await pilot.pause(0.6)  # a tick of the inspector's live summary
+        assert len(layouts) <= 3  # e.g. the scrollbar appearing; not one per chunk (was ~15)
+        assert view.scroll_y == view.max_scroll_y > 0  # and still following the stream
+        assert "step 119:" in screen_text(app)
+        gate.set()
+
+
 async def test_a_long_answer_streams_into_segments_that_freeze():
     paragraphs = [f"Paragraph {i}: " + "word " * 60 + f"$x^{i % 10}$ end {i}." for i in range(3 * SEGMENT_CHARS // 300)]
     answer = "\n\n".join(paragraphs)

@@ -57,6 +57,8 @@ class InspectorPanel(Vertical):
             if self.ui is not None:
                 self.ui.finished(recorder)
             return
+        if not self.has_class("open"):
+            return  # hidden: Static.update would still lay out the whole screen, twice a second
         ins = recorder.inspector
         counts: dict[str, int] = {}
         for _, _, kind in list(ins.markers.markers):
@@ -64,10 +66,15 @@ class InspectorPanel(Vertical):
         lines = ["streaming …", "markers: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none")]
         if ins.loop:
             lines.append("REPETITION LOOP")
-        self.query_one("#inspector-summary", Static).update(Text("\n".join(lines)))
+        text = "\n".join(lines)
+        summary = self.query_one("#inspector-summary", Static)
+        if text != getattr(summary, "shown", None):  # each update is a layout pass of the whole screen
+            summary.shown = text
+            summary.update(Text(text))
 
     def set_class_open(self, open_: bool) -> None:
         self.set_class(open_, "open")
+        self._tick()  # while hidden the live summary was not kept up to date
         for view in self.app.query(ThinkingView):
             view.highlight = PATTERN if open_ else None  # reflection markers, highlighted while open
             view.refresh()
@@ -79,7 +86,9 @@ class InspectorPanel(Vertical):
 
             inspection = inspect_text("", thinking, answer)
         self.live, self.inspection, self.thinking, self.marker_index = None, inspection, thinking, -1
-        self.query_one("#inspector-summary", Static).update(Text(summary_lines(inspection)))
+        summary = self.query_one("#inspector-summary", Static)
+        summary.shown = None
+        summary.update(Text(summary_lines(inspection)))
         steps = self.query_one("#inspector-steps", OptionList)
         steps.clear_options()
         for i, step in enumerate((inspection or {}).get("steps", [])):
