@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from textual.widgets import Input, OptionList
 
@@ -124,7 +126,9 @@ async def test_a_compare_session_opens_side_by_side():
 
 async def test_stop_on_loop_setting_stops_a_looping_model():
     loop = "So we add the numbers again and get the same sum as before, then check it. " * 200
-    engine = ScriptedEngine([script_from_text(loop, "never", chunk=8)], rate=3000)
+    script = script_from_text(loop, "never", chunk=8)
+    script.hold = threading.Event()  # never set: only the loop stop can end this response (no race with its end)
+    engine = ScriptedEngine([script], rate=3000)
     app = WorkbenchApp(engine)
     async with app.run_test(size=(140, 36)) as pilot:
         await pilot.press("f7")

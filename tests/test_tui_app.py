@@ -327,6 +327,22 @@ async def test_thinking_pane_wraps_long_lines_and_rewraps_on_resize():
         assert " ".join(view._rows[:-1]).split() == words.split()
 
 
+async def test_thinking_appends_redraw_the_rows_they_change_and_a_shorter_text_clears_the_rest():
+    app = WorkbenchApp(ScriptedEngine())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        view = app.query_one(ThinkingView)
+        for piece in ("carry the one", " into the tens", "\nthen the hundreds", "\nand done"):
+            view.append(piece)
+            await pilot.pause()
+        shown = screen_text(app)
+        assert "carry the one into the tens" in shown and "then the hundreds" in shown and "and done" in shown
+        view.set_text("short")
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "short" in shown and "hundreds" not in shown and "carry" not in shown
+
+
 async def test_streaming_thinking_does_not_lay_out_the_screen_per_chunk(monkeypatch):
     """A layout pass composes the whole screen (~15 ms at 160x48), and a stream brings ~10 chunks a
     second: growing thinking text and the hidden inspector's live summary must not ask for one."""

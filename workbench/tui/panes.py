@@ -13,7 +13,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.containers import Vertical, VerticalScroll
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
@@ -85,6 +85,7 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
         self._rows: list[str] = []  # wrapped display rows
         self._row_start: list[int] = [0]  # first row of each logical line
         self._width = 0
+        self._drawn_rows = 0  # rows when last redrawn: a shorter text must clear the rest
 
     def display_line(self, line: str) -> str:
         return clean(line if self.raw_mode else to_unicode(line))
@@ -111,8 +112,8 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
             if i > changed:
                 self._row_start.append(len(self._rows))
             self._rows.extend(wrap(self.display_line(self._lines[i]), self._width))
-        self._resized()
-        self.follow()
+        self._resized(first_row=self._row_start[changed])
+        self.follow()  # a scroll redraws the whole pane itself
 
     def _rewrap_all(self) -> None:
         self._rows, self._row_start = [], []
@@ -121,7 +122,8 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
             self._rows.extend(wrap(self.display_line(line), self._width))
         self._resized()
 
-    def _resized(self) -> None:
+    def _resized(self, first_row: int = 0) -> None:
+        """The rows changed from `first_row` on: update the scroll size, redraw what changed."""
         size = Size(self._width, len(self._rows))
         if size != self.virtual_size:
             # Setting `virtual_size` asks for a layout pass, which composes the whole screen (~15 ms at
@@ -134,7 +136,14 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
                 self._width = width
                 self._rewrap_all()
                 return
-        self.refresh()
+        # Only the rows that changed, from `first_row` to the end of the longer of the old and new
+        # text (a scroll redraws the whole pane anyway); regions are relative to the content.
+        scroll_y = round(self.scroll_y)
+        end = max(len(self._rows), self._drawn_rows)
+        self._drawn_rows = len(self._rows)
+        top, bottom = max(first_row, scroll_y), min(end, scroll_y + self.scrollable_content_region.height)
+        if bottom > top:
+            self.refresh(Region(0, top - scroll_y, self.size.width, bottom - top))
 
     def on_resize(self) -> None:
         width = max(1, self.scrollable_content_region.width)
