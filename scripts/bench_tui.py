@@ -51,6 +51,7 @@ class BenchApp(WorkbenchApp):
         super().__init__(*args, **kwargs)
         self.probe_times: list[float] = []
         self.finished_at = None
+        self.drawn = asyncio.Event()  # set when a response is all on screen (awaited, not polled)
 
     def action_probe(self) -> None:
         self.probe_times.append(time.perf_counter())
@@ -61,6 +62,7 @@ class BenchApp(WorkbenchApp):
 
         async def drawn() -> None:  # queued after the turn's writes and its finish: all on screen
             self.finished_at = time.perf_counter()
+            self.drawn.set()
 
         view.call_next(drawn)
 
@@ -138,8 +140,7 @@ async def tui_run(engine, folder: Path, request_sampling) -> float:
         app.query_one("#prompt", Input).value = PROMPT
         start = time.perf_counter()
         app._driver.send_message(events.Key("enter", "\r"))
-        while app.finished_at is None:
-            await asyncio.sleep(0.005)
+        await app.drawn.wait()  # polling here would itself cost the app's loop CPU while it streams
         stats = app.last.stats
         return stats.generated_tokens / stats.total_time, stats.generated_tokens / (app.finished_at - start)
 

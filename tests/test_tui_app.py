@@ -343,6 +343,28 @@ async def test_thinking_appends_redraw_the_rows_they_change_and_a_shorter_text_c
         assert "short" in shown and "hundreds" not in shown and "carry" not in shown
 
 
+def test_status_line_redraws_twice_a_second_while_a_phase_streams_and_at_once_on_a_new_phase():
+    from workbench.tui.panes import StatusLine
+
+    now = [10.0]
+    status = StatusLine()
+    status.clock = lambda: now[0]
+    status.memory_gb = lambda: 0.5
+    status.refresh = lambda *a, **k: None  # not mounted: only the text matters here
+    status.started()
+    status.progress(5, 0)
+    assert "thinking · 5 tok" in status.text.plain
+    now[0] += 0.2
+    status.progress(5, 0)
+    assert "thinking · 5 tok" in status.text.plain  # counted, not drawn yet
+    now[0] += 0.4
+    status.progress(5, 0)
+    assert "thinking · 15 tok" in status.text.plain
+    now[0] += 0.1
+    status.progress(0, 3)
+    assert "answering" in status.text.plain and "answer 3 tok" in status.text.plain  # new phase: at once
+
+
 async def test_streaming_thinking_does_not_lay_out_the_screen_per_chunk(monkeypatch):
     """A layout pass composes the whole screen (~15 ms at 160x48), and a stream brings ~10 chunks a
     second: growing thinking text and the hidden inspector's live summary must not ask for one."""

@@ -160,12 +160,14 @@ class WorkbenchApp(App):
 
     # ---- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        # Kept: the stream uses them ~10 times a second, and a query walks the whole DOM.
+        self._thinking_view, self._status_line = ThinkingView(id="thinking"), StatusLine(id="status")
         # #main is where side panels (a sessions sidebar, an inspector) mount beside #panes.
         with Horizontal(id="main"):
             with Horizontal(id="panes"):
-                yield ThinkingView(id="thinking")
+                yield self._thinking_view
                 yield Transcript(id="answer")
-        yield StatusLine(id="status")
+        yield self._status_line
         yield Input(placeholder="Ask something (Enter to send, ctrl+p for commands)", id="prompt")
         yield Footer()
 
@@ -192,11 +194,11 @@ class WorkbenchApp(App):
 
     @property
     def status(self) -> StatusLine:
-        return self.query_one(StatusLine)
+        return self._status_line
 
     @property
     def thinking(self) -> ThinkingView:
-        return self.query_one(ThinkingView)
+        return self._thinking_view
 
     # ---- loading -----------------------------------------------------------------------------
     def load_model(self, model: str | None, adapter: str | None = None) -> None:
@@ -316,7 +318,7 @@ class WorkbenchApp(App):
                 return
 
     def on_chunk(self, chunk: Chunk) -> None:
-        if chunk.turn != self.turn or self.turn_view is None or not self.query(ThinkingView):
+        if chunk.turn != self.turn or self.turn_view is None or not self._thinking_view.is_attached:
             return  # an old turn, or the app is shutting down
         self.thinking.append(chunk.thinking)
         if chunk.answer:
@@ -327,7 +329,7 @@ class WorkbenchApp(App):
         self.rendered_tokens += chunk.thinking_tokens + chunk.answer_tokens
 
     def on_finished(self, message: Finished) -> None:
-        if message.turn != self.turn or self.turn_view is None or not self.query(ThinkingView):
+        if message.turn != self.turn or self.turn_view is None or not self._thinking_view.is_attached:
             return
         view, self.job = self.turn_view, None
         thinking = self.thinking.raw

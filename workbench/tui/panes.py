@@ -330,6 +330,7 @@ class StatusLine(Widget):
     line changes with every chunk of a stream; its height never changes.
     """
 
+    EVERY = 0.5  # seconds between updates while a phase streams (a new phase shows at once)
     clock = staticmethod(time.monotonic)  # tests replace these two for reproducible snapshots
     memory_gb = staticmethod(current_memory_gb)
 
@@ -342,6 +343,7 @@ class StatusLine(Widget):
         self.spinner = 0
         self.start = self.first = self.think_end = None
         self.thinking_tokens = self.answer_tokens = 0
+        self._phase_shown, self._shown_at = None, 0.0  # what progress() last drew, and when
 
     def render(self) -> Text:
         return self.text
@@ -371,6 +373,7 @@ class StatusLine(Widget):
 
     def started(self) -> None:
         self.start, self.first, self.think_end = self.clock(), None, None
+        self._phase_shown, self._shown_at = None, 0.0
         self.thinking_tokens = self.answer_tokens = 0
         self.show("waiting for the first token")
 
@@ -382,6 +385,10 @@ class StatusLine(Widget):
             self.think_end = now
         self.thinking_tokens += thinking_tokens
         self.answer_tokens += answer_tokens
+        phase = "thinking" if self.think_end is None else "answering"
+        if phase == self._phase_shown and now - self._shown_at < self.EVERY:
+            return  # its redraw widens the screen update past the pane that changed
+        self._phase_shown, self._shown_at = phase, now
         ttft = f"first token {self.first - self.start:.2f} s"
         memory = f"mem {self.memory_gb():.2f} GB"
         if self.think_end is None:
