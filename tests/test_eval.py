@@ -341,3 +341,26 @@ def test_loading_a_changed_model_marks_its_cards_stale(model, tmp_path):
     load_model(model)
     card = json.loads(path.read_text())
     assert card["stale"] is True and "config.json" in card["stale_reason"]
+
+
+def _card(correct: list[list[bool]]) -> dict:
+    return {"items": [{"id": f"p{i}", "samples": [{"correct": c} for c in row]} for i, row in enumerate(correct)]}
+
+
+@pytest.mark.parametrize("before, after, better, worse, p", [
+    ([[True]] * 10, [[True]] * 10, 0, 0, 1.0),  # nothing changed: no evidence
+    ([[False]] * 10, [[True]] * 10, 10, 0, 2 / 2 ** 10),  # all ten better: p = 2 * 0.5^10
+    ([[False]] * 6 + [[True]] * 4, [[True]] * 6 + [[False]] * 4, 6, 4, 0.75390625),  # 2 * P(X <= 4), n = 10
+    ([[False, False], [True, False]], [[True, False], [True, False]], 1, 0, 1.0),  # sampled: mean per problem
+])
+def test_paired_difference_counts_problems_each_card_got_more_of_right(before, after, better, worse, p):
+    diff = cards.paired_difference(_card(before), _card(after))
+    assert (diff["better"], diff["worse"]) == (better, worse)
+    assert diff["p_value"] == pytest.approx(p)
+    assert diff["problems"] == len(before)
+
+
+def test_paired_difference_matches_problems_by_id_not_position():
+    before = _card([[True], [False]])
+    after = {"items": list(reversed(_card([[True], [False]])["items"]))}
+    assert cards.paired_difference(before, after)["better"] == 0

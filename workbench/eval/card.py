@@ -119,6 +119,23 @@ def summarize(items: list[dict]) -> dict:
     }
 
 
+def paired_difference(before: dict, after: dict) -> dict:
+    """Two cards on the same problems (matched by item id): how many problems each one got more of
+    right, and the exact two-sided sign-test p-value of that split (McNemar's exact test when each
+    card has one sample per problem). Ties carry no evidence either way and are left out."""
+    score = lambda card: {it["id"]: sum(s["correct"] for s in it["samples"]) / len(it["samples"])  # noqa: E731
+                          for it in card["items"] if it.get("samples")}
+    a, b = score(before), score(after)
+    common = sorted(a.keys() & b.keys())
+    better = sum(b[i] > a[i] for i in common)
+    worse = sum(b[i] < a[i] for i in common)
+    n, k = better + worse, min(better, worse)
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+    return {"problems": len(common), "better": better, "worse": worse, "p_value": p,
+            "before": sum(a[i] for i in common) / max(1, len(common)),
+            "after": sum(b[i] for i in common) / max(1, len(common))}
+
+
 def claim_check(claimed: tuple[float, str] | None, summary: dict, suite: str) -> dict | None:
     if claimed is None:
         return None
