@@ -364,3 +364,25 @@ def test_paired_difference_matches_problems_by_id_not_position():
     before = _card([[True], [False]])
     after = {"items": list(reversed(_card([[True], [False]])["items"]))}
     assert cards.paired_difference(before, after)["better"] == 0
+
+
+def test_evals_diff_compares_two_cards_problem_by_problem(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_NO_OPENBLAS", "1")
+    from workbench.cli import main
+
+    before, after = tmp_path / "sft.json", tmp_path / "grpo.json"
+    before.write_text(json.dumps({**_card([[False]] * 6 + [[True]] * 4), "suite": {"name": "arithmetic"}}))
+    after.write_text(json.dumps({**_card([[True]] * 10), "suite": {"name": "arithmetic"}}))
+    assert main(["evals", "--diff", str(before), str(after)]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "arithmetic, 10 problems in both: 40.0% -> 100.0%; better on 6, worse on 0 (sign test p = 0.0312)")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**_card([[True]]), "suite": {"name": "gsm8k"}}))
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"items": [')
+    for args, error in [((before, other), "different suites (arithmetic and gsm8k)"),
+                        ((before, broken), "is not a report card (not JSON)"),
+                        ((before, tmp_path / "missing.json"), "cannot read report card")]:
+        assert main(["evals", "--diff", *map(str, args)]) == 2
+        err = capsys.readouterr().err
+        assert error in err and len(err.strip().splitlines()) == 1

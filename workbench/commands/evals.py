@@ -1,4 +1,8 @@
-"""`workbench evals [MODEL]`: list report cards; cards whose model files changed are marked stale."""
+"""`workbench evals [MODEL]`: list report cards; cards whose model files changed are marked stale.
+
+`workbench evals --diff BEFORE.json AFTER.json`: two cards on the same suite, problem by problem
+(did GRPO beat SFT, or was it noise?).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,49 @@ import json
 def add_arguments(parser) -> None:
     parser.add_argument("model", nargs="?", default=None, help="a model name or folder (default: every local model)")
     parser.add_argument("--json", action="store_true", help="one JSON array of card summaries")
+    parser.add_argument("--diff", nargs=2, metavar=("BEFORE", "AFTER"),
+                        help="two report cards (.json) of the same suite: on how many problems each did "
+                        "better, and the sign test's p-value")
+
+
+def read_card(path: str) -> dict:
+    from workbench.errors import UserError
+
+    try:
+        card = json.loads(open(path, encoding="utf-8").read())
+    except OSError as e:
+        raise UserError(f"cannot read report card {path}: {e.strerror}") from None
+    except ValueError:
+        raise UserError(f"{path} is not a report card (not JSON)") from None
+    if not isinstance(card, dict) or not isinstance(card.get("items"), list):
+        raise UserError(f"{path} is not a report card (no items)")
+    return card
+
+
+def diff(before_path: str, after_path: str, as_json: bool) -> int:
+    from workbench.errors import UserError
+    from workbench.eval.card import paired_difference
+
+    before, after = read_card(before_path), read_card(after_path)
+    names = [(c.get("suite") or {}).get("name") for c in (before, after)]
+    if names[0] != names[1]:
+        raise UserError(f"the cards are of different suites ({names[0]} and {names[1]})")
+    d = paired_difference(before, after)
+    if not d["problems"]:
+        raise UserError("the cards have no problems in common")
+    if as_json:
+        print(json.dumps(d))
+        return 0
+    print(f"{names[0]}, {d['problems']} problems in both: {d['before']:.1%} -> {d['after']:.1%}; "
+          f"better on {d['better']}, worse on {d['worse']} (sign test p = {d['p_value']:.3g})")
+    return 0
 
 
 def main(args) -> int:
     from pathlib import Path
+
+    if args.diff:
+        return diff(*args.diff, args.json)
 
     from workbench.eval import card as cards
     from workbench.models.local import list_local, resolve_model
