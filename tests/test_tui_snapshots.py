@@ -65,7 +65,7 @@ def test_main_screen_mid_stream(snap_compare):
     app = WorkbenchApp(engine(hold))
 
     async def run_before(pilot):
-        await ask_and_wait(pilot, lambda app: "ones" in app.query("Markdown").last().source)
+        await ask_and_wait(pilot, lambda app: any("ones" in m.source for m in app.query("Markdown")))
 
     try:
         assert snap_compare(app, terminal_size=(110, 28), run_before=run_before)
