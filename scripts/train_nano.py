@@ -271,7 +271,10 @@ def versus_before(folder: Path, card: dict) -> dict | None:
 
     same = lambda c: all(c.get(k) == card.get(k) for k in ("suite_sha256", "sampling", "samples"))  # noqa: E731
     for path in sorted((folder / "evals").glob("*.json"), reverse=True):
-        before = json.loads(path.read_text())
+        try:
+            before = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # not a card we can read: the manifest is still written, without it
         if before.get("model_sha256") != card["model_sha256"] and same(before):
             return {"model_sha256": before["model_sha256"],
                     **{k: v for k, v in paired_difference(before, card).items() if k != "problems"}}

@@ -380,8 +380,11 @@ def test_evals_diff_compares_two_cards_problem_by_problem(tmp_path, capsys, monk
     other.write_text(json.dumps({**_card([[True]]), "suite": {"name": "gsm8k"}}))
     broken = tmp_path / "broken.json"
     broken.write_text('{"items": [')
+    no_ids = tmp_path / "no_ids.json"
+    no_ids.write_text(json.dumps({"items": [{"samples": [{"correct": True}]}], "suite": {"name": "arithmetic"}}))
     for args, error in [((before, other), "different suites (arithmetic and gsm8k)"),
                         ((before, broken), "is not a report card (not JSON)"),
+                        ((no_ids, after), "item 1 has no id or verdicts"),
                         ((before, tmp_path / "missing.json"), "cannot read report card")]:
         assert main(["evals", "--diff", *map(str, args)]) == 2
         err = capsys.readouterr().err

@@ -28,6 +28,11 @@ def read_card(path: str) -> dict:
         raise UserError(f"{path} is not a report card (not JSON)") from None
     if not isinstance(card, dict) or not isinstance(card.get("items"), list):
         raise UserError(f"{path} is not a report card (no items)")
+    for i, item in enumerate(card["items"]):
+        samples = item.get("samples") if isinstance(item, dict) else None
+        if not (isinstance(item, dict) and "id" in item and isinstance(samples, list)
+                and all(isinstance(s, dict) and isinstance(s.get("correct"), bool) for s in samples)):
+            raise UserError(f"{path} is not a report card (item {i + 1} has no id or verdicts)")
     return card
 
 

@@ -32,6 +32,7 @@ class InspectorPanel(Vertical):
         self.inspection: dict | None = None
         self.thinking = ""
         self.live = None  # a Recorder while its response streams
+        self._live_summary: str | None = None  # what the summary shows while it streams
         self.ui = None
         self.marker_index = -1
 
@@ -67,10 +68,9 @@ class InspectorPanel(Vertical):
         if ins.loop:
             lines.append("REPETITION LOOP")
         text = "\n".join(lines)
-        summary = self.query_one("#inspector-summary", Static)
-        if text != getattr(summary, "shown", None):  # each update is a layout pass of the whole screen
-            summary.shown = text
-            summary.update(Text(text))
+        if text != self._live_summary:  # each update is a layout pass of the whole screen
+            self._live_summary = text
+            self.query_one("#inspector-summary", Static).update(Text(text))
 
     def set_class_open(self, open_: bool) -> None:
         self.set_class(open_, "open")
@@ -86,9 +86,8 @@ class InspectorPanel(Vertical):
 
             inspection = inspect_text("", thinking, answer)
         self.live, self.inspection, self.thinking, self.marker_index = None, inspection, thinking, -1
-        summary = self.query_one("#inspector-summary", Static)
-        summary.shown = None
-        summary.update(Text(summary_lines(inspection)))
+        self._live_summary = None
+        self.query_one("#inspector-summary", Static).update(Text(summary_lines(inspection)))
         steps = self.query_one("#inspector-steps", OptionList)
         steps.clear_options()
         for i, step in enumerate((inspection or {}).get("steps", [])):
