@@ -390,6 +390,35 @@ async def test_streaming_thinking_does_not_lay_out_the_screen_per_chunk(monkeypa
         gate.set()
 
 
+async def test_the_engine_starts_once_the_turn_is_drawn_and_the_cursor_holds_still_meanwhile():
+    """Laying out a new turn costs CPU that generation would otherwise have (an MLX step on the CPU
+    uses every core): the engine starts after it, and a blinking cursor (a screen update twice a
+    second) holds still while the engine works. Esc before the start is not lost."""
+    from textual.widgets import Input
+
+    from workbench.tui.panes import TurnView
+
+    seen = []
+
+    class Watching(ScriptedEngine):
+        def generate(self, request):
+            view = app.query(TurnView).last()
+            seen.append((view.region.height, app.query_one("#prompt", Input).cursor_blink))
+            return super().generate(request)
+
+    held = Script([Think("t", 1)], hold=threading.Event())  # ends only when cancelled
+    app = WorkbenchApp(Watching([script_from_text(THINKING, ANSWER, chunk=4), held], rate=500))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await submit(pilot, app)
+        await wait_for(pilot, lambda: done(app))
+        assert seen == [(seen[0][0], False)] and seen[0][0] > 0  # on screen, cursor still, when it began
+        assert app.query_one("#prompt", Input).cursor_blink  # blinking again after the turn
+        await app.ask("Again?")
+        app.action_stop()  # Esc before the engine has started (no refresh can come in between)
+        await wait_for(pilot, lambda: done(app, 2))
+        assert len(seen) == 2 and app.last.stats.finish_reason == "cancelled"
+
+
 async def test_a_long_answer_streams_into_segments_that_freeze():
     paragraphs = [f"Paragraph {i}: " + "word " * 60 + f"$x^{i % 10}$ end {i}." for i in range(3 * SEGMENT_CHARS // 300)]
     answer = "\n\n".join(paragraphs)

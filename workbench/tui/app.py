@@ -88,6 +88,15 @@ class Response:
     request: ChatRequest
 
 
+class Starting:
+    """The job slot from Enter until the engine starts (one screen refresh later)."""
+
+    cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
 class WorkbenchApp(App):
     CSS_PATH = HERE / "app.tcss"
     TITLE = "Reasoning Workbench"
@@ -283,8 +292,22 @@ class WorkbenchApp(App):
         self.thinking.clear()
         self.answer_raw = ""  # the live turn's answer as the model wrote it
         self.status.started()
-        self.job = self.engine.generate(request)
-        self._read_generation(self.job, self.turn)
+        self.query_one("#prompt", Input).cursor_blink = False  # each blink is a screen update
+        # The engine starts once the new turn is laid out and drawn, so that work does not compete
+        # with generation for the CPU; Esc in between is kept (see Starting).
+        self.job = Starting()
+        self.call_after_refresh(self._start_generation, request, self.turn, 2)
+
+    def _start_generation(self, request: ChatRequest, turn: int, refreshes: int = 1) -> None:
+        if turn != self.turn or not isinstance(self.job, Starting):
+            return  # a new chat (or the app closing) came first
+        if refreshes > 1:  # new widgets take two layout passes: the second sets their sizes
+            self.call_after_refresh(self._start_generation, request, turn, refreshes - 1)
+            return
+        starting, self.job = self.job, self.engine.generate(request)
+        if starting.cancelled:
+            self.job.cancel()  # the engine ends it as any stopped job: the turn finishes as usual
+        self._read_generation(self.job, turn)
 
     @work(thread=True, group="generate", exit_on_error=False)
     def _read_generation(self, job, turn: int) -> None:
@@ -332,6 +355,7 @@ class WorkbenchApp(App):
         if message.turn != self.turn or self.turn_view is None or not self._thinking_view.is_attached:
             return
         view, self.job = self.turn_view, None
+        self.query_one("#prompt", Input).cursor_blink = True
         thinking = self.thinking.raw
         view.call_next(view.finish, thinking, message.stats, message.error)  # after its queued writes
         if message.error:
@@ -372,6 +396,7 @@ class WorkbenchApp(App):
         self.turn_view = None
         self.answer_raw = ""
         self.history.clear()
+        self.query_one("#prompt", Input).cursor_blink = True
         await self.query_one(Transcript).remove_children()
         self.thinking.clear()
         if self.ready:

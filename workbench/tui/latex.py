@@ -63,6 +63,9 @@ ROOTS = {"2": "√", "3": "∛", "4": "∜"}
 BOX = ("⟦", "⟧")
 
 
+_PLAIN = re.compile(r"[^`$\\\n]+")  # a run of text no construct starts in
+
+
 class Incomplete(Exception):
     """The text ends inside a construct that may still be completed."""
 
@@ -152,9 +155,10 @@ def convert(text: str, final: bool = True, markdown: bool = False, in_fence: boo
                 else:
                     out.append(text[i:j])
                     i = j
-            else:
-                out.append(c)
-                i += 1
+            else:  # plain text: the whole run up to the next character that may start something
+                run = _PLAIN.match(text, i)
+                out.append(run.group() if run else c)
+                i = run.end() if run else i + 1
         except Incomplete:
             if final:
                 out.append(text[i])

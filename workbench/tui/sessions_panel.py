@@ -133,8 +133,15 @@ class SessionsUI:
         main = app.query_one("#main")
         main.mount(ui.sidebar, before=app.query_one("#panes"))
         main.mount(ui.inspector)
-        # Load tiktoken's table (~1 s of Python) in the background, after start-up has settled.
-        app.set_timer(3.0, lambda: threading.Thread(target=o200k, daemon=True).start())
+        # Load tiktoken's table (~1 s of Python) in the background, after start-up has settled and
+        # not while a response streams (it would take CPU from generation).
+        def load_o200k() -> None:
+            if app.job is not None:
+                app.set_timer(3.0, load_o200k)
+            else:
+                threading.Thread(target=o200k, daemon=True).start()
+
+        app.set_timer(3.0, load_o200k)
         return ui
 
     # ---- hooks the app calls ---------------------------------------------------------------------
