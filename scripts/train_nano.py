@@ -200,7 +200,8 @@ def launch_sft(folder: Path, args, resume: bool) -> dict:
 
 
 def train_grpo_stage(out: Path, steps: int, seed: int, n_eval: int, log, lr: float = 1e-4,
-                     prompts_per_step: int = 4) -> dict:
+                     prompts_per_step: int = 4, beta: float = 0.02, iterations: int = 1,
+                     temperature: float = 1.0) -> dict:
     """LoRA-GRPO with the math and format verifiers on the SFT model, then fuse into `out`."""
     from workbench.engine.loader import load_model
     from workbench.train.checkpoint import fuse_adapters
@@ -223,8 +224,9 @@ def train_grpo_stage(out: Path, steps: int, seed: int, n_eval: int, log, lr: flo
     suite = run.parent / (out.name + ".grpo-prompts.jsonl")
     suite.write_text("".join(json.dumps(r) + "\n" for r in rows))
     config = GRPOConfig(model=str(out), suite=str(suite), verifiers={"math": 1.0, "format": 0.2}, steps=steps,
-                        group_size=8, prompts_per_step=prompts_per_step, max_tokens=300, temperature=1.0, top_p=1.0,
-                        loss_type="grpo", beta=0.02, learning_rate=lr, lr_schedule="constant",
+                        group_size=8, prompts_per_step=prompts_per_step, iterations_per_batch=iterations,
+                        max_tokens=300, temperature=temperature, top_p=1.0,
+                        loss_type="grpo", beta=beta, learning_rate=lr, lr_schedule="constant",
                         lora=LoraConfig(rank=8, alpha=16.0), seed=seed, out=str(run), checkpoint_every=10)
     start = time.time()
     rows = []
@@ -342,6 +344,9 @@ def main() -> int:
     parser.add_argument("--grpo-steps", type=int, default=40)
     parser.add_argument("--grpo-lr", type=float, default=1e-4)
     parser.add_argument("--grpo-prompts", type=int, default=4, help="prompts per GRPO step (G = 8 each)")
+    parser.add_argument("--grpo-beta", type=float, default=0.02, help="KL coefficient")
+    parser.add_argument("--grpo-iterations", type=int, default=1, help="updates per generated batch (mu)")
+    parser.add_argument("--grpo-temperature", type=float, default=1.0, help="sampling temperature of the rollouts")
     parser.add_argument("--eval", type=int, default=150, help="held-out problems to measure accuracy on")
     args = parser.parse_args()
     env = preload_env(os.environ)  # OpenBLAS: ~30x faster matmul than MLX's CPU fallback
@@ -388,7 +393,8 @@ def main() -> int:
         work.rename(out)
     if args.stage in ("grpo", "all"):
         manifest = read_manifest(out) if args.stage == "grpo" else manifest
-        stage = train_grpo_stage(out, args.grpo_steps, args.seed, args.eval, log, args.grpo_lr, args.grpo_prompts)
+        stage = train_grpo_stage(out, args.grpo_steps, args.seed, args.eval, log, args.grpo_lr, args.grpo_prompts,
+                                 args.grpo_beta, args.grpo_iterations, args.grpo_temperature)
         stage["report_card"] = report_cards(out, args.eval)
         stage["command"] = "python scripts/train_nano.py " + " ".join(sys.argv[1:])
         manifest.setdefault("grpo", []).append(stage)  # GRPO stages in order, each on the one before

@@ -172,7 +172,8 @@ def exit_status(code: int) -> str:
 
 
 # ---- the child process ---------------------------------------------------------------------------
-BATCH_WINDOW = 0.01  # seconds the sender collects events before one send (the app draws at most every 1/60 s)
+BATCH_WINDOW = 0.05  # seconds the sender collects events before one send: each send wakes threads in
+# both processes, and the app merges 1/10 s of events into one screen update anyway
 
 
 class ForwardedJob(Job):
