@@ -419,6 +419,36 @@ async def test_the_engine_starts_once_the_turn_is_drawn_and_the_cursor_holds_sti
         assert len(seen) == 2 and app.last.stats.finish_reason == "cancelled"
 
 
+async def test_the_status_line_redraws_apart_from_the_streaming_pane(monkeypatch):
+    """Textual composes the bounding box of one update's dirty regions: the status line (bottom)
+    and a thinking row (top) in the same update would redraw every widget between them."""
+    from textual import _compositor
+    from textual.geometry import Region
+
+    crops = []
+    original = _compositor.Compositor.render_partial_update
+
+    def recording(self):
+        if self._dirty_regions:
+            crops.append(Region.from_union(list(self._dirty_regions)))
+        return original(self)
+
+    monkeypatch.setattr(_compositor.Compositor, "render_partial_update", recording)
+    gate = threading.Event()
+    app = WorkbenchApp(ScriptedEngine([Script([Think("V", 1) for _ in range(200)], hold=gate)], rate=100))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await submit(pilot, app)
+        view = app.query_one(ThinkingView)
+        await wait_for(pilot, lambda: len(view.raw) >= 20)
+        crops.clear()
+        await wait_for(pilot, lambda: len(view.raw) == 200)  # 1.8 s more: the status redraws ~3 times
+        await pilot.pause(0.3)
+        status, pane = app.query_one("#status").region, view.region
+        assert any(c.overlaps(status) for c in crops) and any(c.overlaps(pane) for c in crops)
+        assert not [c for c in crops if c.overlaps(status) and c.overlaps(pane)]
+        gate.set()
+
+
 async def test_a_long_answer_streams_into_segments_that_freeze():
     paragraphs = [f"Paragraph {i}: " + "word " * 60 + f"$x^{i % 10}$ end {i}." for i in range(3 * SEGMENT_CHARS // 300)]
     answer = "\n\n".join(paragraphs)

@@ -162,6 +162,7 @@ class WorkbenchApp(App):
         self._layout = 0
         self.rendered_tokens = 0  # tokens handed to the panes so far (scripts/bench_tui.py reads it)
         self.answer_raw = ""
+        self._blink: bool | None = None  # the prompt cursor's blinking, while held still
         self.loaded_from: tuple = (model, adapter)  # what load_model was last asked for
         self.comparing = False
         self.compare_job = None  # the compare variant's job running, if any
@@ -292,11 +293,20 @@ class WorkbenchApp(App):
         self.thinking.clear()
         self.answer_raw = ""  # the live turn's answer as the model wrote it
         self.status.started()
-        self.query_one("#prompt", Input).cursor_blink = False  # each blink is a screen update
+        self._hold_cursor(True)
         # The engine starts once the new turn is laid out and drawn, so that work does not compete
         # with generation for the CPU; Esc in between is kept (see Starting).
         self.job = Starting()
         self.call_after_refresh(self._start_generation, request, self.turn, 2)
+
+    def _hold_cursor(self, hold: bool) -> None:
+        """The prompt's cursor holds still while a response streams (each blink is a screen update),
+        then blinks again if it did before."""
+        box = self.query_one("#prompt", Input)
+        if hold and self._blink is None:
+            self._blink, box.cursor_blink = box.cursor_blink, False
+        elif not hold and self._blink is not None:
+            box.cursor_blink, self._blink = self._blink, None
 
     def _start_generation(self, request: ChatRequest, turn: int, refreshes: int = 1) -> None:
         if turn != self.turn or not isinstance(self.job, Starting):
@@ -355,7 +365,7 @@ class WorkbenchApp(App):
         if message.turn != self.turn or self.turn_view is None or not self._thinking_view.is_attached:
             return
         view, self.job = self.turn_view, None
-        self.query_one("#prompt", Input).cursor_blink = True
+        self._hold_cursor(False)
         thinking = self.thinking.raw
         view.call_next(view.finish, thinking, message.stats, message.error)  # after its queued writes
         if message.error:
@@ -396,7 +406,7 @@ class WorkbenchApp(App):
         self.turn_view = None
         self.answer_raw = ""
         self.history.clear()
-        self.query_one("#prompt", Input).cursor_blink = True
+        self._hold_cursor(False)
         await self.query_one(Transcript).remove_children()
         self.thinking.clear()
         if self.ready:

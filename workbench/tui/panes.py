@@ -348,13 +348,19 @@ class StatusLine(Widget):
     def render(self) -> Text:
         return self.text
 
-    def show(self, *parts: str, style: str = "") -> None:
+    def show(self, *parts: str, style: str = "", apart: bool = False) -> None:
+        """`apart`: redraw in a screen update of its own, after the one pending. Textual composes an
+        update's bounding box, so this line and a streamed pane row in one update would redraw
+        every widget between them."""
         model = f"{self.model} on {self.where}" if self.where and self.model else self.model
         self.text = Text(" · ".join(p for p in (model, *parts) if p), style=style, no_wrap=True,
                          overflow="ellipsis")
         if self.cluster:
             self.text.append("\n" + self.cluster, style="dim")
-        self.refresh()
+        if apart:
+            self.call_after_refresh(self.refresh)
+        else:
+            self.refresh()
 
     def set_cluster(self, line: str) -> None:
         """Our cluster's ranks (which layers each holds, its memory) on a second line."""
@@ -393,11 +399,11 @@ class StatusLine(Widget):
         memory = f"mem {self.memory_gb():.2f} GB"
         if self.think_end is None:
             self.show("thinking", f"{self.thinking_tokens:,} tok", _rate(self.thinking_tokens, now - self.first),
-                      ttft, memory)
+                      ttft, memory, apart=True)
         else:
             thought = f"thought for {self.think_end - self.first:.1f} s, {self.thinking_tokens:,} tokens"
             self.show("answering", thought, f"answer {self.answer_tokens:,} tok",
-                      _rate(self.answer_tokens, now - self.think_end), ttft, memory)
+                      _rate(self.answer_tokens, now - self.think_end), ttft, memory, apart=True)
 
     def finished(self, stats: Stats) -> None:
         """Compact, most telling first (the turn itself carries the full `Stats.summary()`)."""
