@@ -234,6 +234,20 @@ async def test_generation_failure_is_reported_and_the_app_goes_on():
 HOSTILE = "[bold red]x[/] [@click=app.quit]click[/] \x1b[31mred\x1b[0m \x1b]52;c;aGk=\x07 \x9b2J end"
 
 
+async def test_an_engine_that_cannot_start_a_job_is_an_error_not_a_hang():
+    class Refusing(ScriptedEngine):
+        def generate(self, request):
+            raise OSError("session store: disk I/O error")
+
+    app = WorkbenchApp(Refusing([script_from_text(THINKING, ANSWER)]))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await submit(pilot, app)
+        await wait_for(pilot, lambda: app.last is not None)
+        assert app.last.error == "engine: session store: disk I/O error" and app.job is None
+        assert "error: engine: session store: disk I/O error" in str(app.query_one("#status").render())
+        await wait_for(pilot, lambda: any("disk I/O error" in n.message for n in app._notifications))
+
+
 async def test_hostile_model_output_appears_literally():
     engine = ScriptedEngine([script_from_text(HOSTILE + "\n", HOSTILE, chunk=5)])
     app = WorkbenchApp(engine)

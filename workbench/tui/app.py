@@ -89,7 +89,7 @@ class Response:
 
 
 class Starting:
-    """The job slot from Enter until the engine starts (one screen refresh later)."""
+    """The job slot from Enter until the engine starts (two screen refreshes later)."""
 
     cancelled = False
 
@@ -314,7 +314,13 @@ class WorkbenchApp(App):
         if refreshes > 1:  # new widgets take two layout passes: the second sets their sizes
             self.call_after_refresh(self._start_generation, request, turn, refreshes - 1)
             return
-        starting, self.job = self.job, self.engine.generate(request)
+        starting = self.job
+        try:
+            self.job = self.engine.generate(request)
+        except Exception as e:  # noqa: BLE001 - e.g. the session store failing: the turn ends with it
+            self.job = None
+            self.post_message(Finished(turn, None, f"engine: {e}"))
+            return
         if starting.cancelled:
             self.job.cancel()  # the engine ends it as any stopped job: the turn finishes as usual
         self._read_generation(self.job, turn)
