@@ -201,7 +201,7 @@ def launch_sft(folder: Path, args, resume: bool) -> dict:
 
 def train_grpo_stage(out: Path, steps: int, seed: int, n_eval: int, log, lr: float = 1e-4,
                      prompts_per_step: int = 4, beta: float = 0.02, iterations: int = 1,
-                     temperature: float = 1.0) -> dict:
+                     temperature: float = 1.0, prompt_mix: str = "suite") -> dict:
     """LoRA-GRPO with the math and format verifiers on the SFT model, then fuse into `out`."""
     from workbench.engine.loader import load_model
     from workbench.train.checkpoint import fuse_adapters
@@ -221,6 +221,13 @@ def train_grpo_stage(out: Path, steps: int, seed: int, n_eval: int, log, lr: flo
     avoid = suite_problems() | {(p["a"], p["op"], p["b"]) for p in held_out(300)}
     rows = [{"prompt": fill(BUILT_IN["arithmetic"].prompt_template, r), "answer": r["answer"]}
             for r in generate_arithmetic(5000, name) if operands(r["question"]) not in avoid][:4000]
+    if prompt_mix == "mixed":  # every other prompt in the cold start's wordings and sizes (what people type)
+        from workbench.train.arithmetic import problem
+
+        rng = random.Random(name)
+        typed = (problem(rng) for _ in iter(int, 1))
+        typed = ({"prompt": p["prompt"], "answer": p["answer"]} for p in typed if (p["a"], p["op"], p["b"]) not in avoid)
+        rows = [row for pair in zip(rows[:2000], typed) for row in pair]
     suite = run.parent / (out.name + ".grpo-prompts.jsonl")
     suite.write_text("".join(json.dumps(r) + "\n" for r in rows))
     config = GRPOConfig(model=str(out), suite=str(suite), verifiers={"math": 1.0, "format": 0.2}, steps=steps,
@@ -329,25 +336,36 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
+def prompt_mixes(text: str) -> str:
+    if not text or any(mix not in ("suite", "mixed") for mix in text.split(",")):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of suite and mixed, got {text!r}")
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "models" / "r1-nano"))
     parser.add_argument("--stage", choices=["sft", "grpo", "all", "none"], default="all")
     parser.add_argument("--sft-steps", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=48, help="SFT rows per step over all ranks")
-    parser.add_argument("--sft-stop", type=int, help="end SFT after this many steps of the --sft-steps schedule")
+    parser.add_argument("--sft-stop", type=int, default=800,
+                        help="end SFT after this many steps of the --sft-steps schedule (0: run it all)")
     parser.add_argument("--ranks", type=int, default=2, help="local SFT ranks (data parallel; one core each)")
     parser.add_argument("--sft-worker", help=argparse.SUPPRESS)  # one rank of launch_sft
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--continue-sft", action="store_true", help="more SFT steps on the model in --out")
-    parser.add_argument("--grpo-steps", type=int, default=40)
-    parser.add_argument("--grpo-lr", type=float, default=1e-4)
-    parser.add_argument("--grpo-prompts", type=int, default=4, help="prompts per GRPO step (G = 8 each)")
-    parser.add_argument("--grpo-beta", type=float, default=0.02, help="KL coefficient")
+    parser.add_argument("--grpo-steps", type=int, default=80)
+    parser.add_argument("--grpo-lr", type=float, default=5e-4)
+    parser.add_argument("--grpo-prompts", type=int, default=16, help="prompts per GRPO step (G = 8 each)")
+    parser.add_argument("--grpo-beta", type=float, default=0.04, help="KL coefficient")
     parser.add_argument("--grpo-iterations", type=int, default=1, help="updates per generated batch (mu)")
     parser.add_argument("--grpo-temperature", type=float, default=1.0, help="sampling temperature of the rollouts")
-    parser.add_argument("--eval", type=int, default=150, help="held-out problems to measure accuracy on")
+    parser.add_argument("--grpo-prompt-mix", type=prompt_mixes, default="suite,mixed",
+                        help="one GRPO stage per comma-separated entry, in order: 'suite' (prompts in the eval "
+                             "suite's wording and sizes) or 'mixed' (every other one in the cold start's "
+                             "wordings and sizes)")
+    parser.add_argument("--eval", type=int, default=300, help="held-out problems to measure accuracy on")
     args = parser.parse_args()
     env = preload_env(os.environ)  # OpenBLAS: ~30x faster matmul than MLX's CPU fallback
     if env is not None:
@@ -393,12 +411,14 @@ def main() -> int:
         work.rename(out)
     if args.stage in ("grpo", "all"):
         manifest = read_manifest(out) if args.stage == "grpo" else manifest
-        stage = train_grpo_stage(out, args.grpo_steps, args.seed, args.eval, log, args.grpo_lr, args.grpo_prompts,
-                                 args.grpo_beta, args.grpo_iterations, args.grpo_temperature)
-        stage["report_card"] = report_cards(out, args.eval)
-        stage["command"] = "python scripts/train_nano.py " + " ".join(sys.argv[1:])
-        manifest.setdefault("grpo", []).append(stage)  # GRPO stages in order, each on the one before
-        log(stage)
+        for mix in args.grpo_prompt_mix.split(","):  # GRPO stages in order, each on the one before
+            stage = train_grpo_stage(out, args.grpo_steps, args.seed, args.eval, log, args.grpo_lr, args.grpo_prompts,
+                                     args.grpo_beta, args.grpo_iterations, args.grpo_temperature, mix)
+            stage["report_card"] = report_cards(out, args.eval)
+            stage["command"] = "python scripts/train_nano.py " + " ".join(sys.argv[1:])
+            manifest.setdefault("grpo", []).append(stage)
+            write_manifest(out, manifest)  # a stage's result is kept if a later one is stopped
+            log(stage)
     write_manifest(out, manifest)
     return 0
 
