@@ -5,7 +5,9 @@
 1. Cold-start SFT (full parameters) of a 1.0M-parameter Qwen2 with the byte-level tokenizer on
    generated column-by-column arithmetic traces (`workbench/train/arithmetic.py`): 3- and 4-digit
    addition and subtraction, 2-digit by 2-digit multiplication, mixed.
-2. GRPO (`workbench train grpo`, LoRA, fused afterwards) with the math and format verifiers.
+   Stopped early (step 800 of 3,000) on purpose: GRPO needs wrong answers to learn from.
+2. GRPO (`workbench train grpo`, LoRA, fused afterwards) with the math and format verifiers, in two
+   stages: prompts in the eval suite's wording, then half in the cold start's wordings and sizes.
 
 Deterministic (seeded data, init and sampling; MLX on CPU). Run time on 2 CPU cores with OpenBLAS:
 see models/r1-nano/manifest.toml ("seconds" per stage), which also has the sha256 of every file.
