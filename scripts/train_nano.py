@@ -213,13 +213,15 @@ def train_grpo_stage(out: Path, steps: int, seed: int, n_eval: int, log, lr: flo
     run = out.parent / (out.name + ".grpo-run")
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir(parents=True)
-    # The prompts: new problems of the target suite's kinds, in its wording (the cold start's other
-    # wordings and 2-digit sums are not what the card measures; GRPO on them did not move it), none
-    # from the eval suite or the held-out set; a later GRPO stage on the same model draws other ones.
+    # The prompts: new problems of the target suite's kinds, in its wording (what the card measures),
+    # with "mixed" every other one in the cold start's wordings and sizes (what people type in the
+    # app; GRPO on those alone did not move the card); none from the eval suite or the held-out set.
+    # Each later stage on the same model draws other ones (the second stage's name predates the count).
     from workbench.eval.suites import BUILT_IN, fill, generate_arithmetic
 
-    later = any(out.glob("grpo*_metrics.jsonl"))
-    name = f"grpo-{seed}-{steps}-{lr}" if later else f"grpo-{seed}"
+    earlier = len(list(out.glob("grpo*_metrics.jsonl")))
+    name = (f"grpo-{seed}" if not earlier else f"grpo-{seed}-{steps}-{lr}" if earlier == 1
+            else f"grpo-{seed}-{steps}-{lr}-{earlier + 1}")
     avoid = suite_problems() | {(p["a"], p["op"], p["b"]) for p in held_out(300)}
     rows = [{"prompt": fill(BUILT_IN["arithmetic"].prompt_template, r), "answer": r["answer"]}
             for r in generate_arithmetic(5000, name) if operands(r["question"]) not in avoid][:4000]
@@ -351,7 +353,8 @@ def main() -> int:
     parser.add_argument("--sft-steps", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=48, help="SFT rows per step over all ranks")
     parser.add_argument("--sft-stop", type=int, default=800,
-                        help="end SFT after this many steps of the --sft-steps schedule (0: run it all)")
+                        help="end SFT after this many steps of the --sft-steps schedule (default 800, the "
+                             "shipped recipe; also bounds a --continue-sft phase; 0: run it all)")
     parser.add_argument("--ranks", type=int, default=2, help="local SFT ranks (data parallel; one core each)")
     parser.add_argument("--sft-worker", help=argparse.SUPPRESS)  # one rank of launch_sft
     parser.add_argument("--lr", type=float, default=2e-3)
