@@ -118,3 +118,21 @@ def test_engine_survives_a_failing_call(engine):
         engine.call(lambda loaded: 1 / 0).result(timeout=30)
     *_, last = list(engine.generate(ChatRequest.single("What is 12+30?", Sampling(temperature=0, max_tokens=3))))
     assert isinstance(last, Done)
+
+
+def test_get_many_gathers_a_window_of_events_and_returns_at_once_on_the_last_one():
+    """How the app reads a stream: one wake per frame, not per token; the end is never held back."""
+    from workbench.engine.worker import Job
+
+    job = Job()
+    job.put(Think("a", 1))
+    later = threading.Timer(0.05, job.put, args=(Answer("b", 1),))
+    later.start()
+    assert job.get_many(1.0) == [Think("a", 1), Answer("b", 1)]  # the later one came within the window
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(job.get_many(60.0)), daemon=True)
+    reader.start()
+    job.put(Answer("c", 1))
+    job.put(Failed("boom"))
+    reader.join(10)  # a terminal event ends the window at once, not after 60 s
+    assert got == [Answer("c", 1), Failed("boom")]

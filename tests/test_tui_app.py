@@ -342,6 +342,59 @@ async def test_thinking_pane_wraps_long_lines_and_rewraps_on_resize():
         assert " ".join(view._rows[:-1]).split() == words.split()
 
 
+@pytest.mark.parametrize("line, width", [
+    ("the quick brown fox jumps over the lazy dog " * 6, 17),
+    ("x" * 95 + " tail words here", 20),  # a word longer than a row is cut
+    ("  leading spaces and    runs   of   spaces  " * 3, 11),
+    ("中文字符混合 wide 字符 " * 8, 9),  # two cells each
+    ("a b", 1),
+])
+def test_wrapping_from_any_row_start_gives_the_rows_of_a_whole_wrap(line, width):
+    from rich.cells import cell_len
+
+    from workbench.tui.panes import wrap
+
+    rows, starts = wrap(line, width)
+    assert len(rows) == len(starts) > 1 and all(cell_len(r) <= width for r in rows)
+    assert starts[0] == 0 and rows == [line[a:b].rstrip() for a, b in zip(starts, starts[1:] + [len(line)])]
+    for k in range(len(rows)):
+        assert wrap(line, width, starts[k]) == (rows[k:], starts[k:])
+
+
+async def test_thinking_appends_rewrap_only_the_end_and_match_a_whole_rewrap(monkeypatch):
+    """Appends rewrap the grown line from the row before its first changed character (a long
+    paragraph is not rewrapped per chunk), LaTeX completing mid-line included."""
+    import random
+
+    from workbench.tui import panes
+    from workbench.tui.panes import wrap
+
+    app = WorkbenchApp(ScriptedEngine())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        view = app.query_one(ThinkingView)
+        pieces = ["word ", "longer words ", "x" * 130, " ", "\\frac{1}{2}", " \\(x^2\\) ", "\\sqrt{9}", "中文 ",
+                  "\n", "\n\n", "  ", "\\boxed{42}", "a"]
+        for seed in range(30):
+            rng = random.Random(seed)
+            text = "".join(rng.choice(pieces) for _ in range(rng.randint(5, 120)))
+            view.clear()
+            at = 0
+            while at < len(text):
+                size = rng.randint(1, 12)
+                view.append(text[at:at + size])
+                at += size
+            streamed = (list(view._rows), list(view._row_start))
+            view._rewrap_all()
+            assert streamed == (view._rows, view._row_start), seed
+            assert view.raw == text
+        view.set_text("word " * 400)  # one long paragraph, ~20 rows
+        calls = []
+        monkeypatch.setattr(panes, "wrap", lambda line, width, start=0: calls.append(start) or wrap(line, width, start))
+        view.append("more ")
+        assert len(calls) == 1 and calls[0] >= len("word " * 400) - 2 * view._width  # its last two rows only
+
+
 async def test_thinking_appends_redraw_the_rows_they_change_and_a_shorter_text_clears_the_rest():
     app = WorkbenchApp(ScriptedEngine())
     async with app.run_test(size=(120, 30)) as pilot:

@@ -52,6 +52,19 @@ class Job:
         """The next event; raises queue.Empty after `timeout` seconds."""
         return self._events.get(timeout=timeout)
 
+    def get_many(self, window: float) -> list[Event]:
+        """The next event and every one after it within `window` seconds, up to a terminal one (which
+        comes at once). The reader sleeps out the window instead of waking for each event."""
+        events = [self._events.get()]
+        if not isinstance(events[0], TERMINAL):
+            self.finished.wait(window)
+        while not isinstance(events[-1], TERMINAL):
+            try:
+                events.append(self._events.get_nowait())
+            except queue.Empty:
+                break
+        return events
+
     def __iter__(self) -> Iterator[Event]:
         while True:
             event = self._events.get()

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import os
-import queue
 import sys
 import threading
 import time
@@ -330,13 +329,7 @@ class WorkbenchApp(App):
         """Read the job's events; post them merged per frame; end with one Finished."""
         while True:
             try:
-                events = [job.get()]
-                deadline = time.monotonic() + FRAME
-                while not isinstance(events[-1], TERMINAL):
-                    try:
-                        events.append(job.get(timeout=max(0.0, deadline - time.monotonic())))
-                    except queue.Empty:
-                        break
+                events = job.get_many(FRAME)
             except Exception as e:  # noqa: BLE001 - a broken engine must not take the app down
                 self.post_message(Finished(turn, None, f"engine: {e}"))
                 return

@@ -6,6 +6,7 @@ import re
 import resource
 import sys
 import time
+from bisect import bisect_right
 
 from rich.cells import cell_len, chop_cells
 from rich.markdown import Markdown as RichMarkdown
@@ -26,12 +27,15 @@ from workbench.tui.safe import clean
 _WORDS = re.compile(r"\S+\s*|\s+")
 
 
-def wrap(line: str, width: int) -> list[str]:
-    """Word-wrap one line to `width` cells (long words are cut)."""
-    if cell_len(line) <= width or width < 1:
-        return [line]
-    rows, row, used = [], "", 0
-    for word in _WORDS.findall(line):
+def wrap(line: str, width: int, start: int = 0) -> tuple[list[str], list[int]]:
+    """Word-wrap `line[start:]` to `width` cells (long words are cut): the rows, and where each row
+    starts in `line`. Greedy, so a row's break depends only on its own words and the next one:
+    rewrapping from any row start gives the same rows as wrapping the whole line."""
+    if width < 1 or (start == 0 and cell_len(line) <= width):
+        return [line], [0]
+    rows, starts, row, used = [], [], "", 0
+    for match in _WORDS.finditer(line, start):
+        word, at = match.group(), match.start()
         size = cell_len(word.rstrip())
         if used + size > width and row:
             rows.append(row.rstrip())
@@ -39,11 +43,28 @@ def wrap(line: str, width: int) -> list[str]:
         while cell_len(word.rstrip()) > width:
             head, *_ = chop_cells(word, width)
             rows.append(head)
-            word = word[len(head):]
+            starts.append(at)
+            word, at = word[len(head):], at + len(head)
+        if not row:
+            starts.append(at)
         row += word
         used += cell_len(word)
     rows.append(row.rstrip())
-    return rows
+    return rows, starts
+
+
+def common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix (binary search over C-speed slice compares)."""
+    if b.startswith(a):
+        return len(a)
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 class FollowsEnd:
@@ -83,6 +104,7 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
         self.raw_mode = False  # show LaTeX source instead of Unicode
         self._lines: list[str] = [""]  # logical lines, raw
         self._rows: list[str] = []  # wrapped display rows
+        self._last_display, self._last_starts = "", [0]  # the last line as shown, where its rows start
         self._row_start: list[int] = [0]  # first row of each logical line
         self._width = 0
         self._drawn_rows = 0  # rows when last redrawn: a shorter text must clear the rest
@@ -106,20 +128,32 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
         self._lines[-1] += first
         self._lines.extend(more)
         changed = len(self._lines) - 1 - len(more)  # the line that grew, then the new ones
-        del self._rows[self._row_start[changed]:]
+        # Rewrap the grown line from the row before its first changed character, not from its start:
+        # a long paragraph would otherwise be rewrapped whole on every append.
+        line = self.display_line(self._lines[changed])
+        k = max(0, bisect_right(self._last_starts, common_prefix(self._last_display, line)) - 2)
+        first_row = self._row_start[changed] + k
+        rows, starts = wrap(line, self._width, self._last_starts[k]) if k else wrap(line, self._width)
+        starts = self._last_starts[:k] + starts
+        del self._rows[first_row:]
         del self._row_start[changed + 1:]
-        for i in range(changed, len(self._lines)):
-            if i > changed:
-                self._row_start.append(len(self._rows))
-            self._rows.extend(wrap(self.display_line(self._lines[i]), self._width))
-        self._resized(first_row=self._row_start[changed])
+        self._rows.extend(rows)
+        for raw in more:
+            line = self.display_line(raw)
+            rows, starts = wrap(line, self._width)
+            self._row_start.append(len(self._rows))
+            self._rows.extend(rows)
+        self._last_display, self._last_starts = line, starts
+        self._resized(first_row=first_row)
         self.follow()  # a scroll redraws the whole pane itself
 
     def _rewrap_all(self) -> None:
         self._rows, self._row_start = [], []
         for line in self._lines:
             self._row_start.append(len(self._rows))
-            self._rows.extend(wrap(self.display_line(line), self._width))
+            self._last_display = self.display_line(line)
+            rows, self._last_starts = wrap(self._last_display, self._width)
+            self._rows.extend(rows)
         self._resized()
 
     def _resized(self, first_row: int = 0) -> None:

@@ -16,27 +16,29 @@ from textual.containers import Vertical
 from textual.widgets import Checkbox, Input, OptionList
 from textual.widgets.option_list import Option
 
-from workbench.engine.events import Message, Stats
+from workbench.engine.events import TERMINAL, Answer, Message, Stats, Think
 from workbench.errors import UserError
 from workbench.tui.inspector import InspectorPanel
 from workbench.tui.safe import clean
 
 
 class RecordedJob:
-    """A generate job whose events also go to a Recorder (fed on the thread that reads the job)."""
+    """A generate job whose events also go to a Recorder (fed on the thread that reads the job, the
+    app's worker, which reads with `get_many`)."""
 
     def __init__(self, job, recorder) -> None:
         self.job, self.recorder = job, recorder
 
-    def get(self, timeout: float | None = None):
-        event = self.job.get(timeout)
-        self.recorder.feed(event)
-        return event
-
-    def __iter__(self):
-        for event in self.job:
-            self.recorder.feed(event)
-            yield event
+    def get_many(self, window: float):
+        """As `Job.get_many`; the recorder gets the window's deltas merged (one feed per kind, not per
+        token: its inspector scans each feed)."""
+        events = self.job.get_many(window)
+        for kind in (Think, Answer):
+            if deltas := [e for e in events if type(e) is kind]:
+                self.recorder.feed(kind("".join(e.text for e in deltas), sum(e.tokens for e in deltas)))
+        if isinstance(events[-1], TERMINAL):
+            self.recorder.feed(events[-1])
+        return events
 
     def __getattr__(self, name):  # cancel, stop_reason, finished, ...
         return getattr(self.job, name)
