@@ -218,6 +218,22 @@ def test_a_restarted_child_keeps_normal_priority_when_the_caller_stepped_back(en
             pass
 
 
+def test_the_child_has_its_own_process_group_in_the_callers_session():
+    """Own group: the terminal's Ctrl+C reaches the app only. Same session: on Linux (autogroup) a new
+    session is a new scheduling group with an equal share of the CPU, so the app's lowered priority
+    would not count against the engine's threads."""
+    engine = ProcessEngine()
+    try:
+        pid = engine._proc.pid
+        assert os.getpgid(pid) == pid != os.getpgid(0)
+        assert os.getsid(pid) == os.getsid(0)
+        if os.path.exists("/proc/self/autogroup"):
+            with open(f"/proc/{pid}/autogroup") as child, open("/proc/self/autogroup") as ours:
+                assert child.read().split()[0] == ours.read().split()[0]
+    finally:
+        engine.close()
+
+
 def test_an_event_that_will_not_pickle_fails_its_job_instead_of_stopping_the_sender():
     import threading
     from multiprocessing import Pipe

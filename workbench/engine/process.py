@@ -68,7 +68,10 @@ class ProcessEngine:
             [sys.executable, "-m", "workbench.engine.process", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
             env=preload_env(os.environ) or dict(os.environ),
-            start_new_session=True)  # the terminal's Ctrl+C goes to the app, which decides
+            # Its own process group, so the terminal's Ctrl+C goes to the app, which decides; but the
+            # app's session, not a new one: Linux puts each session in its own scheduling autogroup,
+            # and two autogroups share the CPU equally, whatever the app's threads' nice 19 says.
+            process_group=0)
         theirs.close()
         self._conn = Connection(ours.detach())
         self._dead: str | None = None  # why the child is gone, once it is
