@@ -227,9 +227,10 @@ def test_the_child_has_its_own_process_group_in_the_callers_session():
         pid = engine._proc.pid
         assert os.getpgid(pid) == pid != os.getpgid(0)
         assert os.getsid(pid) == os.getsid(0)
+        # With autogroup off (some CI kernels) both files read empty, which still compares equal.
         if os.path.exists("/proc/self/autogroup"):
             with open(f"/proc/{pid}/autogroup") as child, open("/proc/self/autogroup") as ours:
-                assert child.read().split()[0] == ours.read().split()[0]
+                assert child.read() == ours.read()
     finally:
         engine.close()
 
