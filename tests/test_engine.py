@@ -102,6 +102,13 @@ def test_mlx_runs_on_the_engine_thread_only(engine):
     assert len(tokens) == 3
 
 
+def test_the_model_info_says_which_device_mlx_computes_on(engine):
+    import mlx.core as mx
+
+    actual = engine.call(lambda loaded: mx.default_device().type).result(timeout=30)
+    assert engine.info.device == {mx.DeviceType.cpu: "cpu", mx.DeviceType.gpu: "gpu"}[actual]
+
+
 def test_generate_without_a_model_fails_cleanly():
     e = Engine()
     try:

@@ -122,7 +122,7 @@ def test_child_killed_mid_stream_fails_every_open_job_then_load_restarts_it(endl
         assert len(later) == 1 and "died" in later[0].message and "load a model" in later[0].message
 
         assert isinstance(read(engine.load(taught_model))[-1], Loaded)  # a new child
-        assert engine.info.name == taught_model.name
+        assert engine.info.name == taught_model.name and engine.info.device in ("cpu", "gpu")  # from the child
         answer = "".join(e.text for e in read(engine.generate(ChatRequest.single(QUESTION, GREEDY)))
                          if isinstance(e, Answer))
         assert answer == "The answer is \\boxed{42}."

@@ -10,7 +10,7 @@ from textual.widgets import Collapsible, Input, Markdown, OptionList
 
 from workbench.engine.events import Answer, Message, Think
 from tui_pilot import screen_text, submit, wait_for
-from workbench.tui.app import UI_NICE, WorkbenchApp
+from workbench.tui.app import CPU_FRAME, FRAME, UI_NICE, WorkbenchApp
 from workbench.tui.latex import to_unicode
 from workbench.tui.panes import SEGMENT_CHARS, FrozenMarkdown, ThinkingView
 from workbench.tui.scripted import Script, ScriptedEngine, script_from_text
@@ -32,6 +32,27 @@ def done(app, responses: int = 1) -> bool:
 
 def answer_markdown(app) -> str:
     return app.query(Markdown).last().source
+
+
+@pytest.mark.parametrize("device, window", [("cpu", CPU_FRAME), ("gpu", FRAME), ("", FRAME)])
+async def test_the_app_draws_less_often_when_the_engine_computes_on_this_machines_cpu(device, window):
+    """On the CPU the engine needs every core, and each frame drawn is taken from generation."""
+    windows = []
+
+    class Recording(ScriptedEngine):
+        def generate(self, request):
+            job = super().generate(request)
+            get_many = job.get_many
+            job.get_many = lambda w: windows.append(w) or get_many(w)
+            return job
+
+    app = WorkbenchApp(Recording([script_from_text(THINKING, ANSWER, chunk=4)], rate=500, device=device))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await submit(pilot, app)
+        await wait_for(pilot, lambda: done(app))
+        assert app.last.answer == ANSWER
+    assert windows and set(windows) == {window}
+    assert CPU_FRAME > FRAME
 
 
 async def test_submit_streams_into_both_panes_and_records_history():

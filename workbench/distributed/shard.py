@@ -11,7 +11,7 @@ from pathlib import Path
 
 from workbench.distributed.hostfile import free_memory_bytes, split_by_memory
 from workbench.engine.events import ModelInfo
-from workbench.engine.loader import LoadedModel, check_model_folder, check_model_type
+from workbench.engine.loader import LoadedModel, check_model_folder, check_model_type, compute_device
 from workbench.errors import ModelLoadError
 from workbench.models.local import quantization_label
 
@@ -107,7 +107,7 @@ def load_sharded(folder: Path, group, mode: str, split: list[int] | None = None,
     info = ModelInfo(
         name=folder.name, path=str(folder), model_type=config.get("model_type", ""),
         quantization=quantization_label(config), parameters=int(get_total_parameters(model)),
-        location=f"{size} ranks, {mode} parallel", profile=profile.to_dict(),
+        location=f"{size} ranks, {mode} parallel", profile=profile.to_dict(), device=compute_device(),
     )
     shard = Shard(rank=rank, host=host, mode=mode, first_layer=first, end_layer=end, total_layers=n_layers,
                   ways=size if mode == "tensor" else 1,

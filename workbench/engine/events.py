@@ -119,6 +119,7 @@ class ModelInfo:
     adapter: str | None = None
     location: str = "local"  # "local", or the endpoint URL of a remote engine
     profile: dict = field(default_factory=dict)
+    device: str = ""  # where MLX computes: "gpu" or "cpu" (this machine's cores); "" when not known
 
 
 # ---- events ---------------------------------------------------------------------------------

@@ -64,6 +64,12 @@ def check_model_type(folder: Path, config: dict) -> None:
         raise ModelLoadError(f"{folder / 'config.json'}: model_type '{config['model_type']}' is not supported by mlx-lm")
 
 
+def compute_device() -> str:
+    import mlx.core as mx
+
+    return "gpu" if mx.default_device().type == mx.DeviceType.gpu else "cpu"
+
+
 @dataclass
 class LoadedModel:
     model: Any
@@ -124,6 +130,6 @@ def load_model(folder: Path, adapter: str | Path | None = None, trust_remote_cod
     info = ModelInfo(
         name=folder.name, path=str(folder), model_type=config.get("model_type", ""),
         quantization=quantization_label(config), parameters=int(get_total_parameters(model)),
-        adapter=str(adapter) if adapter else None, profile=profile.to_dict(),
+        adapter=str(adapter) if adapter else None, profile=profile.to_dict(), device=compute_device(),
     )
     return LoadedModel(model, tokenizer, config, profile, info)

@@ -176,7 +176,7 @@ def exit_status(code: int) -> str:
 
 # ---- the child process ---------------------------------------------------------------------------
 BATCH_WINDOW = 0.05  # seconds the sender collects events before one send: each send wakes threads in
-# both processes, and the app merges 1/10 s of events into one screen update anyway
+# both processes, and the app merges a frame's events (1/10 s or more) into one screen update anyway
 
 
 class ForwardedJob(Job):

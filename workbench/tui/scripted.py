@@ -33,13 +33,14 @@ def script_from_text(thinking: str, answer: str, chunk: int = 1) -> Script:
 
 class ScriptedEngine:
     def __init__(self, scripts=(), rate: float = 0.0, load_delay: float = 0.0, load_error: str | None = None,
-                 name: str = "scripted", load_gate: threading.Event | None = None) -> None:
+                 name: str = "scripted", load_gate: threading.Event | None = None, device: str = "") -> None:
         self.scripts = list(scripts)  # one per generate(); the last one repeats
         self.rate = rate  # deltas per second; 0 = as fast as possible
         self.load_delay = load_delay
         self.load_error = load_error
         self.load_gate = load_gate  # if set, loading waits for it (tests of the loading state)
         self.name = name
+        self.device = device  # what ModelInfo.device says once loaded ("cpu": as MLX on this machine's cores)
         self.info: ModelInfo | None = None
         self.requests: list[ChatRequest] = []  # what the app sent (tests read it)
         self.loads: list[tuple] = []
@@ -58,7 +59,7 @@ class ScriptedEngine:
                 job.put(Failed(self.load_error))
                 return
             self.info = ModelInfo(name=str(model or self.name), path="/nowhere", model_type="scripted",
-                                  adapter=str(adapter) if adapter else None)
+                                  adapter=str(adapter) if adapter else None, device=self.device)
             job.put(Loaded(self.info))
 
         threading.Thread(target=run, daemon=True).start()
