@@ -34,8 +34,9 @@ from workbench.tui.safe import clean
 
 HERE = Path(__file__).parent  # .tcss files beside the code (absolute, so subclasses elsewhere work)
 FRAME = 1 / 10  # how long a worker gathers deltas into one Chunk
-# ... when the engine computes on this machine's CPU cores: there every millisecond of drawing is taken
-# from generation (~2.5 ms of drawing a frame; see docs/benchmarks.md), so the app draws half as often.
+# ... when the engine computes on this machine's CPU cores, where drawing competes with generation for
+# them: half the frames halve the app's CPU while streaming (~72 -> ~41 ms a 300-token response), though
+# the throughput ratio did not move measurably (docs/benchmarks.md, session 8).
 CPU_FRAME = 1 / 5
 NARROW = 100  # below this many columns the panes stack vertically
 UI_NICE = 19  # how far the app's own threads step back from the engine's (Linux; 19 = the lowest priority)

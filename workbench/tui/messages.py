@@ -11,7 +11,8 @@ from workbench.engine.events import ModelInfo, Stats
 
 @dataclass
 class Chunk(Message):
-    """Deltas of one response merged over a frame (1/10 s, or 1/5 s on the CPU), so fast streams cost few updates."""
+    """Deltas of one response merged over a frame (1/10 s, or 1/5 s on the CPU), so fast streams
+    cost few updates."""
 
     turn: int
     thinking: str

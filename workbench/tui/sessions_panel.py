@@ -32,7 +32,8 @@ class RecordedJob:
     def get_many(self, window: float):
         """As `Job.get_many`; the recorder gets the window's deltas merged (one feed per kind, not per
         token: its inspector scans each feed). So what the inspector notices mid-stream is noticed
-        at the end of a frame: a loop's `loop_at` offset, and a stop on a loop, up to a frame (1/10 or 1/5 s) later."""
+        at the end of a frame: a loop's `loop_at` offset, and a stop on a loop, up to a frame
+        (1/10 or 1/5 s) later."""
         events = self.job.get_many(window)
         for kind in (Think, Answer):
             if deltas := [e for e in events if type(e) is kind]:
