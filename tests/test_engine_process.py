@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from workbench.engine.events import (
-    Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, Sampling, Think, merge_deltas,
+    Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, Sampling, Stats, Think, merge_deltas,
 )
 from workbench.engine.process import ProcessEngine
 from workbench.engine.worker import Engine
@@ -235,16 +235,21 @@ def test_the_child_has_its_own_process_group_in_the_callers_session():
         engine.close()
 
 
-def test_an_event_that_will_not_pickle_fails_its_job_instead_of_stopping_the_sender():
+def start_sender():
     import threading
     from multiprocessing import Pipe
 
-    from workbench.engine.process import send_batches
+    from workbench.engine import process
 
     ours, theirs = Pipe()
-    outbox = queue.SimpleQueue()
-    sender = threading.Thread(target=send_batches, args=(theirs, outbox), daemon=True)
+    outbox = process.Outbox()
+    sender = threading.Thread(target=process.send_batches, args=(theirs, outbox), daemon=True)
     sender.start()
+    return ours, outbox, sender
+
+
+def test_an_event_that_will_not_pickle_fails_its_job_instead_of_stopping_the_sender():
+    ours, outbox, sender = start_sender()
     outbox.put((7, Think(lambda: None, 1)))  # a lambda does not pickle
     assert ours.poll(10)
     [(job_id, event)] = ours.recv()
@@ -253,4 +258,37 @@ def test_an_event_that_will_not_pickle_fails_its_job_instead_of_stopping_the_sen
     outbox.put(None)
     assert ours.poll(10) and ours.recv() == [(8, Think("fine", 1))]  # the sender lives on
     sender.join(5)
+    assert not sender.is_alive()
+
+
+def context_switches(tid: int) -> int | None:
+    """How often a thread of this process has slept or been preempted (Linux), else None."""
+    try:
+        with open(f"/proc/self/task/{tid}/status") as f:
+            return sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+    except OSError:
+        return None
+
+
+def test_the_sender_batches_events_and_a_jobs_end_sends_the_batch_at_once(monkeypatch):
+    from workbench.engine import process
+
+    monkeypatch.setattr(process, "BATCH_WINDOW", 60.0)  # only a job's end can cut the wait short
+    ours, outbox, sender = start_sender()
+    deltas = [(3, Think(f"t{i}", 1)) for i in range(100)]
+    outbox.put(deltas[0])
+    time.sleep(0.1)  # the sender has it and waits out its window
+    switches = context_switches(sender.native_id)
+    for item in deltas[1:]:  # as a model streams: each one would wake a sender blocked on the queue
+        outbox.put(item)
+        time.sleep(0.001)
+    if switches is not None:
+        assert context_switches(sender.native_id) - switches < 10  # ~100 when each event woke it
+    assert not ours.poll(0.3)  # still collecting
+    outbox.put((3, Done(Stats())))
+    assert ours.poll(10)
+    batch = ours.recv()
+    assert batch[:100] == deltas and isinstance(batch[100][1], Done) and len(batch) == 101
+    outbox.put(None)
+    sender.join(10)
     assert not sender.is_alive()

@@ -179,10 +179,24 @@ BATCH_WINDOW = 0.05  # seconds the sender collects events before one send: each 
 # both processes, and the app merges a frame's events (1/10 s or more) into one screen update anyway
 
 
+class Outbox:
+    """The child's events on their way to the parent. An event does not wake the sender (on a 2-core
+    machine each wake-up is CPU taken from generation); a job's end, or None (stop), does."""
+
+    def __init__(self) -> None:
+        self.items: queue.SimpleQueue = queue.SimpleQueue()
+        self.flush = threading.Event()
+
+    def put(self, item) -> None:  # (job_id, event), or None
+        self.items.put(item)
+        if item is None or isinstance(item[1], TERMINAL):
+            self.flush.set()
+
+
 class ForwardedJob(Job):
     """The child's side of a job: its events go to the sender thread's outbox."""
 
-    def __init__(self, outbox: queue.SimpleQueue, job_id: int) -> None:
+    def __init__(self, outbox: Outbox, job_id: int) -> None:
         super().__init__()
         self.outbox, self.id = outbox, job_id
 
@@ -192,27 +206,22 @@ class ForwardedJob(Job):
             self.finished.set()
 
 
-def send_batches(conn: Connection, outbox: queue.SimpleQueue) -> None:
-    """Send the outbox in batches: wait for one event, collect for BATCH_WINDOW (less once a job
-    ends), send them all in one message. None in the outbox: send what is left and stop."""
+def send_batches(conn: Connection, outbox: Outbox) -> None:
+    """Send the outbox in batches: wait for one event, then sleep out BATCH_WINDOW (cut short when a
+    job ends), send everything queued in one message. None in the outbox: send what is left and stop."""
     done = False
     while not done:
-        batch = [outbox.get()]
-        deadline = time.monotonic() + BATCH_WINDOW
-        while batch[-1] is not None and not isinstance(batch[-1][1], TERMINAL) \
-                and (left := deadline - time.monotonic()) > 0:
+        batch = [outbox.items.get()]
+        outbox.flush.wait(BATCH_WINDOW)
+        outbox.flush.clear()  # a flush set after this is seen next time round, at worst one early send
+        while True:
             try:
-                batch.append(outbox.get(timeout=left))
+                batch.append(outbox.items.get_nowait())
             except queue.Empty:
                 break
-        while batch[-1] is not None:  # whatever else is already there
-            try:
-                batch.append(outbox.get_nowait())
-            except queue.Empty:
-                break
-        if batch[-1] is None:
+        if None in batch:
             done = True
-            batch.pop()
+            batch = batch[:batch.index(None)]
         try:
             if batch:
                 conn.send(batch)
@@ -231,7 +240,7 @@ def serve(conn: Connection) -> None:
     from workbench.engine.worker import Engine
 
     engine = Engine()
-    outbox: queue.SimpleQueue = queue.SimpleQueue()
+    outbox = Outbox()
     sender = threading.Thread(target=send_batches, args=(conn, outbox), name="engine-sender", daemon=True)
     sender.start()
     jobs: dict[int, ForwardedJob] = {}
