@@ -176,6 +176,16 @@ def test_recorder_statuses(store, last, status):
     assert store.session("last")["turns"][1]["status"] == status
 
 
+def test_recorder_says_once_when_everything_is_in_the_store(store):
+    seen = []
+    rec = Recorder.for_prompt(store, "q", on_saved=lambda: seen.append(store.session("last")["turns"][1]["status"]))
+    rec.feed(Think("a"))
+    assert seen == []
+    rec.feed(Done(Stats(finish_reason="stop")))
+    rec.feed(Done(Stats(finish_reason="stop")))  # a second end changes nothing
+    assert seen == ["complete"] and rec.saved
+
+
 def test_recorder_left_by_an_exception_marks_interrupted_and_keeps_text(store):
     with pytest.raises(KeyboardInterrupt):
         with Recorder.for_prompt(store, "q") as rec:

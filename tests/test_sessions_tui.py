@@ -8,7 +8,7 @@ import pytest
 from textual.widgets import Input, OptionList
 
 from workbench.sessions import Store
-from tui_pilot import ask, wait_for
+from tui_pilot import ask, submit, wait_for
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.inspector import InspectorPanel, scroll_thinking_to
 from workbench.tui.panes import ThinkingView
@@ -84,6 +84,32 @@ async def test_responses_are_saved_inspected_and_reopened():
         await ask(pilot, app, "One more")  # continues the reopened session
         with Store.open() as store:
             assert len(store.session(session["id"])["turns"]) == 6
+
+
+async def test_the_inspector_ticks_only_while_open_on_a_streaming_response(monkeypatch):
+    # Each tick wakes the app; while generation runs on the same cores that is taken from it. A hidden
+    # inspector learns that the response is saved from the recorder instead of polling twice a second.
+    ticks = []
+    tick = InspectorPanel._tick
+    monkeypatch.setattr(InspectorPanel, "_tick", lambda self: (ticks.append(self.has_class("open")), tick(self))[1])
+    engine = ScriptedEngine([script_from_text(THINKING * 2, ANSWER, chunk=2)], rate=60)  # ~2.5 s each
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(140, 36)) as pilot:
+        inspector = app.query_one(InspectorPanel)
+        await ask(pilot, app, "What is 12+30?")
+        await wait_for(pilot, lambda: inspector.inspection is not None)
+        assert len(ticks) <= 2  # when the response started and when it was saved; ~6 when polling
+
+        await pilot.press("f8")  # open: the live summary follows the stream
+        await submit(pilot, app, "And 12+31?")
+        summary = app.query_one("#inspector-summary")
+        await wait_for(pilot, lambda: "streaming" in str(summary.render()))
+        await wait_for(pilot, lambda: app.last.prompt == "And 12+31?" and inspector.inspection is not None)
+        await wait_for(pilot, lambda: "matches the thinking" in str(summary.render()))
+        assert ticks.count(True) >= 3  # ticked while it streamed
+        settled = len(ticks)
+        await pilot.pause(1.2)
+        assert len(ticks) == settled  # and stopped once it was saved
 
 
 async def test_thinking_scroll_to_offset():

@@ -10,7 +10,7 @@ from textual.widgets import Collapsible, Input, Markdown, OptionList
 
 from workbench.engine.events import Answer, Message, Think
 from tui_pilot import screen_text, submit, wait_for
-from workbench.tui.app import CPU_FRAME, FRAME, UI_NICE, WorkbenchApp
+from workbench.tui.app import CPU_FRAME, FRAME, STATUS_FRAMES, UI_NICE, WorkbenchApp
 from workbench.tui.latex import to_unicode
 from workbench.tui.panes import SEGMENT_CHARS, FrozenMarkdown, ThinkingView
 from workbench.tui.scripted import Script, ScriptedEngine, script_from_text
@@ -52,6 +52,7 @@ async def test_the_app_draws_less_often_when_the_engine_computes_on_this_machine
         await wait_for(pilot, lambda: done(app))
         assert app.last.answer == ANSWER
     assert windows and set(windows) == {window}
+    assert app.status.every == STATUS_FRAMES * window  # the status line too: 1/s on the CPU, 2/s elsewhere
     assert CPU_FRAME > FRAME
 
 

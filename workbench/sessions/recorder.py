@@ -27,8 +27,9 @@ STATUS_OF_FINISH = {"stop": "complete", "length": "complete", "cancelled": "stop
 
 class Recorder:
     def __init__(self, store, session_id: int, prompt: str, info=None, sampling=None, label: str | None = None,
-                 job=None, stop_on_loop: bool = False, flush_every: float = FLUSH_EVERY) -> None:
+                 job=None, stop_on_loop: bool = False, flush_every: float = FLUSH_EVERY, on_saved=None) -> None:
         self.store, self.session_id = store, session_id
+        self.on_saved = on_saved  # called once everything is in the store, on the thread that finished it
         self.job, self.stop_on_loop = job, stop_on_loop
         self.inspector = Inspector(prompt)
         self.turn = store.start_response(session_id, label=label, **response_columns(info, sampling))
@@ -101,7 +102,9 @@ class Recorder:
             self.store.finish_response(self.turn, status, stats, self.inspector.report(stats_obj))
         except sqlite3.Error as e:
             raise UserError(f"{self.store.path}: could not save the response ({e})") from None
-        self.saved = True  # everything is in the store (readers on other threads poll this)
+        self.saved = True  # everything is in the store
+        if self.on_saved is not None:
+            self.on_saved()
 
     def __enter__(self) -> "Recorder":
         return self

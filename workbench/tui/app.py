@@ -38,6 +38,7 @@ FRAME = 1 / 10  # how long a worker gathers deltas into one Chunk
 # them: half the frames halve the app's CPU while streaming (~72 -> ~41 ms a 300-token response), though
 # the throughput ratio did not move measurably (docs/benchmarks.md, session 8).
 CPU_FRAME = 1 / 5
+STATUS_FRAMES = 5  # the status line redraws every this many frames while a phase streams (its own update)
 NARROW = 100  # below this many columns the panes stack vertically
 UI_NICE = 19  # how far the app's own threads step back from the engine's (Linux; 19 = the lowest priority)
 
@@ -296,6 +297,7 @@ class WorkbenchApp(App):
         await self.query_one(Transcript).mount(self.turn_view)
         self.thinking.clear()
         self.answer_raw = ""  # the live turn's answer as the model wrote it
+        self.status.every = STATUS_FRAMES * self.frame()
         self.status.started()
         self._hold_cursor(True)
         # The engine starts once the new turn is laid out and drawn, so that work does not compete

@@ -1,7 +1,8 @@
 """The inspector panel: chain-of-thought metrics of the current response, its steps, marker jumps.
 
 Live while streaming (marker counts, loop and language flags from the recorder's incremental
-inspector, redrawn twice a second), complete when the response ends (the stored inspection).
+inspector, redrawn twice a second while the panel is open), complete when the response ends (the
+stored inspection, shown when the recorder says it is saved).
 Picking a step, or the next/previous-marker keys, scrolls the Thinking pane there.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual import on
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -35,13 +37,19 @@ class InspectorPanel(Vertical):
         self._live_summary: str | None = None  # what the summary shows while it streams
         self.ui = None
         self.marker_index = -1
+        self._timer = None  # the live summary's, made paused on mount
 
     def compose(self):
         yield Static("No response yet.", id="inspector-summary", markup=False)
         yield OptionList(id="inspector-steps")
 
+    class Saved(Message):
+        """The live recorder has everything in the store (posted from the thread that finished it)."""
+
     def on_mount(self) -> None:
-        self.set_interval(0.5, self._tick)
+        # Runs only while the panel is open on a streaming response: each tick wakes the app, and
+        # on a 2-core machine every wake-up is taken from generation.
+        self._timer = self.set_interval(0.5, self._tick, pause=True)
 
     # ---- content ---------------------------------------------------------------------------------
     def watch(self, recorder, ui=None) -> None:
@@ -49,17 +57,22 @@ class InspectorPanel(Vertical):
         self.query_one("#inspector-steps", OptionList).clear_options()
         self._tick()
 
+    def on_inspector_panel_saved(self, message: Saved) -> None:
+        self._tick()
+
     def _tick(self) -> None:
         recorder = self.live
-        if recorder is None:
-            return
-        if recorder.saved:  # finished (on the worker thread): show the stored inspection
+        if recorder is not None and recorder.saved:  # finished: show the stored inspection
             self.live = None
             if self.ui is not None:
                 self.ui.finished(recorder)
-            return
-        if not self.has_class("open"):
-            return  # hidden: Static.update would still lay out the whole screen, twice a second
+        live = self.live is not None and self.has_class("open")
+        if self._timer is not None and live:
+            self._timer.resume()
+        elif self._timer is not None:
+            self._timer.pause()
+        if not live:
+            return  # hidden: Static.update would still lay out the whole screen
         ins = recorder.inspector
         counts: dict[str, int] = {}
         for _, _, kind in list(ins.markers.markers):

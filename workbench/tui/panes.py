@@ -364,7 +364,7 @@ class StatusLine(Widget):
     line changes with every chunk of a stream; its height never changes.
     """
 
-    EVERY = 0.5  # seconds between updates while a phase streams (a new phase shows at once)
+    EVERY = 0.5  # default seconds between updates while a phase streams (a new phase shows at once)
     clock = staticmethod(time.monotonic)  # tests replace these two for reproducible snapshots
     memory_gb = staticmethod(current_memory_gb)
 
@@ -378,6 +378,7 @@ class StatusLine(Widget):
         self.start = self.first = self.think_end = None
         self.thinking_tokens = self.answer_tokens = 0
         self._phase_shown, self._shown_at = None, 0.0  # what progress() last drew, and when
+        self.every = self.EVERY  # the app sets it from its frame (a redraw every few frames)
 
     def render(self) -> Text:
         return self.text
@@ -426,7 +427,7 @@ class StatusLine(Widget):
         self.thinking_tokens += thinking_tokens
         self.answer_tokens += answer_tokens
         phase = "thinking" if self.think_end is None else "answering"
-        if phase == self._phase_shown and now - self._shown_at < self.EVERY:
+        if phase == self._phase_shown and now - self._shown_at < self.every:
             return  # its redraw widens the screen update past the pane that changed
         self._phase_shown, self._shown_at = phase, now
         ttft = f"first token {self.first - self.start:.2f} s"

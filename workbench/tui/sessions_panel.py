@@ -160,7 +160,8 @@ class SessionsUI:
             self.session_id = self.store.new_session(title_of(prompt), "chat")
         self.store.add_turn(self.session_id, "user", prompt)
         self.recorder = Recorder(self.store, self.session_id, prompt, self.app.engine.info, request.sampling, job=job,
-                                 stop_on_loop=self.stop_on_loop)
+                                 stop_on_loop=self.stop_on_loop,
+                                 on_saved=lambda: self.inspector.post_message(InspectorPanel.Saved()))
         self.inspector.watch(self.recorder, self)
         return RecordedJob(job, self.recorder)
 
