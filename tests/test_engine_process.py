@@ -82,6 +82,17 @@ def test_same_events_as_the_in_process_engine(engine, taught_model):
         local.close()
 
 
+def test_memory_is_the_childs_where_the_model_lives(engine, taught_model):
+    read(engine.load(taught_model))
+    read(engine.generate(ChatRequest.single(QUESTION, GREEDY)))
+    if not os.path.exists(f"/proc/{engine._proc.pid}/status"):
+        pytest.skip("reads the child's peak memory from /proc")
+    with open(f"/proc/{engine._proc.pid}/status") as f:
+        peak_kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    # the child's peak as its last message gave it: at most what /proc says now, and close to it
+    assert 0.9 * peak_kib / 1024 ** 2 <= engine.memory_gb <= peak_kib / 1024 ** 2
+
+
 def test_cancel_mid_stream_and_before_start(engine, endless_model):
     assert isinstance(read(engine.load(endless_model))[-1], Loaded)
     max_tokens = 5000
@@ -256,7 +267,7 @@ def test_an_event_that_will_not_pickle_fails_its_job_instead_of_stopping_the_sen
     assert job_id == 7 and isinstance(event, Failed) and "could not send" in event.message
     outbox.put((8, Think("fine", 1)))
     outbox.put(None)
-    assert ours.poll(10) and ours.recv() == [(8, Think("fine", 1))]  # the sender lives on
+    assert ours.poll(10) and ours.recv()[:-1] == [(8, Think("fine", 1))]  # the sender lives on
     sender.join(5)
     assert not sender.is_alive()
 
@@ -288,7 +299,9 @@ def test_the_sender_batches_events_and_a_jobs_end_sends_the_batch_at_once(monkey
     outbox.put((3, Done(Stats())))
     assert ours.poll(10)
     batch = ours.recv()
-    assert batch[:100] == deltas and isinstance(batch[100][1], Done) and len(batch) == 101
+    assert batch[:100] == deltas and isinstance(batch[100][1], Done) and len(batch) == 102
+    memory = batch[101]  # each message ends with the child's peak memory: the model lives there
+    assert memory[0] is None and memory[1] > 0
     outbox.put(None)
     sender.join(10)
     assert not sender.is_alive()

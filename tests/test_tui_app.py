@@ -12,7 +12,7 @@ from workbench.engine.events import Answer, Message, Think
 from tui_pilot import screen_text, submit, wait_for
 from workbench.tui.app import CPU_FRAME, FRAME, STATUS_FRAMES, UI_NICE, WorkbenchApp
 from workbench.tui.latex import to_unicode
-from workbench.tui.panes import SEGMENT_CHARS, FrozenMarkdown, ThinkingView
+from workbench.tui.panes import SEGMENT_CHARS, FrozenMarkdown, StatusLine, ThinkingView
 from workbench.tui.scripted import Script, ScriptedEngine, script_from_text
 from workbench.tui.screens import ModelPicker, SettingsScreen
 
@@ -453,6 +453,22 @@ def test_status_line_redraws_twice_a_second_while_a_phase_streams_and_at_once_on
     now[0] += 0.1
     status.progress(0, 3)
     assert "answering" in status.text.plain and "answer 3 tok" in status.text.plain  # new phase: at once
+
+
+@pytest.mark.parametrize("memory, shown", [(1.5, "mem 1.50 GB"), (None, None)])
+async def test_the_status_line_shows_the_engines_memory_or_none(memory, shown):
+    """The engine's process holds the model (the app's child with ProcessEngine): its memory, not
+    the app's; an engine that does not say (remote) gets no figure rather than a wrong one."""
+    gate = threading.Event()
+    engine = ScriptedEngine([Script([Think(f"step {i}\n", 1) for i in range(40)], hold=gate)], rate=100)
+    engine.memory_gb = memory
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await submit(pilot, app)
+        status = app.query_one(StatusLine)
+        await wait_for(pilot, lambda: "thinking ·" in status.text.plain)
+        assert (shown in status.text.plain) if shown else ("mem " not in status.text.plain)
+        gate.set()
 
 
 async def test_streaming_thinking_does_not_lay_out_the_screen_per_chunk(monkeypatch):

@@ -1,4 +1,5 @@
-"""Apple-specific memory behaviour, behind one small seam (tested with a fake `mx` on Linux).
+"""Memory: the process's peak resident size, and Apple-specific behaviour behind one small seam
+(tested with a fake `mx` on Linux).
 
 On Metal, mlx-lm raises the wired-memory limit to the GPU's recommended working set while it
 generates, so large weights stay resident instead of being paged; we do the same around each
@@ -8,6 +9,19 @@ response (without mlx-lm's print to stdout, which would garble the TUI). Elsewhe
 from __future__ import annotations
 
 import contextlib
+import resource
+import sys
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory in GiB. On Linux from /proc (VmHWM): ru_maxrss keeps the
+    parent's figure across fork and exec, so a child started by a big app would report the app's."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024 ** 2
+    except (OSError, StopIteration, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        return peak / (1024 ** 3 if sys.platform == "darwin" else 1024 ** 2)
 
 
 @contextlib.contextmanager

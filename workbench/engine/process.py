@@ -4,7 +4,8 @@
 ordinary `Engine` in a child process (`python -m workbench.engine.process FD`, OpenBLAS preloaded on
 Linux). Both sides speak pickled tuples over a socket pair:
     parent -> child: (kind, job_id, payload), kind in "load", "generate", "cancel", "close"
-    child -> parent: a list of (job_id, event), what the engine put in the last few milliseconds
+    child -> parent: a list of (job_id, event), what the engine put in the last few milliseconds,
+                     then (None, the child's peak resident memory in GiB): the model lives there
 The engine thread only queues its events; a sender thread pickles and sends them in batches, so a
 fast stream costs one send per batch, not per token, and generation never waits on the socket.
 A reader thread in the parent hands each event to its Job. If the child dies (killed, crash, out of
@@ -27,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 
 from workbench.engine.events import TERMINAL, ChatRequest, Failed, Loaded, ModelInfo
+from workbench.engine.memory import peak_rss_gb
 from workbench.engine.worker import Job
 
 
@@ -46,6 +48,7 @@ class ChildJob(Job):
 class ProcessEngine:
     def __init__(self) -> None:
         self.info: ModelInfo | None = None
+        self.memory_gb: float | None = None  # the child's peak resident memory, as of its last message
         self._lock = threading.Lock()  # guards _jobs, _dead and sending
         self._jobs: dict[int, ChildJob] = {}
         self._next_id = 0
@@ -85,6 +88,9 @@ class ProcessEngine:
             except (EOFError, OSError):
                 break
             for job_id, event in batch:
+                if job_id is None:
+                    self.memory_gb = event
+                    continue
                 if isinstance(event, Loaded):
                     self.info = event.info  # before the job ends, as the in-process engine does
                 with self._lock:
@@ -224,7 +230,7 @@ def send_batches(conn: Connection, outbox: Outbox) -> None:
             batch = batch[:batch.index(None)]
         try:
             if batch:
-                conn.send(batch)
+                conn.send(batch + [(None, peak_rss_gb())])
         except OSError:  # the parent is gone; the main thread sees EOF and exits
             pass
         except Exception as e:  # noqa: BLE001 - an event that would not pickle: fail its jobs, not the sender

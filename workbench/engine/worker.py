@@ -97,6 +97,13 @@ class Engine:
         self._thread.start()
 
     # ---- caller side -----------------------------------------------------------------------
+    @property
+    def memory_gb(self) -> float:
+        """The peak resident memory of the process the model lives in: this one."""
+        from workbench.engine.memory import peak_rss_gb
+
+        return peak_rss_gb()
+
     def load(self, model: str | Path | None = None, adapter: str | Path | None = None,
              trust_remote_code: bool = False) -> Job:
         job = Job()

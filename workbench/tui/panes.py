@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import resource
-import sys
 import time
 from bisect import bisect_right
 
@@ -351,12 +349,6 @@ class Transcript(FollowsEnd, VerticalScroll):
     """The Answer pane: every turn of the chat, earlier thinking collapsed, the live answer last."""
 
 
-def current_memory_gb() -> float:
-    """This process's peak resident memory (the engine's arrays live here too)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 ** 3 if sys.platform == "darwin" else 1024 ** 2)
-
-
 class StatusLine(Widget):
     """Model · phase · tokens and tok/s per phase · time to first token · thinking time · memory.
 
@@ -365,8 +357,7 @@ class StatusLine(Widget):
     """
 
     EVERY = 0.5  # default seconds between updates while a phase streams (a new phase shows at once)
-    clock = staticmethod(time.monotonic)  # tests replace these two for reproducible snapshots
-    memory_gb = staticmethod(current_memory_gb)
+    clock = staticmethod(time.monotonic)  # tests replace this and memory_gb for reproducible snapshots
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -382,6 +373,11 @@ class StatusLine(Widget):
 
     def render(self) -> Text:
         return self.text
+
+    def memory_gb(self) -> float | None:
+        """The peak resident memory of the engine's process (the app's child with ProcessEngine);
+        None when the engine does not say (a remote one: its ranks' memory is on the cluster line)."""
+        return getattr(getattr(self.app, "engine", None), "memory_gb", None)
 
     def show(self, *parts: str, style: str = "", apart: bool = False) -> None:
         """`apart`: redraw in a screen update of its own, after the one pending. Textual composes an
@@ -431,7 +427,8 @@ class StatusLine(Widget):
             return  # its redraw widens the screen update past the pane that changed
         self._phase_shown, self._shown_at = phase, now
         ttft = f"first token {self.first - self.start:.2f} s"
-        memory = f"mem {self.memory_gb():.2f} GB"
+        gb = self.memory_gb()
+        memory = f"mem {gb:.2f} GB" if gb else ""
         if self.think_end is None:
             self.show("thinking", f"{self.thinking_tokens:,} tok", _rate(self.thinking_tokens, now - self.first),
                       ttft, memory, apart=True)
@@ -446,7 +443,8 @@ class StatusLine(Widget):
                   f" ({stats.thinking_tps:.1f} tok/s)",
                   f"answer {stats.answer_tokens:,} tok, {stats.answer_tps:.1f} tok/s",
                   f"first token {stats.time_to_first_token:.2f} s",
-                  f"peak {stats.peak_memory_gb or self.memory_gb():.2f} GB", stats.finish_reason)
+                  f"peak {peak:.2f} GB" if (peak := stats.peak_memory_gb or self.memory_gb()) else "",
+                  stats.finish_reason)
 
     def error(self, message: str) -> None:
         self.show("error: " + clean(message), style="bold red")
