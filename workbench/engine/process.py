@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 
@@ -78,6 +77,7 @@ class ProcessEngine:
         theirs.close()
         self._conn = Connection(ours.detach())
         self._dead: str | None = None  # why the child is gone, once it is
+        self.memory_gb = None  # a new child: nothing heard from it yet (not the dead one's figure)
         threading.Thread(target=self._read, args=(self._conn, self._proc, self._log),
                          name="engine-process-reader", daemon=True).start()
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator
 from workbench.engine.events import (
     TERMINAL, Answer, ChatRequest, Done, Event, Failed, Loaded, Loading, ModelInfo, Stats, Think,
 )
+from workbench.engine.memory import peak_rss_gb
 from workbench.errors import UserError
 
 
@@ -100,8 +101,6 @@ class Engine:
     @property
     def memory_gb(self) -> float:
         """The peak resident memory of the process the model lives in: this one."""
-        from workbench.engine.memory import peak_rss_gb
-
         return peak_rss_gb()
 
     def load(self, model: str | Path | None = None, adapter: str | Path | None = None,
