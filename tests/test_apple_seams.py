@@ -2,6 +2,7 @@
 
 import types
 
+from workbench import machine
 from workbench.commands import doctor
 from workbench.engine.memory import wired_limit
 
@@ -38,10 +39,10 @@ def test_wired_limit_is_a_no_op_without_metal():
 
 def test_doctor_reads_sysctl_on_macos(monkeypatch):
     answers = {"hw.memsize": "137438953472", "machdep.cpu.brand_string": "Apple M3 Max"}
-    monkeypatch.setattr(doctor.sys, "platform", "darwin")
-    monkeypatch.setattr(doctor, "_sysctl", answers.get)
-    assert doctor.memory_bytes() == 128 << 30
-    assert doctor.chip() == "Apple M3 Max"
+    monkeypatch.setattr(machine.sys, "platform", "darwin")
+    monkeypatch.setattr(machine, "sysctl", answers.get)
+    assert machine.memory_bytes() == 128 << 30
+    assert machine.chip() == "Apple M3 Max"
 
 
 def test_doctor_report_on_linux_names_the_blas():

@@ -6,9 +6,10 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 from importlib import metadata
+
+from workbench.machine import chip, memory_bytes
 
 
 def add_arguments(parser) -> None:
@@ -20,35 +21,6 @@ def _version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "not installed"
-
-
-def _sysctl(name: str) -> str | None:
-    try:
-        return subprocess.run(["sysctl", "-n", name], capture_output=True, text=True, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def memory_bytes() -> int | None:
-    if sys.platform == "darwin":
-        value = _sysctl("hw.memsize")
-        return int(value) if value and value.isdigit() else None
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def chip() -> str:
-    if sys.platform == "darwin":
-        return _sysctl("machdep.cpu.brand_string") or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine() or "unknown"
 
 
 def distributed_backends() -> dict:

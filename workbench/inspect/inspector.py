@@ -8,7 +8,7 @@ counts, steps and answer consistency are computed from the whole text in `report
 from __future__ import annotations
 
 from workbench.inspect import consistency as consistency_
-from workbench.inspect.language import ScriptCounter, dominant_script, mixing_report
+from workbench.verify.script_mix import ScriptCounter, dominant_script, mixing_report
 from workbench.inspect.loops import LoopDetector
 from workbench.inspect.markers import MarkerScanner, counts
 from workbench.inspect.steps import segment_steps

@@ -82,7 +82,7 @@ def recommend(memory_bytes: int, disk_bytes: int, machines: int = 1,
 
 
 def machine_memory() -> int:
-    from workbench.commands.doctor import memory_bytes
+    from workbench.machine import memory_bytes
 
     return memory_bytes() or 0
 

@@ -7,7 +7,7 @@ Example fields: `prompt` (its dominant script is the reference) or `script` (e.g
 
 from __future__ import annotations
 
-from workbench.inspect.language import ScriptCounter, dominant_script, mixing_report
+from workbench.verify.script_mix import ScriptCounter, dominant_script, mixing_report
 from workbench.verify.registry import Verdict
 
 VERSION = "1"

@@ -1,4 +1,4 @@
-"""Language mixing: the share of thinking letters written in another script than the prompt's.
+"""Language mixing (shared by the language verifier and inspection): the share of thinking letters written in another script than the prompt's.
 
 R1-Zero's known failure is drifting into another language mid-thought. Letters are classed by
 Unicode script; Greek counts as neutral (math: π, θ) unless the prompt itself is Greek.
