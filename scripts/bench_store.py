@@ -28,7 +28,7 @@ def main() -> None:
 
     from workbench.engine.events import ChatRequest, Done, Sampling
     from workbench.engine.tiny import make_tiny_model
-    from workbench.engine.worker import Engine
+    from workbench.engine.thread import ThreadEngine
     from workbench.sessions import Store
     from workbench.sessions.recorder import Recorder
 
@@ -40,7 +40,7 @@ def main() -> None:
     prompt = "Please reason step by step: what is 1234+5678?"
     sampling = Sampling(temperature=0.0, max_tokens=args.tokens)
 
-    engine = Engine()
+    engine = ThreadEngine()
     engine.load(folder).collect()
     store = Store.open(tmp / "sessions.db")
     finish_ms = []
@@ -48,7 +48,7 @@ def main() -> None:
     def stream(record: bool) -> float:
         start = time.perf_counter()
         job = engine.generate(ChatRequest.single(prompt, sampling))
-        recorder = Recorder.for_prompt(store, prompt, engine.info, sampling, job=job) if record else None
+        recorder = Recorder.for_prompt(store, prompt, engine.info, sampling) if record else None
         for event in job:
             if isinstance(event, Done):
                 elapsed = time.perf_counter() - start

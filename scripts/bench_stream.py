@@ -30,7 +30,7 @@ def main() -> None:
     from workbench.engine.events import ChatRequest, Done, Sampling
     from workbench.engine.prompt import build_prompt
     from workbench.engine.tiny import make_tiny_model
-    from workbench.engine.worker import Engine
+    from workbench.engine.thread import ThreadEngine
 
     if args.model:
         folder = Path(args.model)
@@ -56,7 +56,7 @@ def main() -> None:
             n = r.generation_tokens
         return n / (time.perf_counter() - start)
 
-    engine = Engine()
+    engine = ThreadEngine()
     engine.load(folder).collect()
 
     def ours() -> float:

@@ -7,7 +7,7 @@
    handled by an app binding). Targets: no backlog growth, p95 < 50 ms.
 2. Throughput: a tiny random model (as bench_stream.py), generation tokens/s (as the engine measures
    it: request to last token) with the app open and rendering on the engine it uses (`ProcessEngine`,
-   the MLX engine in a child process) versus the headless in-process `Engine` that `workbench run`
+   the MLX engine in a child process) versus the headless in-process `ThreadEngine` that `workbench run`
    uses, on the same model; alternating repeats, medians, ratio (target >= 0.97). Also the wall-clock
    ratio, which adds the time the app takes to draw the end of the response. `--app-engine thread`
    measures the app on the in-process Engine instead (as before ProcessEngine).
@@ -30,7 +30,7 @@ from textual.binding import Binding
 from textual.widgets import Input
 
 from workbench.tui.app import WorkbenchApp
-from workbench.tui.scripted import Script, ScriptedEngine
+from workbench.engine.scripted import Script, ScriptedEngine
 
 PARAGRAPH = ("Let me check the sum again: \\(12+30 = 42\\), and \\(\\frac{84}{2} = 42\\) as well, so the "
              "value is consistent. Next I consider whether \\(x^2 = 1764\\) gives \\(x = \\sqrt{1764} = 42\\). ")
@@ -160,11 +160,11 @@ PROMPT = "Please reason step by step: what is 1234+5678?"
 def throughput_bench(hidden: int, layers: int, tokens: int, repeats: int, app_engine: str = "process") -> dict:
     from workbench.engine.events import ChatRequest, Done, Sampling
     from workbench.engine.process import ProcessEngine
-    from workbench.engine.worker import Engine
+    from workbench.engine.thread import ThreadEngine
 
     folder = make_model(hidden, layers)
     sampling = Sampling(temperature=0.0, max_tokens=tokens)
-    engine = Engine()
+    engine = ThreadEngine()
     engine.load(folder).collect()
     tui_engine = ProcessEngine() if app_engine == "process" else engine  # the app loads the model itself
 

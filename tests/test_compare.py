@@ -8,6 +8,7 @@ from workbench.cli import build_parser
 from workbench.commands import compare
 from workbench.errors import UserError
 from workbench.sessions import Store
+from workbench.sessions.compare import variants
 
 
 def run(*argv):
@@ -68,7 +69,7 @@ def test_a_model_that_fails_to_load_is_reported_and_the_rest_still_run(tmp_path,
 def test_variants_cover_every_combination_with_labels_naming_what_differs():
     args = build_parser().parse_args(["compare", "q", "--adapter", "none", "--adapter", "ad1", "--temp", "0.2",
                                       "--temp", "0.8", "--samples", "2", "--seed", "10"])
-    got = compare.variants(args)
+    got = variants(args.model, args.adapter, args.temp, args.samples, args.seed)
     assert [v["label"] for v in got] == [
         f"adapter={a} temp={t} seed={s}" for a in ("none", "ad1") for t in (0.2, 0.8) for s in (10, 11)]
     assert {v["adapter"] for v in got} == {None, "ad1"} and {v["model"] for v in got} == {None}

@@ -5,14 +5,14 @@ import threading
 import pytest
 
 from workbench.engine.events import Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, Sampling, Think
-from workbench.engine.worker import Engine
+from workbench.engine.thread import ThreadEngine
 
 GREEDY = Sampling(temperature=0.0, max_tokens=200)
 
 
 @pytest.fixture(scope="module")
 def engine(taught_model):
-    e = Engine()
+    e = ThreadEngine()
     events = list(e.load(taught_model))
     assert isinstance(events[0], Loading) and isinstance(events[-1], Loaded)
     yield e
@@ -68,7 +68,7 @@ def test_cancel_from_the_caller_ends_an_endless_generation(tiny_model, tmp_path)
     config = json.loads((endless / "config.json").read_text())
     config["eos_token_id"] = []  # nothing ends it but the budget
     (endless / "config.json").write_text(json.dumps(config))
-    e = Engine()
+    e = ThreadEngine()
     try:
         e.load(endless).collect()
         job = e.generate(ChatRequest.single("hi", Sampling(temperature=0.0, max_tokens=100_000)))
@@ -110,7 +110,7 @@ def test_the_model_info_says_which_device_mlx_computes_on(engine):
 
 
 def test_generate_without_a_model_fails_cleanly():
-    e = Engine()
+    e = ThreadEngine()
     try:
         *_, last = list(e.generate(ChatRequest.single("hi")))
         assert isinstance(last, Failed) and last.message == "no model loaded"
@@ -129,7 +129,7 @@ def test_engine_survives_a_failing_call(engine):
 
 def test_get_many_gathers_a_window_of_events_and_returns_at_once_on_the_last_one():
     """How the app reads a stream: one wake per frame, not per token; the end is never held back."""
-    from workbench.engine.worker import Job
+    from workbench.engine.job import Job
 
     job = Job()
     job.put(Think("a", 1))

@@ -17,7 +17,7 @@ from workbench.engine.events import (
     Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, Sampling, Stats, Think, merge_deltas,
 )
 from workbench.engine.process import ProcessEngine
-from workbench.engine.worker import Engine
+from workbench.engine.thread import ThreadEngine
 
 GREEDY = Sampling(temperature=0.0, max_tokens=200)
 QUESTION = "What is 12+30?"
@@ -60,7 +60,7 @@ def endless_model(tiny_model, tmp_path_factory):
 
 
 def test_same_events_as_the_in_process_engine(engine, taught_model):
-    local = Engine()
+    local = ThreadEngine()
     try:
         local_load = read(local.load(taught_model))
         child_load = read(engine.load(taught_model))
@@ -89,8 +89,8 @@ def test_memory_is_the_childs_where_the_model_lives(engine, taught_model):
         pytest.skip("reads the child's peak memory from /proc")
     with open(f"/proc/{engine._proc.pid}/status") as f:
         peak_kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    # the child's peak as its last message gave it: at most what /proc says now, and close to it
-    assert 0.9 * peak_kib / 1024 ** 2 <= engine.memory_gb <= peak_kib / 1024 ** 2
+    # the child's peak (GB) as its last message gave it: at most what /proc says now, and close to it
+    assert 0.9 * peak_kib * 1024 / 1e9 <= engine.memory_gb() <= peak_kib * 1024 / 1e9
 
 
 def test_cancel_mid_stream_and_before_start(engine, endless_model):

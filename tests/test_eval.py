@@ -193,9 +193,9 @@ class CountingEngine:
     """The real engine, counting generate() calls."""
 
     def __init__(self) -> None:
-        from workbench.engine.worker import Engine
+        from workbench.engine.thread import ThreadEngine
 
-        self.engine, self.generated = Engine(), 0
+        self.engine, self.generated = ThreadEngine(), 0
 
     def load(self, *args):
         return self.engine.load(*args)
@@ -273,7 +273,7 @@ class ScriptedEngine:
 
     def load(self, model, adapter=None, trust_remote_code=False):
         from workbench.engine.events import Loaded
-        from workbench.engine.worker import Job
+        from workbench.engine.job import Job
 
         self.loads.append((model, adapter))
         job = Job()
@@ -283,7 +283,7 @@ class ScriptedEngine:
 
     def generate(self, request):
         from workbench.engine.events import Answer, Done, Failed, Stats, Think
-        from workbench.engine.worker import Job
+        from workbench.engine.job import Job
 
         job = Job()
         reply = self.replies.pop(0)

@@ -1,4 +1,4 @@
-"""The remote engine against our OpenAI-compatible server (backed by a local Engine) and fake servers
+"""The remote engine against our OpenAI-compatible server (backed by a ThreadEngine) and fake servers
 speaking the other reasoning dialects (mlx_lm.server's `reasoning`, Ollama's `thinking`, `<think>` in content)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from workbench.distributed.server import ChatServer, request_from_openai
 from workbench.engine.events import ChatRequest, Done, Failed, Loaded, Sampling
 from workbench.engine.remote import RemoteEngine
-from workbench.engine.worker import Engine
+from workbench.engine.thread import ThreadEngine
 
 QUESTION = "What is 12+30?"
 
@@ -22,7 +22,7 @@ QUESTION = "What is 12+30?"
 @pytest.fixture(scope="module")
 def served(taught_model):
     """Our server on a free port, answering with the taught model through a local engine."""
-    engine = Engine()
+    engine = ThreadEngine()
     _, _, loaded = engine.load(taught_model).collect()
     assert isinstance(loaded, Loaded)
     server = ChatServer(("127.0.0.1", 0), engine.generate, loaded.info.name, token="s3cret")
@@ -199,7 +199,7 @@ def test_workbench_run_with_endpoint(served, workbench_home):
 
 def test_cancel_reaches_the_server(tiny_model):
     """The client cancels: the remote engine hangs up, and the server cancels the job it was streaming."""
-    engine = Engine()
+    engine = ThreadEngine()
     engine.load(tiny_model).collect()
     jobs = []
 

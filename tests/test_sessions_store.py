@@ -11,6 +11,7 @@ import pytest
 from workbench.engine.events import Answer, Done, Failed, Sampling, Stats, Think
 from workbench.errors import UserError
 from workbench.sessions import Store
+from workbench.engine.job import Job
 from workbench.sessions.recorder import Recorder
 from workbench.sessions.store import MIGRATIONS
 
@@ -140,14 +141,6 @@ def test_streaming_response_of_a_dead_process_becomes_interrupted(tmp_path):
         assert turns[mine]["status"] == "streaming"  # this process is alive: still being written
 
 
-class FakeJob:
-    def __init__(self):
-        self.reason = None
-
-    def cancel(self, reason="cancelled"):
-        self.reason = self.reason or reason
-
-
 def test_recorder_stores_text_stats_and_inspection(store):
     with Recorder.for_prompt(store, "What is 12+30?", sampling=Sampling(temperature=0.0, seed=7)) as rec:
         for e in [Think("Hmm, 12+30. "), Think("Wait, let me check: 42."), Answer("The answer is "),
@@ -210,26 +203,27 @@ def test_recorder_writes_while_streaming(store, tmp_path):
     other.close()
 
 
-def test_stop_on_loop_cancels_the_job(store):
-    job = FakeJob()
-    with Recorder.for_prompt(store, "q", job=job, stop_on_loop=True) as rec:
-        line = "So we add the numbers again and get the same sum as before, then check it. "
+def test_a_job_asked_to_stop_on_loops_cancels_itself_and_the_loop_is_recorded(store):
+    job = Job(stop_on_loop=True)
+    line = "So we add the numbers again and get the same sum as before, then check it. "
+    with Recorder.for_prompt(store, "q") as rec:
         for _ in range(30):
-            rec.feed(Think(line))
-            if job.reason:
+            job.put(Think(line))
+            if job.stop_reason():
                 break
-        rec.feed(Done(Stats(finish_reason="loop")))
-    assert job.reason == "loop"
+        job.put(Done(Stats(finish_reason=job.stop_reason() or "stop")))
+        rec.follow(job).collect()
+    assert job.stop_reason() == "loop"
     reply = store.session("last")["turns"][1]
     assert reply["status"] == "stopped" and reply["inspection"]["loops"]["loop"] is True
 
 
-def test_no_loop_no_cancel(store):
-    job = FakeJob()
-    with Recorder.for_prompt(store, "q", job=job, stop_on_loop=True) as rec:
-        rec.feed(Think("A perfectly ordinary line of reasoning that goes somewhere new each time. " * 1))
-        rec.feed(Done(Stats(finish_reason="stop")))
-    assert job.reason is None
+def test_no_loop_no_cancel_and_no_check_unless_asked():
+    ordinary, looping = Job(stop_on_loop=True), Job()
+    ordinary.put(Think("A perfectly ordinary line of reasoning that goes somewhere new each time. "))
+    for _ in range(30):
+        looping.put(Think("So we add the numbers again and get the same sum as before, then check it. "))
+    assert ordinary.stop_reason() is None and looping.stop_reason() is None
 
 
 def test_a_failed_write_keeps_the_text_for_the_next_one(store, monkeypatch):

@@ -12,7 +12,7 @@ from tui_pilot import ask, submit, wait_for
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.inspector import InspectorPanel, scroll_thinking_to
 from workbench.tui.panes import ThinkingView
-from workbench.tui.scripted import ScriptedEngine, script_from_text
+from workbench.engine.scripted import ScriptedEngine, script_from_text
 from workbench.tui.sessions_panel import SessionsPanel
 
 pytestmark = pytest.mark.anyio

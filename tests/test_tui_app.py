@@ -13,7 +13,7 @@ from tui_pilot import screen_text, submit, wait_for
 from workbench.tui.app import CPU_FRAME, FRAME, STATUS_FRAMES, UI_NICE, WorkbenchApp
 from workbench.tui.latex import to_unicode
 from workbench.tui.panes import SEGMENT_CHARS, FrozenMarkdown, StatusLine, ThinkingView
-from workbench.tui.scripted import Script, ScriptedEngine, script_from_text
+from workbench.engine.scripted import Script, ScriptedEngine, script_from_text
 from workbench.tui.screens import ModelPicker, SettingsScreen
 
 pytestmark = pytest.mark.anyio  # async tests run by anyio's pytest plugin, on asyncio
@@ -461,7 +461,7 @@ async def test_the_status_line_shows_the_engines_memory_or_none(memory, shown):
     the app's; an engine that does not say (remote) gets no figure rather than a wrong one."""
     gate = threading.Event()
     engine = ScriptedEngine([Script([Think(f"step {i}\n", 1) for i in range(40)], hold=gate)], rate=100)
-    engine.memory_gb = memory
+    engine.memory = memory  # what its memory_gb() reports
     app = WorkbenchApp(engine)
     async with app.run_test(size=(160, 48)) as pilot:
         await submit(pilot, app)

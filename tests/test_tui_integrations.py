@@ -12,10 +12,12 @@ from textual.widgets import Input
 from workbench.distributed.server import ChatServer
 from workbench.engine.events import Message
 from workbench.engine.remote import RemoteEngine
+from workbench.models import pull
+from workbench.train import launch
 from tui_pilot import ask, screen_text, wait_for
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.panes import ThinkingView
-from workbench.tui.scripted import ScriptedEngine, script_from_text
+from workbench.engine.scripted import ScriptedEngine, script_from_text
 
 pytestmark = pytest.mark.anyio
 
@@ -147,14 +149,14 @@ class FakePull:
         return folder
 
 
-async def test_picker_offers_catalog_models_that_fit_and_pulls_with_progress(machine):
+async def test_picker_offers_catalog_models_that_fit_and_pulls_with_progress(machine, monkeypatch):
     from textual.widgets import ProgressBar
 
     from workbench.tui.screens import ModelPicker, PullScreen
 
     engine = ScriptedEngine([script_from_text(THINKING, ANSWER)])
+    monkeypatch.setattr(pull, "pull", fake := FakePull())
     app = WorkbenchApp(engine)
-    app.pull_function = fake = FakePull()
     async with app.run_test(size=(140, 36)) as pilot:
         await wait_for(pilot, lambda: app.ready)
         await pilot.press("ctrl+o")
@@ -185,12 +187,12 @@ async def test_picker_offers_catalog_models_that_fit_and_pulls_with_progress(mac
         assert "pull:r1-distill-qwen-7b-4bit" not in ids
 
 
-async def test_a_failed_pull_says_why_and_loads_nothing(machine):
+async def test_a_failed_pull_says_why_and_loads_nothing(machine, monkeypatch):
     from workbench.tui.screens import PullScreen
 
     engine = ScriptedEngine([script_from_text(THINKING, ANSWER)])
+    monkeypatch.setattr(pull, "pull", fake := FakePull(fail="r1-distill-qwen-7b-4bit: download failed (connection reset)"))
     app = WorkbenchApp(engine)
-    app.pull_function = fake = FakePull(fail="r1-distill-qwen-7b-4bit: download failed (connection reset)")
     async with app.run_test(size=(140, 36)) as pilot:
         await wait_for(pilot, lambda: app.ready)
         app.pull_model("r1-distill-qwen-7b-4bit")
@@ -326,7 +328,7 @@ async def test_compare_form_needs_two_variants_and_numbers():
 
 async def test_esc_stops_a_compare_and_shows_what_there_is():
     from workbench.engine.events import Think
-    from workbench.tui.scripted import Script
+    from workbench.engine.scripted import Script
     from workbench.tui.compare_view import CompareScreen
 
     hold = threading.Event()
@@ -363,7 +365,7 @@ sys.exit(3)
 """
 
 
-async def test_train_screen_launches_a_separate_process_shows_curves_and_stops_it(tmp_path):
+async def test_train_screen_launches_a_separate_process_shows_curves_and_stops_it(tmp_path, monkeypatch):
     import sys
 
     from textual.widgets import Sparkline
@@ -379,8 +381,8 @@ async def test_train_screen_launches_a_separate_process_shows_curves_and_stops_i
         launched.append(arguments)
         return [sys.executable, str(script), str(run), "--steps", "3"], run
 
+    monkeypatch.setattr(launch, "grpo_command", command)
     app = WorkbenchApp(ScriptedEngine())
-    app.train_command = command
     async with app.run_test(size=(140, 36)) as pilot:
         await pilot.press("f10")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainLaunch))
@@ -423,19 +425,17 @@ async def test_train_screen_reads_only_complete_lines_and_skips_bad_ones(tmp_pat
 def test_launch_command_is_workbench_train_grpo_in_its_own_run_folder():
     import sys
 
-    from workbench.tui.train_screen import launch_command
-
-    argv, run = launch_command("--steps 5 --name demo")
+    argv, run = launch.grpo_command("--steps 5 --name demo")
     assert argv == [sys.executable, "-m", "workbench", "train", "grpo", "--steps", "5", "--name", "demo",
                     "--out", "runs/demo"] and str(run) == "runs/demo"
-    argv, run = launch_command("--out '/tmp/my run' --steps 2")
+    argv, run = launch.grpo_command("--out '/tmp/my run' --steps 2")
     assert str(run) == "/tmp/my run" and argv.count("--out") == 1
 
 
 async def test_while_comparing_the_chat_and_the_picker_wait():
     from workbench.engine.events import Think
     from workbench.tui.compare_view import CompareScreen
-    from workbench.tui.scripted import Script
+    from workbench.engine.scripted import Script
     from workbench.tui.screens import ModelPicker
 
     hold = threading.Event()

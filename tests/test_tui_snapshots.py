@@ -15,7 +15,7 @@ from textual.widgets import Input
 from workbench.engine.events import Answer, Stats, Think
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.panes import StatusLine
-from workbench.tui.scripted import Script, ScriptedEngine
+from workbench.engine.scripted import Script, ScriptedEngine
 
 THINKING = ("The user asks for 12+30. Add the ones: 2+0=2. Add the tens: 1+3=4.\n"
             "So \\(12+30=42\\). Check: \\(42-30=12\\), and \\(\\frac{84}{2}=42\\) too.\n")

@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 
 
 def sysctl(name: str) -> str | None:
@@ -37,3 +38,26 @@ def chip() -> str:
     except OSError:
         pass
     return platform.machine() or "unknown"
+
+
+def lower_thread_priority(by: int) -> int | None:
+    """Linux: raise this thread's nice value by `by` (threads it starts from then on inherit it), so
+    where cores are few it waits for busier threads instead of stalling them. Returns the value to
+    restore, or None where nothing changed (elsewhere: on a Mac, generation runs on the GPU)."""
+    if sys.platform != "linux":
+        return None
+    tid = threading.get_native_id()
+    try:
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(before + by, 19))
+    except OSError:
+        return None
+    return before
+
+
+def restore_thread_priority(before: int | None) -> None:
+    if before is not None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), before)
+        except OSError:  # lowering nice again needs privileges; the caller is ending anyway
+            pass

@@ -8,8 +8,6 @@ it gets the same inspection as any response and is saved as one "compare" sessio
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import json
 import sys
 
@@ -34,74 +32,23 @@ def add_arguments(parser) -> None:
     add_save_arguments(parser)
 
 
-def variants(args) -> list[dict]:
-    models, temps = args.model or [None], args.temp or [None]
-    adapters = [None if a.lower() in ("none", "") else a for a in args.adapter or ["none"]]
-    samples = max(1, args.samples)
-    seeds = [None] if samples == 1 and args.seed is None else [(args.seed or 0) + i for i in range(samples)]
-    out = []
-    for model, adapter, temp, seed in itertools.product(models, adapters, temps, seeds):
-        label = [f"{k}={'none' if v is None else v}" for k, v, axis in (
-            ("model", model, models), ("adapter", adapter, adapters), ("temp", temp, temps)) if len(axis) > 1]
-        if samples > 1:
-            label.append(f"seed={seed}")
-        out.append({"label": " ".join(label) or "default", "model": model, "adapter": adapter,
-                    "temperature": temp, "seed": seed})
-    return out
-
-
-def run_variants(engine, store, session_id: str, prompt: str, todo: list[dict], top_p=None, max_tokens=None,
-                 trust_remote_code: bool = False, stop_on_loop: bool = False, gold=None,
-                 on_variant=lambda v: None, guard=contextlib.nullcontext) -> list[dict]:
-    """Run each variant on one engine (loading a model only when it changes), recording each response into
-    the compare session. `on_variant(v)` before each; `guard(job)` wraps each job (the CLI's Ctrl-C)."""
-    from workbench.engine.events import ChatRequest, Failed, Sampling
-    from workbench.inspect.consistency import verify_against
-    from workbench.sessions.recorder import Recorder
-
-    results, loaded_key = [], None
-    for v in todo:
-        on_variant(v)
-        result = dict(v)
-        if (v["model"], v["adapter"]) != loaded_key:
-            *_, loaded = engine.load(v["model"], v["adapter"], trust_remote_code).collect()
-            loaded_key = (v["model"], v["adapter"]) if not isinstance(loaded, Failed) else None
-            if isinstance(loaded, Failed):
-                results.append({**result, "error": loaded.message})
-                continue
-        sampling = Sampling(temperature=v["temperature"], top_p=top_p, max_tokens=max_tokens, seed=v["seed"])
-        job = engine.generate(ChatRequest.single(prompt, sampling))
-        with guard(job), Recorder(store, session_id, prompt, engine.info, sampling, label=v["label"],
-                                  job=job, stop_on_loop=stop_on_loop) as recorder:
-            for event in job:
-                recorder.feed(event)
-        turn = next(t for t in store.session(session_id)["turns"] if t["id"] == recorder.turn)
-        result.update(model=turn["model"], status=turn["status"], thinking=turn["thinking"], answer=turn["content"],
-                      stats=turn["stats"], inspection=turn["inspection"])
-        if (turn["stats"] or {}).get("error"):
-            result["error"] = turn["stats"]["error"]
-        if gold is not None:
-            result["verdict"] = verify_against(turn["content"], gold)
-        results.append(result)
-    return results
-
-
 def main(args) -> int:
-    from workbench.engine.worker import Engine
+    from workbench.engine.thread import ThreadEngine
     from workbench.errors import UserError
     from workbench.sessions import Store
+    from workbench.sessions.compare import run_variants, variants
     from workbench.sessions.recorder import title_of
 
     from workbench.commands.run import stop_on_ctrl_c
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    todo = variants(args)
+    todo = variants(args.model, args.adapter, args.temp, args.samples, args.seed)
     if len(todo) < 2:
         raise UserError("compare needs two or more variants: several --model, --adapter or --temp, or --samples N")
     store = Store.open(":memory:" if args.no_save else None)
     session_id = store.new_session(title_of(prompt), "compare")
     store.add_turn(session_id, "user", prompt)
-    engine = Engine()
+    engine = ThreadEngine()
     try:
         results = run_variants(engine, store, session_id, prompt, todo, args.top_p, args.max_tokens,
                                args.trust_remote_code, args.stop_on_loop, args.gold, guard=stop_on_ctrl_c,

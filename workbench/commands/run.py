@@ -75,10 +75,22 @@ def safe_text(text: str) -> str:
     return "".join(c if c in "\n\t" or (c.isprintable()) else f"\\x{ord(c):02x}" for c in text)
 
 
+def recorder_for_run(args, prompt: str, info):
+    """The recorder of `workbench run` (or a no-op with --no-save); it closes the store it opens."""
+    from workbench.sessions.recorder import NoRecorder, Recorder
+    from workbench.sessions.store import Store
+
+    if args.no_save:
+        return NoRecorder()
+    store = Store.open()
+    recorder = Recorder.for_prompt(store, prompt, info, sampling_from_args(args))
+    recorder.owns_store = True
+    return recorder
+
+
 def main(args) -> int:
-    from workbench.engine.events import ChatRequest, Done, Failed, event_to_dict
-    from workbench.engine.worker import Engine
-    from workbench.sessions.recorder import recorder_for_run
+    from workbench.engine.events import ChatRequest, Done, Failed, Message, event_to_dict
+    from workbench.engine.thread import ThreadEngine
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     if args.endpoint:
@@ -86,16 +98,17 @@ def main(args) -> int:
 
         engine = RemoteEngine(args.endpoint)
     else:
-        engine = Engine()
+        engine = ThreadEngine()
     _, _, loaded = engine.load(args.model, args.adapter, args.trust_remote_code).collect()
     if isinstance(loaded, Failed):
         print(f"workbench: error: {loaded.message}", file=sys.stderr)
         return 2
-    job = engine.generate(ChatRequest.single(prompt, sampling_from_args(args)))
+    job = engine.generate(ChatRequest((Message("user", prompt),), sampling_from_args(args),
+                                      stop_on_loop=args.stop_on_loop))
     printer = Printer()
     status = 0
-    with stop_on_ctrl_c(job), recorder_for_run(args, prompt, engine.info, job) as recorder:
-        for event in job:
+    with stop_on_ctrl_c(job), recorder_for_run(args, prompt, engine.info) as recorder:
+        for event in recorder.follow(job):
             if isinstance(event, Failed):
                 print(f"workbench: error: {event.message}", file=sys.stderr)
                 status = 1
@@ -105,7 +118,6 @@ def main(args) -> int:
                 printer.write(event)
             if isinstance(event, Done) and event.stats.finish_reason == "cancelled":
                 status = 130
-            recorder.feed(event)  # saved as a session (cheap: buffered, written every 0.5 s)
     return status
 
 

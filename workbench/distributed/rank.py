@@ -98,7 +98,7 @@ def main(argv=None) -> int:
 
 
 def _submit(inbox: queue.Queue, request):
-    from workbench.engine.worker import Job
+    from workbench.engine.job import Job
 
     job = Job()
     inbox.put((request, job))
@@ -109,7 +109,7 @@ def lead(loaded, control, inbox: queue.Queue, shards: list, ping_every: float) -
     """Rank 0: one request at a time, broadcast to all ranks, events streamed into its Job."""
     from workbench.engine.events import Done, Failed, Stats
     from workbench.engine.prompt import build_prompt
-    from workbench.engine.worker import one_line
+    from workbench.engine.job import one_line
 
     profile = loaded.profile
     while True:

@@ -3,7 +3,7 @@
 `GET /v1/models`, `POST /v1/chat/completions` (SSE streaming or one JSON answer, thinking in
 `reasoning_content`), and `GET /v1/cluster` (which layers each rank holds, its memory).
 Requests become `ChatRequest`s handed to `submit`, which returns a `Job` of engine events; the
-rank-0 loop (or, in tests, a local `Engine`) fills it. With a token, every request must carry
+rank-0 loop (or, in tests, a `ThreadEngine`) fills it. With a token, every request must carry
 `Authorization: Bearer <token>`.
 """
 

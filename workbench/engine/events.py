@@ -46,6 +46,7 @@ class Message:
 class ChatRequest:
     messages: tuple[Message, ...]
     sampling: Sampling = Sampling()
+    stop_on_loop: bool = False  # end generation (finish reason "loop") once the thinking repeats itself
 
     @classmethod
     def single(cls, prompt: str, sampling: Sampling = Sampling()) -> "ChatRequest":

@@ -14,14 +14,15 @@ import sys
 
 
 def peak_rss_gb() -> float:
-    """This process's peak resident memory in GiB. On Linux from /proc (VmHWM): ru_maxrss keeps the
-    parent's figure across fork and exec, so a child started by a big app would report the app's."""
+    """This process's peak resident memory in GB (1e9 bytes, as every `_gb` in the project). On Linux
+    from /proc (VmHWM): ru_maxrss keeps the parent's figure across fork and exec, so a child started by
+    a big app would report the app's."""
     try:
         with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024 ** 2
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024 / 1e9
     except (OSError, StopIteration, ValueError):
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-        return peak / (1024 ** 3 if sys.platform == "darwin" else 1024 ** 2)
+        return peak * (1 if sys.platform == "darwin" else 1024) / 1e9
 
 
 @contextlib.contextmanager

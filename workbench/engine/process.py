@@ -1,11 +1,11 @@
 """The engine in its own process, for the app: the app's drawing and MLX no longer share one GIL.
 
-`ProcessEngine` offers the engine interface (load/generate/info/close, `Job`s with cancel) and runs an
-ordinary `Engine` in a child process (`python -m workbench.engine.process FD`, OpenBLAS preloaded on
+`ProcessEngine` implements `workbench.engine.protocol.Engine` and runs an ordinary `ThreadEngine` in
+a child process (`python -m workbench.engine.process FD`, OpenBLAS preloaded on
 Linux). Both sides speak pickled tuples over a socket pair:
     parent -> child: (kind, job_id, payload), kind in "load", "generate", "cancel", "close"
     child -> parent: a list of (job_id, event), what the engine put in the last few milliseconds,
-                     then (None, the child's peak resident memory in GiB): the model lives there
+                     then (None, the child's peak resident memory in GB): the model lives there
 The engine thread only queues its events; a sender thread pickles and sends them in batches, so a
 fast stream costs one send per batch, not per token, and generation never waits on the socket.
 A reader thread in the parent hands each event to its Job. If the child dies (killed, crash, out of
@@ -27,8 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 
 from workbench.engine.events import TERMINAL, ChatRequest, Failed, Loaded, ModelInfo
+from workbench.engine.job import Job
 from workbench.engine.memory import peak_rss_gb
-from workbench.engine.worker import Job
+from workbench.engine.protocol import Capabilities
 
 
 class ChildJob(Job):
@@ -45,9 +46,11 @@ class ChildJob(Job):
 
 
 class ProcessEngine:
+    capabilities = Capabilities()  # no `call`: its function would have to pickle
+
     def __init__(self) -> None:
         self.info: ModelInfo | None = None
-        self.memory_gb: float | None = None  # the child's peak resident memory, as of its last message
+        self._memory_gb: float | None = None  # the child's peak resident memory, as of its last message
         self._lock = threading.Lock()  # guards _jobs, _dead and sending
         self._jobs: dict[int, ChildJob] = {}
         self._next_id = 0
@@ -77,7 +80,7 @@ class ProcessEngine:
         theirs.close()
         self._conn = Connection(ours.detach())
         self._dead: str | None = None  # why the child is gone, once it is
-        self.memory_gb = None  # a new child: nothing heard from it yet (not the dead one's figure)
+        self._memory_gb = None  # a new child: nothing heard from it yet (not the dead one's figure)
         threading.Thread(target=self._read, args=(self._conn, self._proc, self._log),
                          name="engine-process-reader", daemon=True).start()
 
@@ -89,7 +92,7 @@ class ProcessEngine:
                 break
             for job_id, event in batch:
                 if job_id is None:
-                    self.memory_gb = event
+                    self._memory_gb = event
                     continue
                 if isinstance(event, Loaded):
                     self.info = event.info  # before the job ends, as the in-process engine does
@@ -137,6 +140,10 @@ class ProcessEngine:
         return job
 
     # ---- engine interface --------------------------------------------------------------------
+    def memory_gb(self) -> float | None:
+        """The child's peak resident memory (GB) as of its last message: the model lives there."""
+        return self._memory_gb
+
     def load(self, model=None, adapter=None, trust_remote_code: bool = False) -> Job:
         with self._lock:
             if self._dead is not None and not self._closing:  # it died: a new child for the new model
@@ -202,11 +209,12 @@ class Outbox:
 class ForwardedJob(Job):
     """The child's side of a job: its events go to the sender thread's outbox."""
 
-    def __init__(self, outbox: Outbox, job_id: int) -> None:
-        super().__init__()
+    def __init__(self, outbox: Outbox, job_id: int, stop_on_loop: bool = False) -> None:
+        super().__init__(stop_on_loop)
         self.outbox, self.id = outbox, job_id
 
     def put(self, event) -> None:
+        self.watch(event)
         self.outbox.put((self.id, event))
         if isinstance(event, TERMINAL):
             self.finished.set()
@@ -242,10 +250,10 @@ def send_batches(conn: Connection, outbox: Outbox) -> None:
 
 
 def serve(conn: Connection) -> None:
-    """Run an Engine on this process's jobs until "close" or until the parent goes away."""
-    from workbench.engine.worker import Engine
+    """Run a ThreadEngine on this process's jobs until "close" or until the parent goes away."""
+    from workbench.engine.thread import ThreadEngine
 
-    engine = Engine()
+    engine = ThreadEngine()
     outbox = Outbox()
     sender = threading.Thread(target=send_batches, args=(conn, outbox), name="engine-sender", daemon=True)
     sender.start()
@@ -270,8 +278,10 @@ def serve(conn: Connection) -> None:
             continue
         for done in [i for i, j in jobs.items() if j.finished.is_set()]:
             del jobs[done]
-        job = jobs[job_id] = ForwardedJob(outbox, job_id)
-        engine._inbox.put((kind, job, payload))  # Engine.load/generate, with our Job
+        if kind == "load":
+            jobs[job_id] = engine.load(*payload, into=ForwardedJob(outbox, job_id))
+        else:
+            jobs[job_id] = engine.generate(payload, into=ForwardedJob(outbox, job_id, payload.stop_on_loop))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """A remote engine: any OpenAI-compatible server that streams reasoning. Pure Python (no MLX).
 
-Same interface as `workbench.engine.worker.Engine` (load/generate/info/close, Jobs of
-Think/Answer/Done/Failed). Thinking arrives as `reasoning_content` (llama.cpp, DeepSeek, our
+Implements `workbench.engine.protocol.Engine`, with the optional `cluster()` (our cluster's ranks). Thinking arrives as `reasoning_content` (llama.cpp, DeepSeek, our
 cluster), `reasoning` (mlx_lm.server) or `thinking` (Ollama); servers that leave `<think>` tags
 in `content` are split with our `ReasoningSplitter`. Token counts come from the server's
 `usage` when it sends one, else one per streamed delta. Token: `token=` or $WORKBENCH_TOKEN.
@@ -19,8 +18,9 @@ from urllib.parse import urlsplit
 from workbench.engine.events import (
     ChatRequest, Done, Failed, Loaded, Loading, ModelInfo, Stats, Think,
 )
+from workbench.engine.job import Job
+from workbench.engine.protocol import Capabilities
 from workbench.engine.splitter import ReasoningSplitter
-from workbench.engine.worker import Job
 from workbench.errors import UserError
 
 REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
@@ -37,6 +37,8 @@ TIMEOUT = 120.0  # seconds without a byte from the server (prompt processing on 
 
 
 class RemoteEngine:
+    capabilities = Capabilities(cluster=True)
+
     def __init__(self, endpoint: str, token: str | None = None, timeout: float = TIMEOUT):
         url = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
         if url.scheme not in ("http", "https") or not url.hostname:
@@ -114,13 +116,18 @@ class RemoteEngine:
         return job
 
     def generate(self, request: ChatRequest) -> Job:
-        job = Job()
+        job = Job(stop_on_loop=request.stop_on_loop)
         threading.Thread(target=self._generate, args=(job, request), name="remote-engine", daemon=True).start()
         return job
 
     def cluster(self) -> dict:
-        """Our cluster's `/v1/cluster`: which layers each rank holds and its memory."""
+        """Our cluster's `/v1/cluster`: which layers each rank holds and its memory (EndpointError from
+        servers that are not our cluster)."""
         return self._get_json("/cluster")
+
+    def memory_gb(self) -> None:
+        """Not known here: the model's memory is the server's (our cluster's is in `cluster()`)."""
+        return None
 
     def close(self, timeout: float = 5.0) -> None:
         self.info = None
@@ -276,5 +283,5 @@ class StreamState:
         reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
         if isinstance(usage.get("completion_tokens"), int) and isinstance(reasoning, int):
             s.thinking_tokens, s.answer_tokens = reasoning, max(usage["completion_tokens"] - reasoning, 0)
-        s.finish_reason = self.finish if self.finish in ("cancelled", "length") else "stop"
+        s.finish_reason = self.finish if self.finish in ("cancelled", "loop", "length") else "stop"
         return [*out, Done(s)]

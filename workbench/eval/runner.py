@@ -140,7 +140,7 @@ def completion_text(thinking: str, answer: str, closed: bool) -> str:
 
 
 def run_eval(options: EvalOptions, engine=None, progress_stream=None) -> tuple[dict, Path]:
-    """Run a suite; return (report card, path of its JSON). `engine` defaults to a new local Engine."""
+    """Run a suite; return (report card, path of its JSON). `engine` defaults to a new in-process ThreadEngine."""
     from workbench.engine.events import ChatRequest, Done, Failed, Sampling
     from workbench.engine.profiles import Profile
     from workbench.models.local import resolve_model
@@ -168,9 +168,9 @@ def run_eval(options: EvalOptions, engine=None, progress_stream=None) -> tuple[d
 
     own_engine = engine is None
     if own_engine:
-        from workbench.engine.worker import Engine
+        from workbench.engine.thread import ThreadEngine
 
-        engine = Engine()
+        engine = ThreadEngine()
     try:
         _, _, loaded = engine.load(str(folder), str(adapter) if adapter else None, options.trust_remote_code).collect()
         if isinstance(loaded, Failed):

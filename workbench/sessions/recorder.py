@@ -1,12 +1,13 @@
 """Record a streaming response into the store: text is written at least every 0.5 s, so a killed
 process loses at most the last half second; inspection runs on each delta and is stored at the end.
 
-The caller's loop stays cheap: `feed(event)` appends to a buffer and updates the incremental
-inspector; a background thread does the writing.
+The one way every surface (`run`, `compare`, the app) records a response: read the job through
+`recorder.follow(job)`, which feeds each event it hands out to the recorder on the reading thread.
+Feeding is cheap (a buffer and the incremental inspector); a background thread does the writing.
 
-    with Recorder.for_prompt(store, prompt, info, sampling, job=job) as recorder:
-        for event in job:
-            recorder.feed(event)
+    with Recorder.for_prompt(store, prompt, info, sampling) as recorder:
+        for event in recorder.follow(job):
+            ...
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from workbench.engine.events import Answer, Done, Failed, Think
+from workbench.engine.events import TERMINAL, Answer, Done, Failed, Stats, Think
+from workbench.engine.job import collect
 from workbench.errors import UserError
 from workbench.inspect import Inspector
 
@@ -27,10 +29,9 @@ STATUS_OF_FINISH = {"stop": "complete", "length": "complete", "cancelled": "stop
 
 class Recorder:
     def __init__(self, store, session_id: int, prompt: str, info=None, sampling=None, label: str | None = None,
-                 job=None, stop_on_loop: bool = False, flush_every: float = FLUSH_EVERY, on_saved=None) -> None:
+                 flush_every: float = FLUSH_EVERY, on_saved=None) -> None:
         self.store, self.session_id = store, session_id
         self.on_saved = on_saved  # called once everything is in the store, on the thread that finished it
-        self.job, self.stop_on_loop = job, stop_on_loop
         self.inspector = Inspector(prompt)
         self.turn = store.start_response(session_id, label=label, **response_columns(info, sampling))
         self.status: str | None = None
@@ -52,22 +53,24 @@ class Recorder:
         return cls(store, session_id, prompt, info, sampling, **kw)
 
     # ---- the caller's loop ---------------------------------------------------------------------
+    def follow(self, job) -> "RecordedJob":
+        """The job to read instead of `job`: every event read from it is recorded."""
+        return RecordedJob(job, self)
+
     def feed(self, event) -> None:
         kind = type(event)
         if kind is Think:
             with self._lock:
                 self._think.append(event.text)
             self.inspector.feed_thinking(event.text)
-            if self.stop_on_loop and self.job is not None and self.inspector.loop:
-                self.job.cancel("loop")
         elif kind is Answer:
             with self._lock:
                 self._answer.append(event.text)
             self.inspector.feed_answer(event.text)
         elif kind is Done:
-            self.finish(event.stats.to_dict(), STATUS_OF_FINISH.get(event.stats.finish_reason, "complete"), event.stats)
+            self.finish(STATUS_OF_FINISH.get(event.stats.finish_reason, "complete"), event.stats)
         elif kind is Failed:
-            self.finish({"finish_reason": "error", "error": event.message}, "stopped")
+            self.finish("stopped", error=event.message)
 
     # ---- writing -------------------------------------------------------------------------------
     def _write_loop(self) -> None:
@@ -91,15 +94,18 @@ class Recorder:
                 self._answer.insert(0, answer)
             raise
 
-    def finish(self, stats: dict | None, status: str, stats_obj=None) -> None:
+    def finish(self, status: str, stats: Stats | None = None, error: str | None = None) -> None:
+        """End the response: `stats` of a Done, or the `error` of a Failed, or neither (interrupted)."""
         if self.status is not None:
             return
         self.status = status
         self._stop.set()
         self._writer.join()
+        stored = (stats.to_dict() if stats is not None else
+                  {"finish_reason": "error", "error": error} if error is not None else None)
         try:
             self.flush()
-            self.store.finish_response(self.turn, status, stats, self.inspector.report(stats_obj))
+            self.store.finish_response(self.turn, status, stored, self.inspector.report(stats))
         except sqlite3.Error as e:
             raise UserError(f"{self.store.path}: could not save the response ({e})") from None
         self.saved = True  # everything is in the store
@@ -112,29 +118,58 @@ class Recorder:
     def __exit__(self, exc_type, *exc) -> None:
         # Left without a Done (an exception, a second Ctrl-C): keep what came, say it was cut short.
         if self.status is None:
-            self.finish({"finish_reason": "cancelled"} if exc_type else None, "interrupted")
+            self.finish("interrupted", Stats(finish_reason="cancelled") if exc_type else None)
         if self.owns_store:
             self.store.close()
 
 
-def recorder_for_run(args, prompt: str, info, job):
-    """The recorder of `workbench run` (or a no-op with --no-save); it closes the store it opens."""
-    if getattr(args, "no_save", False):
-        return NoRecorder()
-    from workbench.commands.run import sampling_from_args
-    from workbench.sessions.store import Store
+class RecordedJob:
+    """A job whose events also go to a Recorder, fed on the thread that reads them. Implements the job
+    protocol (`workbench.engine.protocol.Job`)."""
 
-    store = Store.open()
-    recorder = Recorder.for_prompt(store, prompt, info, sampling_from_args(args), job=job,
-                                   stop_on_loop=getattr(args, "stop_on_loop", False))
-    recorder.owns_store = True
-    return recorder
+    def __init__(self, job, recorder: Recorder) -> None:
+        self.job, self.recorder = job, recorder
+        self.finished = job.finished
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        self.job.cancel(reason)
+
+    def stop_reason(self) -> str | None:
+        return self.job.stop_reason()
+
+    def get(self, timeout: float | None = None):
+        event = self.job.get(timeout)
+        self.recorder.feed(event)
+        return event
+
+    def get_many(self, window: float) -> list:
+        """As `Job.get_many`; the recorder gets the window's deltas merged (one feed per kind, not per
+        token: its inspector scans each feed). So what the inspector notices mid-stream (a loop's
+        `loop_at` offset) lands at the end of a frame."""
+        events = self.job.get_many(window)
+        for kind in (Think, Answer):
+            if deltas := [e for e in events if type(e) is kind]:
+                self.recorder.feed(kind("".join(e.text for e in deltas), sum(e.tokens for e in deltas)))
+        if isinstance(events[-1], TERMINAL):
+            self.recorder.feed(events[-1])
+        return events
+
+    def __iter__(self):
+        for event in self.job:
+            self.recorder.feed(event)
+            yield event
+
+    def collect(self):
+        return collect(self)
 
 
 class NoRecorder:
     """`--no-save`: the same interface, doing nothing."""
 
     turn = session_id = None
+
+    def follow(self, job):
+        return job
 
     def feed(self, event) -> None:
         pass

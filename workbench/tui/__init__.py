@@ -1,6 +1,6 @@
 """The Textual app: thinking and answer side by side, streamed live.
 
 The only package that imports textual (tests/test_import_hygiene.py keeps it so). It never calls
-MLX: it talks to an engine object (`load`, `generate`, `info`, `close`; see workbench.engine.worker).
+MLX: it talks to an engine object (`load`, `generate`, `info`, `close`; workbench.engine.protocol.Engine).
 `latex.py`, `safe.py` and `scripted.py` are pure Python; `app.py` and the widgets import textual.
 """

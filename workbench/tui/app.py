@@ -1,19 +1,16 @@
 """The workbench app: thinking and answer side by side, streamed live from an engine.
 
-The app takes any engine with `load`, `generate`, `info`, `close` (the local MLX thread, a remote
-endpoint, the scripted fake in tests). Engine jobs are read in thread workers, which merge the deltas
+The app takes any engine (`workbench.engine.protocol.Engine`: the MLX engine in a child process, a
+remote endpoint, the scripted engine in tests). Engine jobs are read in thread workers, which merge the deltas
 of each frame (1/10 s; 1/5 s when MLX computes on this machine's CPU) into one `Chunk` message, so a
 fast model costs the UI a bounded number of updates.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import os
 import sys
-import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -27,6 +24,7 @@ from textual.widgets import Footer, Input, Markdown
 from workbench.engine.events import (
     TERMINAL, Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, ModelInfo, Sampling, Stats, Think,
 )
+from workbench.machine import lower_thread_priority, restore_thread_priority
 from workbench.tui.messages import Chunk, Finished, ModelFailed, ModelLoaded, ModelLoading
 from workbench.tui.panes import StatusLine, ThinkingView, Transcript, TurnView
 from workbench.tui.safe import clean
@@ -34,38 +32,12 @@ from workbench.tui.safe import clean
 
 HERE = Path(__file__).parent  # .tcss files beside the code (absolute, so subclasses elsewhere work)
 FRAME = 1 / 10  # how long a worker gathers deltas into one Chunk
-# ... when the engine computes on this machine's CPU cores, where drawing competes with generation for
-# them: half the frames halve the app's CPU while streaming (~72 -> ~41 ms a 300-token response), though
-# the throughput ratio did not move measurably (docs/benchmarks.md, session 8).
-CPU_FRAME = 1 / 5
+CPU_FRAME = 1 / 5  # ... when the engine computes on this machine's CPU cores: drawing competes with it there
 STATUS_FRAMES = 5  # the status line redraws every this many frames while a phase streams (its own update)
 NARROW = 100  # below this many columns the panes stack vertically
 UI_NICE = 19  # how far the app's own threads step back from the engine's (Linux; 19 = the lowest priority)
 
 
-def lower_ui_priority() -> int | None:
-    """Linux: this thread (the app's event loop) and the threads it starts from now on run at a
-    higher nice value than the engine, so where cores are few the screen waits for generation
-    instead of stalling it (an MLX step on the CPU uses every core; one taken away stalls the step).
-    Drawing needs little CPU, so it still keeps up. Returns the value to restore, or None.
-    (Elsewhere nothing changes: on a Mac generation runs on the GPU.)"""
-    if sys.platform != "linux":
-        return None
-    tid = threading.get_native_id()
-    try:
-        before = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(before + UI_NICE, 19))
-    except OSError:
-        return None
-    return before
-
-
-def restore_priority(before: int | None) -> None:
-    if before is not None:
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), before)
-        except OSError:  # lowering nice again needs privileges; the app is ending anyway
-            pass
 THINKING_LAYOUTS = ("", "thinking-wide", "thinking-hidden")  # ctrl+t cycles through them
 
 
@@ -190,7 +162,9 @@ class WorkbenchApp(App):
         # The engine thread needs the GIL for a little Python per token; with the default 5 ms switch
         # interval it can wait that long behind a screen update; 1 ms shortens that wait.
         sys.setswitchinterval(0.001)
-        self._nice_before = lower_ui_priority()
+        # Where cores are few, the screen waits for generation instead of stalling it (an MLX step on
+        # the CPU uses every core); threads the app starts from now on inherit the lower priority.
+        self._nice_before = lower_thread_priority(UI_NICE)
         self.query_one("#thinking").border_title = "Thinking"
         self.query_one("#answer").border_title = "Answer"
         self.query_one("#prompt").focus()
@@ -205,7 +179,7 @@ class WorkbenchApp(App):
     def on_unmount(self) -> None:
         if self.job is not None:
             self.job.cancel()
-        restore_priority(self._nice_before)
+        restore_thread_priority(self._nice_before)
 
     @property
     def status(self) -> StatusLine:
@@ -245,7 +219,7 @@ class WorkbenchApp(App):
         self.status.where = clean(message.info.location) if remote else ""
         self.status.show("ready")
         self.sub_title = clean(f"{message.info.name} on {message.info.location}" if remote else message.info.name)
-        if remote and hasattr(self.engine, "cluster"):
+        if remote and self.engine.capabilities.cluster:
             self._read_cluster()
 
     @work(thread=True, group="cluster", exclusive=True, exit_on_error=False)
@@ -290,7 +264,8 @@ class WorkbenchApp(App):
 
     async def ask(self, prompt: str) -> None:
         """Send `prompt` with the conversation so far (the engine leaves earlier thinking out)."""
-        request = ChatRequest((*self.history, Message("user", prompt)), self.sampling)
+        request = ChatRequest((*self.history, Message("user", prompt)), self.sampling,
+                              stop_on_loop=self.sessions_ui.stop_on_loop)
         self.turn += 1
         self.turn_view = TurnView(prompt, self.raw_mode)
         self.turn_view.request = request
@@ -322,7 +297,7 @@ class WorkbenchApp(App):
             return
         starting = self.job
         try:
-            self.job = self.engine.generate(request)
+            self.job = self.sessions_ui.record(self.engine.generate(request), request)
         except Exception as e:  # noqa: BLE001 - e.g. the session store failing: the turn ends with it
             self.job = None
             self.post_message(Finished(turn, None, f"engine: {e}"))
@@ -492,8 +467,6 @@ class WorkbenchApp(App):
         self.push_screen(ModelPicker(local, self.model_name, catalog_fits({m.name for m in local})), picked)
 
     # ---- pulling a catalog model -------------------------------------------------------------
-    pull_function = None  # tests put a fake here; else workbench.models.pull.pull
-
     def pull_model(self, name: str) -> None:
         from workbench.tui.screens import PullScreen
 
@@ -504,10 +477,8 @@ class WorkbenchApp(App):
     @work(thread=True, group="pull", exit_on_error=False)
     def _pull(self, name: str, screen) -> None:
         from workbench.errors import UserError
+        from workbench.models.pull import pull
 
-        pull = self.pull_function
-        if pull is None:
-            from workbench.models.pull import pull
         last = [0.0]
 
         def on_progress(done: int, total: int) -> None:
@@ -556,14 +527,11 @@ class WorkbenchApp(App):
     def _compare(self, prompt: str, todo: list[dict]) -> None:
         import contextlib
 
-        from workbench.commands.compare import run_variants
         from workbench.sessions import Store
+        from workbench.sessions.compare import run_variants
         from workbench.sessions.recorder import title_of
-        from workbench.tui.sessions_panel import RecordingEngine
 
-        # The bare engine: compare records its own session, not turns of the chat.
-        engine = self.engine.engine if isinstance(self.engine, RecordingEngine) else self.engine
-        store = getattr(getattr(self, "sessions_ui", None), "store", None)
+        store = self.sessions_ui.store
         own_store = store is None  # the app could not open the store: show the results, unsaved
         store = Store.open(":memory:") if own_store else store
 
@@ -583,7 +551,7 @@ class WorkbenchApp(App):
         try:
             session_id = store.new_session(title_of(prompt), "compare")
             store.add_turn(session_id, "user", prompt)
-            results = run_variants(engine, store, session_id, prompt, todo, self.sampling.top_p,
+            results = run_variants(self.engine, store, session_id, prompt, todo, self.sampling.top_p,
                                    self.sampling.max_tokens, bool(self.load_options), on_variant=started, guard=guard)
             session = store.session(session_id)
             error = next((r["error"] for r in results if "error" in r and "answer" not in r), None)
@@ -608,8 +576,6 @@ class WorkbenchApp(App):
             self.push_screen(CompareScreen(session))
 
     # ---- training ----------------------------------------------------------------------------
-    train_command = None  # tests put a fake launcher here: arguments -> (argv, run folder)
-
     def action_train(self) -> None:
         from workbench.tui.train_screen import TrainLaunch
 
@@ -618,9 +584,8 @@ class WorkbenchApp(App):
     def start_training(self, arguments: str | None) -> None:
         """A run folder is watched; anything else is arguments for `workbench train grpo`, run as its
         own process (output to RUN/train.log) so the app stays responsive."""
-        import subprocess
-
-        from workbench.tui.train_screen import TrainScreen, launch_command
+        from workbench.train.launch import launch_grpo
+        from workbench.tui.train_screen import TrainScreen
 
         if not arguments:
             return
@@ -628,16 +593,11 @@ class WorkbenchApp(App):
             self.push_screen(TrainScreen(Path(arguments).expanduser()))
             return
         try:
-            argv, run = (self.train_command or launch_command)(arguments)
-            run.mkdir(parents=True, exist_ok=True)
-            with open(run / "train.log", "ab") as log:
-                process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.training = launch_grpo(arguments)
         except (OSError, ValueError) as e:
             self.notify(str(e), title="Could not start training", severity="error", markup=False, timeout=10)
             return
-        self.training = process
-        steps = next((int(a) for a, b in zip(argv[1:], argv) if b == "--steps" and a.isdigit()), None)
-        self.push_screen(TrainScreen(run, process, steps))
+        self.push_screen(TrainScreen(self.training.run, self.training.process, self.training.steps))
 
     def action_settings(self) -> None:
         from workbench.tui.screens import SettingsScreen

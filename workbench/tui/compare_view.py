@@ -104,11 +104,9 @@ class CompareSetup(ModalScreen):
 
     def read(self) -> list[dict]:
         """The variants; ValueError says what is wrong with the form."""
-        from types import SimpleNamespace
-
         from textual.widgets import Input
 
-        from workbench.commands.compare import variants
+        from workbench.sessions.compare import variants
 
         def field(name):
             return [x.strip() for x in self.query_one(f"#{name}", Input).value.split(",") if x.strip()]
@@ -121,8 +119,8 @@ class CompareSetup(ModalScreen):
             raise ValueError(f"not a number: {str(e).split(': ')[-1]}") from None
         if any(t < 0 for t in temps or []) or samples < 1 or samples > 64:
             raise ValueError("temperatures are >= 0 and samples 1 to 64")
-        todo = variants(SimpleNamespace(model=field("models") or [self.model], temp=temps, samples=samples,
-                                        seed=seed, adapter=[self.adapter] if self.adapter else None))
+        todo = variants(field("models") or [self.model], [self.adapter] if self.adapter else None, temps,
+                        samples, seed)
         if len(todo) < 2:
             raise ValueError("two or more variants, please: several models or temperatures, or samples >= 2")
         return todo

@@ -377,7 +377,7 @@ class StatusLine(Widget):
     def memory_gb(self) -> float | None:
         """The peak resident memory of the engine's process (the app's child with ProcessEngine);
         None when the engine does not say (a remote one: its ranks' memory is on the cluster line)."""
-        return getattr(getattr(self.app, "engine", None), "memory_gb", None)
+        return self.app.engine.memory_gb()
 
     def show(self, *parts: str, style: str = "", apart: bool = False) -> None:
         """`apart`: redraw in a screen update of its own, after the one pending. Textual composes an

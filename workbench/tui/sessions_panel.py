@@ -1,9 +1,9 @@
 """Sessions in the app: every response saved as it streams, a sidebar to search and reopen them.
 
-`SessionsUI.install(app)` opens the store, mounts the sessions sidebar and the inspector panel
-(both hidden until toggled) beside the panes, and wraps `app.engine` so that every generate job's
-events are fed to a Recorder on the thread that reads them (the app's worker). The app only calls
-`install` on mount and `action(name)` from its keys.
+`SessionsUI.install(app)` opens the store and mounts the sessions sidebar and the inspector panel
+(both hidden until toggled) beside the panes. The app calls `install` on mount, `record(job, request)`
+for each response (the job it then reads records every event, `Recorder.follow`), and `action(name)`
+from its keys.
 """
 
 from __future__ import annotations
@@ -16,47 +16,10 @@ from textual.containers import Vertical
 from textual.widgets import Checkbox, Input, OptionList
 from textual.widgets.option_list import Option
 
-from workbench.engine.events import TERMINAL, Answer, Message, Stats, Think
+from workbench.engine.events import Message, Stats
 from workbench.errors import UserError
 from workbench.tui.inspector import InspectorPanel
 from workbench.tui.safe import clean
-
-
-class RecordedJob:
-    """A generate job whose events also go to a Recorder (fed on the thread that reads the job, the
-    app's worker, which reads with `get_many`)."""
-
-    def __init__(self, job, recorder) -> None:
-        self.job, self.recorder = job, recorder
-
-    def get_many(self, window: float):
-        """As `Job.get_many`; the recorder gets the window's deltas merged (one feed per kind, not per
-        token: its inspector scans each feed). So what the inspector notices mid-stream is noticed
-        at the end of a frame: a loop's `loop_at` offset, and a stop on a loop, up to a frame
-        (1/10 or 1/5 s) later."""
-        events = self.job.get_many(window)
-        for kind in (Think, Answer):
-            if deltas := [e for e in events if type(e) is kind]:
-                self.recorder.feed(kind("".join(e.text for e in deltas), sum(e.tokens for e in deltas)))
-        if isinstance(events[-1], TERMINAL):
-            self.recorder.feed(events[-1])
-        return events
-
-    def __getattr__(self, name):  # cancel, stop_reason, finished, ...
-        return getattr(self.job, name)
-
-
-class RecordingEngine:
-    """The app's engine, with each generate job recorded into the session store."""
-
-    def __init__(self, engine, ui: "SessionsUI") -> None:
-        self.engine, self.ui = engine, ui
-
-    def generate(self, request):
-        return self.ui.record(self.engine.generate(request), request)
-
-    def __getattr__(self, name):  # load, info, close, ...
-        return getattr(self.engine, name)
 
 
 class SessionsPanel(Vertical):
@@ -118,7 +81,7 @@ class SessionsUI:
         self.store = None
         self.session_id: int | None = None  # the session the chat writes into
         self.recorder = None  # of the response being generated, or the last one
-        self.stop_on_loop = False  # cancel a generation whose thinking is stuck in a loop (sidebar checkbox)
+        self.stop_on_loop = False  # ask the engine to stop a response stuck in a loop (sidebar checkbox)
         self.sidebar = SessionsPanel(self)
         self.inspector = InspectorPanel()
 
@@ -133,7 +96,6 @@ class SessionsUI:
                                                               markup=False, timeout=15))
         except UserError as e:  # keep working, unsaved, and say so
             app.notify(f"Sessions are not saved: {e}", severity="error", markup=False, timeout=15)
-        app.engine = RecordingEngine(app.engine, ui)
         main = app.query_one("#main")
         main.mount(ui.sidebar, before=app.query_one("#panes"))
         main.mount(ui.inspector)
@@ -159,11 +121,10 @@ class SessionsUI:
         if self.session_id is None or not self.app.history:  # a new chat is a new session
             self.session_id = self.store.new_session(title_of(prompt), "chat")
         self.store.add_turn(self.session_id, "user", prompt)
-        self.recorder = Recorder(self.store, self.session_id, prompt, self.app.engine.info, request.sampling, job=job,
-                                 stop_on_loop=self.stop_on_loop,
+        self.recorder = Recorder(self.store, self.session_id, prompt, self.app.engine.info, request.sampling,
                                  on_saved=lambda: self.inspector.post_message(InspectorPanel.Saved()))
         self.inspector.watch(self.recorder, self)
-        return RecordedJob(job, self.recorder)
+        return self.recorder.follow(job)
 
     def finished(self, recorder) -> None:
         """The inspector saw `recorder` finish: show the stored inspection, refresh the list."""

@@ -57,16 +57,6 @@ class JsonlTail:
         return rows
 
 
-def launch_command(arguments: str) -> tuple[list[str], Path]:
-    """`workbench train grpo ARGUMENTS` (a run folder under runs/ unless --out names one) and its folder."""
-    args = shlex.split(arguments)
-    if "--out" not in args:
-        name = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--name"), time.strftime("tui-%Y%m%d-%H%M%S"))
-        args += ["--out", str(Path("runs") / name)]
-    out = Path(args[args.index("--out") + 1])
-    return [sys.executable, "-m", "workbench", "train", "grpo", *args], out
-
-
 class TrainLaunch(ModalScreen):
     """Arguments for `workbench train grpo` (e.g. `--steps 50 --name demo`), or a run folder to watch."""
 

@@ -1,7 +1,7 @@
-"""An engine that plays scripted events at a given rate: for tests and `scripts/bench_tui.py`.
+"""An engine that plays scripted events at a given rate, without a model or MLX.
 
-Same interface as workbench.engine.worker.Engine (load, generate, info, close; Jobs with cancel),
-no MLX. Pure Python.
+Part of the product, not only a test double: `scripts/bench_tui.py` measures the app's drawing cost
+with it, and the app's tests drive the app with it. Implements `workbench.engine.protocol.Engine`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass, field
 
 from workbench.engine.events import Answer, ChatRequest, Done, Failed, Loaded, Loading, ModelInfo, Stats, Think
-from workbench.engine.worker import Job
+from workbench.engine.job import Job
+from workbench.engine.protocol import Capabilities
 
 
 @dataclass
@@ -32,6 +33,8 @@ def script_from_text(thinking: str, answer: str, chunk: int = 1) -> Script:
 
 
 class ScriptedEngine:
+    capabilities = Capabilities()
+
     def __init__(self, scripts=(), rate: float = 0.0, load_delay: float = 0.0, load_error: str | None = None,
                  name: str = "scripted", load_gate: threading.Event | None = None, device: str = "") -> None:
         self.scripts = list(scripts)  # one per generate(); the last one repeats
@@ -45,6 +48,7 @@ class ScriptedEngine:
         self.requests: list[ChatRequest] = []  # what the app sent (tests read it)
         self.loads: list[tuple] = []
         self.emitted = 0  # deltas put so far (the benchmark's "backlog" is emitted - rendered)
+        self.memory = None  # what memory_gb() reports (tests set a figure)
 
     def load(self, model=None, adapter=None, trust_remote_code: bool = False) -> Job:
         job = Job()
@@ -65,10 +69,13 @@ class ScriptedEngine:
         threading.Thread(target=run, daemon=True).start()
         return job
 
+    def memory_gb(self) -> float | None:
+        return self.memory
+
     def generate(self, request: ChatRequest) -> Job:
         self.requests.append(request)
         script = self.scripts[min(len(self.requests), len(self.scripts)) - 1] if self.scripts else Script()
-        job = Job()
+        job = Job(stop_on_loop=request.stop_on_loop)
         threading.Thread(target=self._play, args=(job, script), daemon=True).start()
         return job
 
@@ -108,5 +115,5 @@ class ScriptedEngine:
         stats.finish_reason = job.stop_reason() or "stop"
         job.put(Done(script.stats or stats))
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
         pass

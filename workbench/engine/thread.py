@@ -1,15 +1,9 @@
-"""The engine thread: one long-lived thread owns MLX (load and generate).
+"""The in-process engine: one long-lived thread owns MLX (load and generate).
 
 Since mlx 0.31 streams belong to the thread that created them, so a model loaded on one
-thread can fail on another. Everything MLX happens on `Engine`'s thread; other threads (the
-TUI, the CLI, eval) submit jobs and read events from each job's thread-safe queue.
-
-The interface every engine offers (this one, a remote endpoint, the fakes in tests):
-    engine.load(model, adapter=None) -> Job      # Loading ... then Loaded(info) or Failed
-    engine.generate(request) -> Job              # Think/Answer deltas, then Done(stats) or Failed
-    engine.info -> ModelInfo | None              # the loaded model
-    engine.close()
-A `Job` is iterable (blocking) and has `cancel()`: generation stops within one token.
+thread can fail on another. Everything MLX happens on `ThreadEngine`'s thread; other threads (the
+TUI, the CLI, eval) submit jobs and read events from each job's thread-safe queue. It implements
+`workbench.engine.protocol.Engine`, with the optional `call`.
 """
 
 from __future__ import annotations
@@ -19,77 +13,18 @@ import sys
 import threading
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-from workbench.engine.events import (
-    TERMINAL, Answer, ChatRequest, Done, Event, Failed, Loaded, Loading, ModelInfo, Stats, Think,
-)
+from workbench.engine.events import ChatRequest, Done, Failed, Loaded, Loading, ModelInfo, Stats
+from workbench.engine.job import Job, one_line
 from workbench.engine.memory import peak_rss_gb
+from workbench.engine.protocol import Capabilities
 from workbench.errors import UserError
 
 
-class Job:
-    """The events of one submitted job, in order, ending with one terminal event."""
+class ThreadEngine:
+    capabilities = Capabilities(call=True)
 
-    def __init__(self) -> None:
-        self._events: queue.SimpleQueue = queue.SimpleQueue()
-        self._stop_reason: str | None = None
-        self.finished = threading.Event()
-
-    # engine side
-    def put(self, event: Event) -> None:
-        self._events.put(event)
-        if isinstance(event, TERMINAL):
-            self.finished.set()
-
-    def stop_reason(self) -> str | None:
-        return self._stop_reason
-
-    # caller side
-    def cancel(self, reason: str = "cancelled") -> None:
-        self._stop_reason = self._stop_reason or reason
-
-    def get(self, timeout: float | None = None) -> Event:
-        """The next event; raises queue.Empty after `timeout` seconds."""
-        return self._events.get(timeout=timeout)
-
-    def get_many(self, window: float) -> list[Event]:
-        """The next event and every one after it within `window` seconds, up to a terminal one (which
-        comes at once). The reader sleeps out the window instead of waking for each event."""
-        events = [self._events.get()]
-        if not isinstance(events[0], TERMINAL):
-            self.finished.wait(window)
-        while not isinstance(events[-1], TERMINAL):
-            try:
-                events.append(self._events.get_nowait())
-            except queue.Empty:
-                break
-        return events
-
-    def __iter__(self) -> Iterator[Event]:
-        while True:
-            event = self._events.get()
-            yield event
-            if isinstance(event, TERMINAL):
-                return
-
-    def collect(self) -> tuple[str, str, Event]:
-        """Block until the end: (thinking, answer, terminal event)."""
-        thinking, answer, last = [], [], None
-        for last in self:
-            if isinstance(last, Think):
-                thinking.append(last.text)
-            elif isinstance(last, Answer):
-                answer.append(last.text)
-        return "".join(thinking), "".join(answer), last
-
-
-def one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
-class Engine:
     def __init__(self) -> None:
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._loaded = None  # engine thread only
@@ -98,19 +33,19 @@ class Engine:
         self._thread.start()
 
     # ---- caller side -----------------------------------------------------------------------
-    @property
     def memory_gb(self) -> float:
         """The peak resident memory of the process the model lives in: this one."""
         return peak_rss_gb()
 
     def load(self, model: str | Path | None = None, adapter: str | Path | None = None,
-             trust_remote_code: bool = False) -> Job:
-        job = Job()
+             trust_remote_code: bool = False, into: Job | None = None) -> Job:
+        """`into`: the job to fill (a subclass that forwards events elsewhere); a new one by default."""
+        job = Job() if into is None else into
         self._inbox.put(("load", job, (model, adapter, trust_remote_code)))
         return job
 
-    def generate(self, request: ChatRequest) -> Job:
-        job = Job()
+    def generate(self, request: ChatRequest, into: Job | None = None) -> Job:
+        job = Job(stop_on_loop=request.stop_on_loop) if into is None else into
         self._inbox.put(("generate", job, request))
         return job
 
@@ -124,7 +59,7 @@ class Engine:
         self._inbox.put(("close", None, None))
         self._thread.join(timeout)
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> "ThreadEngine":
         return self
 
     def __exit__(self, *exc) -> None:
