@@ -194,7 +194,7 @@ def test_recorder_writes_while_streaming(store, tmp_path):
     other = sqlite3.connect(store.path)  # another reader, as after a crash
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        row = other.execute("SELECT thinking, status FROM turns WHERE id = ?", (rec.turn,)).fetchone()
+        row = other.execute("SELECT thinking, status FROM turns WHERE id = ?", (rec.turn_id,)).fetchone()
         if row[0]:
             break
         time.sleep(0.02)

@@ -111,10 +111,10 @@ def package_versions() -> dict:
 def machine() -> dict:
     info = {"platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
             "cpus": os.cpu_count()}
-    try:
-        info["memory_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        pass
+    from workbench.machine import memory_bytes
+
+    if memory := memory_bytes():
+        info["memory_gb"] = round(memory / 1e9, 1)
     return info
 
 

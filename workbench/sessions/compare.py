@@ -48,7 +48,7 @@ def run_variants(engine, store, session_id: int, prompt: str, todo: list[dict], 
         job = engine.generate(ChatRequest((Message("user", prompt),), sampling, stop_on_loop=stop_on_loop))
         with guard(job), Recorder(store, session_id, prompt, engine.info, sampling, label=v["label"]) as recorder:
             recorder.follow(job).collect()
-        turn = next(t for t in store.session(session_id)["turns"] if t["id"] == recorder.turn)
+        turn = next(t for t in store.session(session_id)["turns"] if t["id"] == recorder.turn_id)
         result.update(model=turn["model"], status=turn["status"], thinking=turn["thinking"], answer=turn["content"],
                       stats=turn["stats"], inspection=turn["inspection"])
         if (turn["stats"] or {}).get("error"):

@@ -33,7 +33,7 @@ class Recorder:
         self.store, self.session_id = store, session_id
         self.on_saved = on_saved  # called once everything is in the store, on the thread that finished it
         self.inspector = Inspector(prompt)
-        self.turn = store.start_response(session_id, label=label, **response_columns(info, sampling))
+        self.turn_id = store.start_response(session_id, label=label, **response_columns(info, sampling))
         self.status: str | None = None
         self.owns_store = False
         self.saved = False
@@ -87,7 +87,7 @@ class Recorder:
             thinking, answer = "".join(self._think), "".join(self._answer)
             self._think, self._answer = [], []
         try:
-            self.store.append_response(self.turn, thinking, answer)
+            self.store.append_response(self.turn_id, thinking, answer)
         except sqlite3.Error:
             with self._lock:  # put it back in front of what arrived meanwhile
                 self._think.insert(0, thinking)
@@ -105,7 +105,7 @@ class Recorder:
                   {"finish_reason": "error", "error": error} if error is not None else None)
         try:
             self.flush()
-            self.store.finish_response(self.turn, status, stored, self.inspector.report(stats))
+            self.store.finish_response(self.turn_id, status, stored, self.inspector.report(stats))
         except sqlite3.Error as e:
             raise UserError(f"{self.store.path}: could not save the response ({e})") from None
         self.saved = True  # everything is in the store
@@ -166,7 +166,7 @@ class RecordedJob:
 class NoRecorder:
     """`--no-save`: the same interface, doing nothing."""
 
-    turn = session_id = None
+    turn_id = session_id = None
 
     def follow(self, job):
         return job

@@ -131,7 +131,7 @@ class WorkbenchApp(App):
         self.ready = False  # a model is loaded
         self.load_failed = False
         self.job = None  # the generate job running, if any
-        self.turn = 0  # id of the live turn (messages from older turns are ignored)
+        self.response_no = 0  # number of the live response (messages of older ones are ignored)
         self.turn_view: TurnView | None = None
         self.raw_mode = False
         self.last: Response | None = None
@@ -266,7 +266,7 @@ class WorkbenchApp(App):
         """Send `prompt` with the conversation so far (the engine leaves earlier thinking out)."""
         request = ChatRequest((*self.history, Message("user", prompt)), self.sampling,
                               stop_on_loop=self.sessions_ui.stop_on_loop)
-        self.turn += 1
+        self.response_no += 1
         self.turn_view = TurnView(prompt, self.raw_mode)
         self.turn_view.request = request
         await self.query_one(Transcript).mount(self.turn_view)
@@ -278,7 +278,7 @@ class WorkbenchApp(App):
         # The engine starts once the new turn is laid out and drawn, so that work does not compete
         # with generation for the CPU; Esc in between is kept (see Starting).
         self.job = Starting()
-        self.call_after_refresh(self._start_generation, request, self.turn, 2)
+        self.call_after_refresh(self._start_generation, request, self.response_no, 2)
 
     def _hold_cursor(self, hold: bool) -> None:
         """The prompt's cursor holds still while a response streams (each blink is a screen update),
@@ -289,55 +289,55 @@ class WorkbenchApp(App):
         elif not hold and self._blink is not None:
             box.cursor_blink, self._blink = self._blink, None
 
-    def _start_generation(self, request: ChatRequest, turn: int, refreshes: int = 1) -> None:
-        if turn != self.turn or not isinstance(self.job, Starting):
+    def _start_generation(self, request: ChatRequest, response_no: int, refreshes: int = 1) -> None:
+        if response_no != self.response_no or not isinstance(self.job, Starting):
             return  # a new chat (or the app closing) came first
         if refreshes > 1:  # new widgets take two layout passes: the second sets their sizes
-            self.call_after_refresh(self._start_generation, request, turn, refreshes - 1)
+            self.call_after_refresh(self._start_generation, request, response_no, refreshes - 1)
             return
         starting = self.job
         try:
             self.job = self.sessions_ui.record(self.engine.generate(request), request)
         except Exception as e:  # noqa: BLE001 - e.g. the session store failing: the turn ends with it
             self.job = None
-            self.post_message(Finished(turn, None, f"engine: {e}"))
+            self.post_message(Finished(response_no, None, f"engine: {e}"))
             return
         if starting.cancelled:
             self.job.cancel()  # the engine ends it as any stopped job: the turn finishes as usual
-        self._read_generation(self.job, turn)
+        self._read_generation(self.job, response_no)
 
     def frame(self) -> float:
         info = self.engine.info  # of the model loaded
         return CPU_FRAME if info is not None and info.device == "cpu" else FRAME
 
     @work(thread=True, group="generate", exit_on_error=False)
-    def _read_generation(self, job, turn: int) -> None:
+    def _read_generation(self, job, response_no: int) -> None:
         """Read the job's events; post them merged per frame; end with one Finished."""
         frame = self.frame()
         while True:
             try:
                 events = job.get_many(frame)
             except Exception as e:  # noqa: BLE001 - a broken engine must not take the app down
-                self.post_message(Finished(turn, None, f"engine: {e}"))
+                self.post_message(Finished(response_no, None, f"engine: {e}"))
                 return
             think = [e for e in events if isinstance(e, Think)]
             answer = [e for e in events if isinstance(e, Answer)]
             if think or answer:
-                self.post_message(Chunk(turn, "".join(e.text for e in think), "".join(e.text for e in answer),
+                self.post_message(Chunk(response_no, "".join(e.text for e in think), "".join(e.text for e in answer),
                                         sum(e.tokens for e in think), sum(e.tokens for e in answer)))
             last = events[-1]
             if isinstance(last, Done):
-                self.post_message(Finished(turn, last.stats))
+                self.post_message(Finished(response_no, last.stats))
                 return
             if isinstance(last, Failed):
-                self.post_message(Finished(turn, None, last.message))
+                self.post_message(Finished(response_no, None, last.message))
                 return
             if isinstance(last, TERMINAL):
-                self.post_message(Finished(turn, None, f"unexpected event {type(last).__name__}"))
+                self.post_message(Finished(response_no, None, f"unexpected event {type(last).__name__}"))
                 return
 
     def on_chunk(self, chunk: Chunk) -> None:
-        if chunk.turn != self.turn or self.turn_view is None or not self._thinking_view.is_attached:
+        if chunk.response_no != self.response_no or self.turn_view is None or not self._thinking_view.is_attached:
             return  # an old turn, or the app is shutting down
         self.thinking.append(chunk.thinking)
         if chunk.answer:
@@ -348,7 +348,7 @@ class WorkbenchApp(App):
         self.rendered_tokens += chunk.thinking_tokens + chunk.answer_tokens
 
     def on_finished(self, message: Finished) -> None:
-        if message.turn != self.turn or self.turn_view is None or not self._thinking_view.is_attached:
+        if message.response_no != self.response_no or self.turn_view is None or not self._thinking_view.is_attached:
             return
         view, self.job = self.turn_view, None
         self._hold_cursor(False)
@@ -388,7 +388,7 @@ class WorkbenchApp(App):
         if self.job is not None:
             self.job.cancel()
             self.job = None
-        self.turn += 1  # anything still arriving from the old turn is ignored
+        self.response_no += 1  # anything still arriving from the old turn is ignored
         self.turn_view = None
         self.answer_raw = ""
         self.history.clear()

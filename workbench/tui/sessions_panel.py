@@ -128,7 +128,7 @@ class SessionsUI:
 
     def finished(self, recorder) -> None:
         """The inspector saw `recorder` finish: show the stored inspection, refresh the list."""
-        turn = next((t for t in self.store.session(recorder.session_id)["turns"] if t["id"] == recorder.turn), None)
+        turn = next((t for t in self.store.session(recorder.session_id)["turns"] if t["id"] == recorder.turn_id), None)
         if turn is not None:
             self.inspector.show(turn.get("inspection"), turn["thinking"], turn["content"])
         if self.sidebar.has_class("open"):
