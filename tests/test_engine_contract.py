@@ -1,0 +1,195 @@
+"""One contract, every engine: the in-process thread, the child process, a remote endpoint (our server
+over a ThreadEngine) and the scripted engine all behave as `workbench.engine.protocol` says."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from workbench.engine.events import TERMINAL, Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, Sampling, Think
+from workbench.engine.protocol import Capabilities, Engine, Job
+from workbench.engine.scripted import Script, ScriptedEngine, script_from_text
+
+QUESTION = "What is 12+30?"
+LOOPING = "Loop?"
+LOOP_LINE = "so we add it again here.\n\n"  # a paragraph: its third copy is a loop (inspect/loops.py)
+GREEDY = Sampling(temperature=0.0, max_tokens=200)
+
+
+@pytest.fixture(scope="module")
+def looping_model(tmp_path_factory):
+    """Taught to think the same sentence over and over (and to answer 12+30 as the taught model does)."""
+    from conftest import WORKED
+    from workbench.engine.tiny import make_tiny_model, teach
+
+    folder = make_tiny_model(tmp_path_factory.mktemp("models") / "looping", seed=1)
+    teach(folder, [(QUESTION, WORKED.format(a=12, b=30, c=42)), (LOOPING, LOOP_LINE * 6 + "</think>done")], steps=150)
+    (folder / "profile.toml").write_text("temperature = 0.0\nmax_tokens = 200\n")
+    return folder
+
+
+class Served:
+    """RemoteEngine against our OpenAI-compatible server answering with a ThreadEngine."""
+
+    def __init__(self, folder) -> None:
+        from workbench.distributed.server import ChatServer
+        from workbench.engine.remote import RemoteEngine
+        from workbench.engine.thread import ThreadEngine
+
+        self.backend = ThreadEngine()
+        *_, loaded = self.backend.load(folder).collect()
+        assert isinstance(loaded, Loaded)
+        self.server = ChatServer(("127.0.0.1", 0), self.backend.generate, loaded.info.name)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.engine = RemoteEngine(f"http://127.0.0.1:{self.server.server_address[1]}")
+
+    def close(self) -> None:
+        self.engine.close()
+        self.server.shutdown()
+        self.backend.close()
+
+
+def scripted() -> ScriptedEngine:
+    loop = Script([Think(LOOP_LINE, 1) for _ in range(200)] + [Answer("done", 1)])
+    answer = script_from_text("12+30: ones first, then tens. 12+30=42.", "The answer is \\boxed{42}.", chunk=4)
+    long = Script([Think("step ", 1) for _ in range(5000)], hold=threading.Event())
+
+    class Contracted(ScriptedEngine):
+        def generate(self, request):  # picks its script by the question, as a model would
+            text = request.messages[-1].content
+            self.scripts = [loop if text == LOOPING else long if text == "long" else answer]
+            self.requests.clear()
+            return super().generate(request)
+
+    return Contracted(rate=2000)
+
+
+KINDS = ["thread", "process", "remote", "scripted"]
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def contracted(request, looping_model):
+    """(engine, model to load, a model name that cannot load) for each implementation."""
+    kind = request.param
+    if kind == "thread":
+        from workbench.engine.thread import ThreadEngine
+
+        engine, closer, model = ThreadEngine(), None, looping_model
+    elif kind == "process":
+        from workbench.engine.process import ProcessEngine
+
+        engine, closer, model = ProcessEngine(), None, looping_model
+    elif kind == "remote":
+        served = Served(looping_model)
+        engine, closer, model = served.engine, served, None
+    else:
+        engine, closer, model = scripted(), None, None
+    yield kind, engine, model
+    engine.close()
+    if closer is not None:
+        closer.close()
+
+
+def long_request(kind: str) -> ChatRequest:
+    """A request that runs for a while: to max_tokens on a model, a held script on the scripted engine."""
+    prompt = "long" if kind == "scripted" else LOOPING
+    return ChatRequest((Message("user", prompt),), Sampling(temperature=0.0, max_tokens=2000))
+
+
+def test_it_is_an_engine_with_declared_capabilities(contracted):
+    kind, engine, _ = contracted
+    assert isinstance(engine, Engine)
+    assert isinstance(engine.capabilities, Capabilities)
+    assert engine.capabilities.call == (kind == "thread")
+    assert engine.capabilities.cluster == (kind == "remote")
+
+
+def test_load_says_loading_then_loaded_with_the_info_it_keeps(contracted):
+    kind, engine, model = contracted
+    job = engine.load(model)
+    assert isinstance(job, Job)
+    events = list(job)
+    assert isinstance(events[0], Loading) and isinstance(events[-1], Loaded)
+    assert all(not isinstance(e, TERMINAL) for e in events[:-1]) and job.finished.is_set()
+    assert engine.info == events[-1].info and engine.info.name
+
+
+def test_a_generation_streams_thinking_then_the_answer_and_ends_with_stats(contracted):
+    kind, engine, model = contracted
+    engine.load(model).collect()
+    thinking, answer, done = engine.generate(ChatRequest.single(QUESTION, GREEDY)).collect()
+    assert isinstance(done, Done), done
+    assert "12+30" in thinking and "</think>" not in thinking + answer
+    assert answer == "The answer is \\boxed{42}."
+    assert done.stats.finish_reason == "stop" and done.stats.thinking_closed
+    assert done.stats.thinking_tokens > 0 and done.stats.answer_tokens > 0
+
+
+def test_get_many_hands_out_every_event_in_order_and_the_terminal_one_last(contracted):
+    kind, engine, model = contracted
+    engine.load(model).collect()
+    job = engine.generate(ChatRequest.single(QUESTION, GREEDY))
+    events = []
+    while not events or not isinstance(events[-1], TERMINAL):
+        batch = job.get_many(0.01)
+        assert batch and all(not isinstance(e, TERMINAL) for e in batch[:-1])
+        events += batch
+    assert isinstance(events[-1], Done)
+    assert "".join(e.text for e in events if isinstance(e, Answer)) == "The answer is \\boxed{42}."
+
+
+def test_cancel_ends_a_running_generation_with_done_cancelled(contracted):
+    kind, engine, model = contracted
+    engine.load(model).collect()
+    job = engine.generate(long_request(kind))
+    first = job.get(timeout=60)
+    assert isinstance(first, (Think, Answer))
+    job.cancel()
+    *_, last = job
+    assert isinstance(last, Done) and last.stats.finish_reason == "cancelled"
+    assert last.stats.generated_tokens < 2000 and job.stop_reason() == "cancelled"
+
+
+def test_a_request_to_stop_on_loops_ends_a_looping_generation(contracted):
+    kind, engine, model = contracted
+    engine.load(model).collect()
+    request = ChatRequest((Message("user", LOOPING),), Sampling(temperature=0.0, max_tokens=2000), stop_on_loop=True)
+    thinking, answer, done = engine.generate(request).collect()
+    assert isinstance(done, Done), done
+    assert done.stats.finish_reason == "loop" and answer == ""
+    assert 3 <= thinking.count(LOOP_LINE.strip()) < 6  # stopped once it repeated, not at its end
+    _, _, plain = engine.generate(ChatRequest((Message("user", LOOPING),), GREEDY)).collect()
+    assert plain.stats.finish_reason != "loop"  # only when asked
+
+
+def test_memory_is_a_figure_in_gb_or_none(contracted):
+    kind, engine, model = contracted
+    engine.load(model).collect()
+    engine.generate(ChatRequest.single(QUESTION, GREEDY)).collect()
+    memory = engine.memory_gb()
+    if kind in ("thread", "process"):
+        assert 0.01 < memory < 100  # a real process's peak, in GB
+    else:
+        assert memory is None  # not known to this side
+
+
+def test_optional_capabilities_work_where_declared(contracted):
+    kind, engine, model = contracted
+    engine.load(model).collect()
+    if engine.capabilities.call:
+        assert engine.call(lambda loaded: loaded.tokenizer.encode("ab")).result(timeout=30)
+    if engine.capabilities.cluster:  # our server, here with no ranks behind it
+        assert engine.cluster() == {"model": engine.info.name, "ranks": []}
+
+
+def test_a_model_that_cannot_load_fails_in_one_line_and_the_engine_keeps_working(contracted, tmp_path):
+    kind, engine, model = contracted
+    if kind == "scripted":
+        broken = ScriptedEngine(load_error="no such model")
+        failed = broken.load("nope").collect()[-1]
+    else:
+        failed = engine.load(tmp_path / "nope" if kind != "remote" else "nope").collect()[-1]
+    assert isinstance(failed, Failed) and failed.message and "\n" not in failed.message
+    engine.load(model).collect()
+    assert isinstance(engine.generate(ChatRequest.single(QUESTION, GREEDY)).collect()[-1], Done)
