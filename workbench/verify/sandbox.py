@@ -191,26 +191,29 @@ def sandbox_exec_profile(home: str) -> str:
 class Isolation:
     name: str  # "bubblewrap", "sandbox-exec" or "none"
     problem: str | None = None  # why the platform's isolation is not available here
+    tool: str | None = None  # the path of bwrap or sandbox-exec
 
 
 @functools.lru_cache(maxsize=None)
 def _probe(platform: str) -> Isolation:
     if platform.startswith("linux"):
-        if shutil.which("bwrap") is None:
+        tool = shutil.which("bwrap")
+        if tool is None:
             return Isolation("bubblewrap", "bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)")
-        command = [*bubblewrap_command(Limits(), os.geteuid() == 0), python_executable(), "-I", "-S", "-c", "pass"]
+        command = [tool, *bubblewrap_command(Limits(), os.geteuid() == 0)[1:], python_executable(), "-I", "-S", "-c", "pass"]
         try:
-            done = subprocess.run(command, capture_output=True, timeout=30)
+            done = subprocess.run(command, capture_output=True, timeout=30, env=_scrubbed_env("/"))
         except (OSError, subprocess.SubprocessError) as e:
             return Isolation("bubblewrap", f"bubblewrap does not run here ({e})")
         if done.returncode != 0:
             why = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1][:120]
             return Isolation("bubblewrap", f"bubblewrap cannot make namespaces here ({why})")
-        return Isolation("bubblewrap")
+        return Isolation("bubblewrap", tool=tool)
     if platform == "darwin":
-        if shutil.which("sandbox-exec") is None:
+        tool = shutil.which("sandbox-exec")
+        if tool is None:
             return Isolation("sandbox-exec", "sandbox-exec is missing")
-        return Isolation("sandbox-exec")
+        return Isolation("sandbox-exec", tool=tool)
     return Isolation("none", f"no sandbox for untrusted code on {platform}")
 
 
@@ -234,7 +237,9 @@ class Sandbox:
     def __init__(self, script: str, config: dict, limits: Limits, deadline: float) -> None:
         self.limits = limits
         self.deadline = deadline
-        self.kind = isolation().name
+        self.started = time.monotonic()
+        chosen = isolation()
+        self.kind = chosen.name
         self._buffer = b""
         self._pid1 = None  # bubblewrap: a pidfd of the namespace's init
         self._home = None
@@ -254,7 +259,7 @@ class Sandbox:
             as_root = os.geteuid() == 0
             info_read, info_write = os.pipe()
             command = bubblewrap_command(limits, as_root)
-            command = [*command[:1], "--info-fd", str(info_write), *command[1:], *python]
+            command = [chosen.tool, "--info-fd", str(info_write), *command[1:], *python]
             kwargs["pass_fds"] = (info_write,)
             home = SANDBOX_HOME
             # threads count too; not root: the namespace's init (bwrap) is one of the user's processes
@@ -263,9 +268,9 @@ class Sandbox:
             self._home = home = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
             command = python
             if self.kind == "sandbox-exec":
-                command = ["sandbox-exec", "-p", sandbox_exec_profile(os.path.realpath(home)), *python]
+                command = [chosen.tool, "-p", sandbox_exec_profile(os.path.realpath(home)), *python]
                 rlimits.pop("RLIMIT_AS")  # macOS refuses it
-            kwargs["start_new_session"] = True
+            # stays in its caller's process group: a verifier worker is killed with its group
         try:
             self.process = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.output_file,
@@ -293,7 +298,7 @@ class Sandbox:
             while True:
                 remaining = self.deadline - time.monotonic()
                 if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                    raise SandboxError(f"timed out after {self.limits.wall_seconds:g} s (wall clock)")
+                    raise SandboxError(self._timed_out())
                 chunk = os.read(fd, 4096)
                 if not chunk:
                     break
@@ -304,6 +309,9 @@ class Sandbox:
             return int(json.loads(data)["child-pid"])
         except (ValueError, KeyError, TypeError):
             return None  # bwrap failed to start: its exit status says why
+
+    def _timed_out(self) -> str:
+        return f"timed out after {self.deadline - self.started:.3g} s (wall clock)"
 
     def send(self, message: dict) -> None:
         try:
@@ -318,7 +326,7 @@ class Sandbox:
         while b"\n" not in self._buffer:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                raise SandboxError(f"timed out after {self.limits.wall_seconds:g} s (wall clock)")
+                raise SandboxError(self._timed_out())
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 raise SandboxError(self._ended())
@@ -368,11 +376,6 @@ class Sandbox:
                 try:  # bwrap exits after its init, whose exit waits until the namespace is empty
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
-                    pass
-            elif self.kind != "bubblewrap":
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
                     pass
             process.kill()
             process.wait()
@@ -426,11 +429,11 @@ def remove_leftovers(owner_pid: int) -> None:
 RUN_SCRIPT = r'''
 try:
     exec(compile(_config["program"], "program.py", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+    _message = {"ended": True}
 except BaseException as e:
-    _send({"error": _describe(e)})
-else:
-    _send({"ended": True})
+    _message = {"error": _describe(e)}
 sys.stdout.flush()
+_send(_message)
 os._exit(0)
 '''
 
