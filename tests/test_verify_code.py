@@ -9,12 +9,15 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from sandbox_checks import no_sandbox_leftovers  # noqa: F401 (a fixture)
-from workbench.verify import get_verifier, plain
+from workbench.verify import get_verifier, plain, sandbox
 from workbench.verify.code_tests import extract_code, literal_asserts
 from workbench.verify.sandbox import Limits, run_python
 
@@ -141,3 +144,62 @@ def test_output_is_capped():
 def test_extract_code_prefers_the_last_block_of_the_answer():
     text = "<think>```python\nbad()\n```</think>```python\nfirst()\n```\n```py\nsecond()\n```"
     assert extract_code(text) == "second()\n"
+
+
+def test_without_isolation_the_verifier_refuses_unless_opted_in(monkeypatch):
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    missing = sandbox._probe.__wrapped__("linux")
+    assert missing.problem and "apt-get install bubblewrap" in missing.problem
+    monkeypatch.setattr(sandbox, "_probe", lambda platform: missing)
+    monkeypatch.delenv(sandbox.OPT_IN, raising=False)
+    refused = verdict("    return a + b\n")
+    assert refused.score is None and "\n" not in refused.reason
+    assert refused.reason.startswith("code sandbox unavailable: bubblewrap is not installed")
+    assert f"{sandbox.OPT_IN}=1" in refused.reason
+    monkeypatch.setenv(sandbox.OPT_IN, "1")  # the user's choice: rlimits and a temp folder only
+    assert verdict("    return a + b\n").score == 1.0
+    assert verdict("    return a - b\n", ADD_JUDGED).score == 0.0
+
+
+def test_macos_sandbox_exec_with_a_fake(tmp_path, monkeypatch):
+    """What runs on a Mac: the deny-by-default profile and the command. Verified here with a fake
+    `sandbox-exec` that records the profile and runs the rest unconfined; not verified on a Mac."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "profile.sb"
+    bin_dir.mkdir()
+    fake = bin_dir / "sandbox-exec"
+    fake.write_text(f'#!/bin/sh\n[ "$1" = -p ] || exit 64\nprintf "%s" "$2" > {log}\nshift 2\nexec "$@"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    found = sandbox._probe.__wrapped__("darwin")
+    assert found == sandbox.Isolation("sandbox-exec", tool=str(fake))
+    monkeypatch.setattr(sandbox, "_probe", lambda platform: found)
+    assert verdict("    return a + b\n").score == 1.0
+    profile = log.read_text()
+    assert profile.startswith("(version 1)\n(deny default)\n")
+    assert "network" not in profile and "process-fork" not in profile  # denied by default
+    writable = re.findall(r"\(allow file-read\* file-write\* \(subpath \"([^\"]+)\"\)", profile)
+    assert len(writable) == 1
+    assert Path(writable[0]).name.startswith(f"{sandbox.TEMP_PREFIX}{os.getpid()}-")
+    assert not Path(writable[0]).exists()  # removed with the verdict
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/python3").exists() or shutil.which("setpriv") is None,
+                    reason="needs root (to become another user) and Debian's python3")
+def test_a_user_without_root_gets_a_user_namespace():
+    """Not root: bwrap makes a user namespace (no capabilities; RLIMIT_NPROC counts this sandbox's
+    processes only). Run as `nobody` with Debian's python3, since this checkout's may sit in /root."""
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(ROOT)!r})
+from workbench.verify import get_verifier
+add = {ADD!r}
+verify = get_verifier("code")
+bomb = "import os\\nwhile True:\\n    os.fork()\\n" + "def add(a, b):\\n    return a + b\\n"
+print(json.dumps([verify(c, add).to_dict() for c in ("    return a + b\\n", "    return a - b\\n", bomb)]))
+"""
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-I", "-c",
+                           script], capture_output=True, text=True, timeout=300, cwd="/", env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    honest, wrong, bomb = json.loads(done.stdout)
+    assert honest["score"] == 1.0 and wrong["score"] == 0.0, (honest, wrong)
+    assert bomb["score"] == 0.0 and "BlockingIOError" in bomb["reason"], bomb

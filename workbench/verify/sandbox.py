@@ -145,25 +145,31 @@ def bubblewrap_command(limits: Limits, as_root: bool) -> list[str]:
     else:
         command += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
     made: set[str] = set()
-    for library in ("/usr/lib", "/usr/lib64", "/usr/lib32"):
-        if os.path.isdir(library):
-            command += ["--ro-bind", library, library]
-            made.add(library)
-    for link in ("/lib", "/lib64", "/lib32"):
-        if os.path.islink(link):
-            command += ["--symlink", os.readlink(link), link]
-        elif os.path.isdir(link):
-            command += ["--ro-bind", link, link]
-    for root in _python_roots():
-        parent = os.path.dirname(root)
-        chain = []
+    bound: list[str] = []
+
+    def bind(path: str) -> None:
+        if any(path == b or path.startswith(b + os.sep) for b in bound):
+            return
+        chain, parent = [], os.path.dirname(path)
         while parent not in ("/", "") and parent not in made:
             chain.append(parent)
             parent = os.path.dirname(parent)
         for directory in reversed(chain):  # bwrap would make these 0700: the dropped uid could not pass
-            command += ["--perms", "0755", "--dir", directory]
+            command.extend(["--perms", "0755", "--dir", directory])
             made.add(directory)
-        command += ["--ro-bind", root, root]
+        command.extend(["--ro-bind", path, path])
+        bound.append(path)
+
+    for root in _python_roots():
+        bind(root)
+    for library in ("/usr/lib", "/usr/lib64", "/usr/lib32"):
+        if os.path.isdir(library):
+            bind(library)
+    for link in ("/lib", "/lib64", "/lib32"):
+        if os.path.islink(link):
+            command += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            bind(link)
     for device in ("null", "zero", "random", "urandom"):
         command += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
     tmpfs_bytes = max(1, limits.file_size_mb) * 4 * 1024 * 1024
