@@ -31,6 +31,8 @@ from workbench.verify.sandbox import remove_leftovers
 
 WORKER_MEMORY_MB = 2048  # address-space limit per worker: a bomb hits MemoryError, not the machine
 STARTUP_TIMEOUT = 120.0  # importing sympy on a busy machine; not counted against a verification
+# Each worker leads a process group (killed whole), in the caller's session (its scheduling group).
+NEW_GROUP = {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
 
 
 class WorkerDied(Exception):
@@ -41,7 +43,7 @@ class _Worker:
     def __init__(self, memory_mb: int) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "workbench.verify.worker", str(memory_mb)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, process_group=0,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, **NEW_GROUP,
         )
         self.ready = False
         self._buffer = b""
