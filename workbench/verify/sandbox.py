@@ -20,7 +20,8 @@ Isolation (`isolation()` picks it once per process):
   fake; not verified on a Mac.
 - Anywhere else, or when the above does not work here: SandboxUnavailable with one line saying
   what to install, unless the user sets WORKBENCH_UNISOLATED_CODE=1 (rlimits, a fresh temporary
-  folder and its own session only: the completion can read and write what the user can).
+  folder and its own session, killed at the end, only: the completion can read and write what the
+  user can, and a process that leaves the session outlives it).
 rlimits everywhere: CPU seconds, address space (not on macOS), processes, file size, open files,
 no core dumps. The wall clock is the caller's deadline, enforced from outside.
 """
@@ -275,8 +276,10 @@ class Sandbox:
             command = python
             if self.kind == "sandbox-exec":
                 command = [chosen.tool, "-p", sandbox_exec_profile(os.path.realpath(home)), *python]
-                rlimits.pop("RLIMIT_AS")  # macOS refuses it
-            # stays in its caller's process group: a verifier worker is killed with its group
+                rlimits.pop("RLIMIT_AS")  # macOS refuses it (and the profile forbids fork): it stays in
+                # its caller's process group, so a verifier worker killed with its group takes it along
+            else:
+                kwargs["start_new_session"] = True  # unisolated: its group is killed at the end
         try:
             self.process = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.output_file,
@@ -382,6 +385,11 @@ class Sandbox:
                 try:  # bwrap exits after its init, whose exit waits until the namespace is empty
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
+                    pass
+            if self.kind == "none":
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
                     pass
             process.kill()
             process.wait()
