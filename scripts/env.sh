@@ -1,6 +1,7 @@
 # Shared set-up for scripts/run and scripts/test (sourced, not run). Idempotent:
 # creates or reuses .venv, installs the project when pyproject.toml changed, and on Linux
-# installs Debian's OpenBLAS when it can (MLX's bundled BLAS is ~30x slower).
+# installs Debian's OpenBLAS when it can (MLX's bundled BLAS is ~30x slower) and bubblewrap
+# (the code verifier's sandbox).
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 OPENBLAS=/usr/lib/x86_64-linux-gnu/libopenblas.so.0
@@ -26,6 +27,26 @@ ensure_openblas() {
     { $sudo apt-get install -y -qq libopenblas0-pthread >/dev/null 2>&1 ||
       { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq libopenblas0-pthread >/dev/null 2>&1; }; } ||
         echo "note: could not install libopenblas0-pthread; MLX will use its slow reference BLAS." >&2
+}
+
+ensure_bubblewrap() {
+    # The code verifier's sandbox on Linux (mount, PID and network namespaces); without it the
+    # verifier refuses to score code (docs/verifiers.md).
+    [ "$(uname -s)" = Linux ] || return 0
+    command -v bwrap >/dev/null && return 0
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        if sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+            echo "note: bubblewrap is not installed and this user cannot install it; the code verifier will refuse" >&2
+            echo "      to score code until it is. To fix: sudo apt-get install bubblewrap" >&2
+            return 0
+        fi
+    fi
+    command -v apt-get >/dev/null || { echo "note: no apt-get here; install bubblewrap for the code verifier's sandbox." >&2; return 0; }
+    echo "installing Debian's bubblewrap for the code verifier's sandbox ..." >&2
+    { $sudo apt-get install -y -qq bubblewrap >/dev/null 2>&1 ||
+      { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq bubblewrap >/dev/null 2>&1; }; } ||
+        echo "note: could not install bubblewrap; the code verifier will refuse to score code." >&2
 }
 
 ensure_venv() {

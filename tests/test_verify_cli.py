@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from workbench.cli import main
 
 
@@ -46,3 +48,24 @@ def test_unknown_verifier_and_missing_file(tmp_path, capsys, monkeypatch):
     assert "unknown verifier" in capsys.readouterr().err
     assert main(["verify", "--verifier", "math", str(tmp_path / "missing.jsonl")]) == 2
     assert "missing.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap is the Linux sandbox")
+def test_verify_code_without_its_sandbox_refuses_in_one_line(tmp_path):
+    """No bwrap on PATH: one line naming what to install and how to opt out; nothing scored."""
+    import os
+    import shutil
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_UNISOLATED_CODE"}
+    env["PATH"] = str(bin_dir)
+    assert shutil.which("bwrap", path=env["PATH"]) is None
+    stdin = json.dumps({"completion": "    return 1\n", "prompt": "def f():\n", "entry_point": "f",
+                        "test": "def check(candidate):\n    assert candidate() == 1\n"}) + "\n"
+    result = subprocess.run([sys.executable, "-m", "workbench", "verify", "--verifier", "code", "-"], input=stdin,
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "bubblewrap is not installed" in result.stderr and "WORKBENCH_UNISOLATED_CODE=1" in result.stderr

@@ -51,9 +51,9 @@ def parse_line(line: str) -> tuple[str, dict] | str:
 
 def main(args) -> int:
     from workbench.verify import VerifierPool
-    from workbench.verify.registry import check_name
+    from workbench.verify.registry import check_available
 
-    check_name(args.verifier)
+    check_available(args.verifier)
     name = "<stdin>" if args.file == "-" else args.file
     malformed = 0
 

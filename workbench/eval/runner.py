@@ -145,6 +145,7 @@ def run_eval(options: EvalOptions, engine=None, progress_stream=None) -> tuple[d
     from workbench.engine.profiles import Profile
     from workbench.models.local import resolve_model
     from workbench.verify import VerifierPool, verifier_version
+    from workbench.verify.registry import check_available
 
     if options.samples < 1:
         raise UserError("--samples must be at least 1")
@@ -153,6 +154,7 @@ def run_eval(options: EvalOptions, engine=None, progress_stream=None) -> tuple[d
     if adapter is not None and not adapter.is_dir():
         raise UserError(f"{adapter}: adapter folder not found")
     suite = load_suite(options.suite, options.limit, options.seed)
+    check_available(suite.spec.verifier)  # before the model loads: code needs its sandbox
     items = suite.items
     log = Progress(len(items) * options.samples, progress_stream)
     for problem in suite.problems:

@@ -6,6 +6,11 @@ So verifiers run in worker processes (`python -m workbench.verify.worker`, JSON 
 pipes: nothing is forked from the caller, so its threads, e.g. the MLX engine, do not matter,
 and the caller's `__main__` is never re-imported). A worker that overruns its timeout is
 killed and replaced; the caller gets Verdict(None, "timed out after ... s").
+
+One deadline: the request carries the timeout, and the worker hands it to the code sandbox as its
+wall clock (ending a little before, so an overrunning completion scores 0 with its reason rather than
+None). A killed worker takes its sandboxes with it (bubblewrap's --die-with-parent; elsewhere they
+share the worker's process group, which is killed whole) and its host temp folders are removed.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import atexit
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -21,9 +27,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from workbench.verify.registry import Verdict, check_name, default_timeout
+from workbench.verify.sandbox import remove_leftovers
 
 WORKER_MEMORY_MB = 2048  # address-space limit per worker: a bomb hits MemoryError, not the machine
 STARTUP_TIMEOUT = 120.0  # importing sympy on a busy machine; not counted against a verification
+# Each worker leads a process group (killed whole), in the caller's session (its scheduling group).
+NEW_GROUP = {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
 
 
 class WorkerDied(Exception):
@@ -34,7 +43,7 @@ class _Worker:
     def __init__(self, memory_mb: int) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "workbench.verify.worker", str(memory_mb)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, **NEW_GROUP,
         )
         self.ready = False
         self._buffer = b""
@@ -77,8 +86,12 @@ class _Worker:
         return None if line is None else json.loads(line)
 
     def kill(self) -> None:
-        self.process.kill()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # the worker and any sandbox in its group
+        except (ProcessLookupError, PermissionError):
+            self.process.kill()
         self.process.wait()
+        remove_leftovers(self.process.pid)
         for stream in (self.process.stdin, self.process.stdout):
             try:
                 stream.close()
@@ -116,7 +129,8 @@ class VerifierPool:
         if self._closed:
             raise RuntimeError("verifier pool is closed")
         try:
-            request = (json.dumps({"verifier": name, "completion": completion, "example": example}) + "\n").encode()
+            request = {"verifier": name, "completion": completion, "example": example, "timeout": timeout}
+            request = (json.dumps(request) + "\n").encode()
         except (TypeError, ValueError) as e:
             return Verdict(None, f"input is not JSON: {e}"[:200])
         worker = self._take()

@@ -50,6 +50,18 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_available(name: str) -> str:
+    """UserError (one line) when this machine cannot run the verifier: `code` without its sandbox."""
+    if check_name(name) == "code":
+        from workbench.verify.sandbox import SandboxUnavailable, isolation
+
+        try:
+            isolation()
+        except SandboxUnavailable as e:
+            raise UserError(str(e)) from None
+    return name
+
+
 def get_verifier(name: str) -> Callable[[str, dict], Verdict]:
     module = importlib.import_module(VERIFIERS[check_name(name)][0])
     return getattr(module, "verify_partial" if name == "format_partial" else "verify")

@@ -1,18 +1,29 @@
-"""Run untrusted Python in a separate, limited process.
+"""Run untrusted Python in a sandbox the kernel enforces, talking to it only in plain data.
 
-Layers (each catches what the others miss; none is a full jail):
-- a fresh interpreter (`python -I`) in a temporary working directory, with a scrubbed
-  environment (PATH, HOME and TMPDIR only), stdin closed;
-- rlimits: CPU seconds, address space, processes, file size (which also caps the output:
-  stdout goes to a file), open files, no core dumps; wall-clock timeout in the parent;
-- no network: `unshare -n` (Linux, when it works) and an audit hook that refuses sockets;
-- when we run as root, the child drops to `nobody` (rlimits on processes only bind non-root);
-- an audit hook (PEP 578: cannot be removed once installed) that refuses new processes, signals,
-  ctypes, and writes or deletes outside the temporary directory, and reads of other processes'
-  /proc entries (the parent's environment);
-- its own process group, killed (with everything in it) when the run ends.
-macOS has no `unshare` and does not enforce RLIMIT_AS: there the audit hook and the other
-limits hold, and the memory limit does not.
+A `Sandbox` is one fresh interpreter (`python -I -S -B`) running a script of ours that reads a
+config line, sets its rlimits, and then speaks JSON lines on stdin/stdout; its other output
+(and the completion's prints) goes to an unlinked temporary file, capped by RLIMIT_FSIZE.
+
+Isolation (`isolation()` picks it once per process):
+- Linux, `bubblewrap` (Debian's `bwrap`): fresh mount, PID, network, IPC and UTS namespaces. The
+  root is an empty read-only tmpfs holding only Python's own installation and /usr/lib (read-only),
+  four /dev nodes, a /proc of the sandbox's own PID namespace, and `/sandbox`: a small tmpfs, the
+  only writable place, which disappears with the namespace (nothing is left on the host's disk).
+  Every process the completion starts lives in its PID namespace and dies with it; completions in
+  parallel cannot see or signal each other. Not root: a user namespace (no capabilities, and
+  RLIMIT_NPROC counts only this sandbox's processes). Root: no user namespace (it would map to
+  root, whom RLIMIT_NPROC does not bind); the script drops to its own uid (1,000,000 + bwrap's
+  pid, unique while it runs) with every capability gone. `--die-with-parent`: a killed caller
+  (a verifier worker past its deadline) takes its sandboxes with it.
+- macOS, `sandbox-exec` with a deny-by-default profile (reads of Python and system libraries,
+  writes to the sandbox's own temporary folder, no network, no fork). Built and tested here with a
+  fake; not verified on a Mac.
+- Anywhere else, or when the above does not work here: SandboxUnavailable with one line saying
+  what to install, unless the user sets WORKBENCH_UNISOLATED_CODE=1 (rlimits, a fresh temporary
+  folder and its own session, killed at the end, only: the completion can read and write what the
+  user can, and a process that leaves the session outlives it).
+rlimits everywhere: CPU seconds, address space (not on macOS), processes, file size, open files,
+no core dumps. The wall clock is the caller's deadline, enforced from outside.
 """
 
 from __future__ import annotations
@@ -20,92 +31,61 @@ from __future__ import annotations
 import functools
 import json
 import os
-import secrets
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
-# Modules the child imports before it drops privileges (a dropped child may not read the stdlib).
-PRELOAD = ("typing", "math", "cmath", "collections", "itertools", "functools", "re", "string", "heapq",
-           "bisect", "hashlib", "json", "random", "decimal", "fractions", "statistics", "operator",
-           "copy", "datetime", "array", "numbers", "dataclasses", "enum", "textwrap", "unicodedata",
-           "traceback", "io", "abc", "contextlib", "types", "struct", "time",
-           # refused by the audit hook, preloaded so that refusal (not a missing file) is what stops them
-           "os", "signal", "socket", "shutil", "subprocess", "ctypes", "pathlib", "tempfile", "threading", "encodings.idna")
+from workbench.verify import plain
 
-CHILD = r'''
+OPT_IN = "WORKBENCH_UNISOLATED_CODE"
+SANDBOX_HOME = "/sandbox"
+SANDBOX_UIDS = 1_000_000  # root mode: uid = this + the outer bwrap's pid
+TEMP_PREFIX = "workbench-sandbox-"  # host folders (macOS, unisolated): + the caller's pid
+MAX_LINE = 8 * 1024 * 1024  # one protocol line from a sandbox
+
+# Run first in every sandboxed interpreter: the protocol, the rlimits, the uid.
+PRELUDE = r'''
 import json, os, sys
-config = json.loads(sys.stdin.readline())
-sys.stdin.close()
+_proto_in = sys.stdin
+_proto_out = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)  # prints go to the capture file (fd 2)
+sys.stdout = open(1, "w", closefd=False)
 sys.stdin = open(os.devnull)
-for name in config["preload"]:
-    try:
-        __import__(name)
-    except ImportError:
-        pass
+def _send(message):
+    _proto_out.write(json.dumps(message) + "\n")
+    _proto_out.flush()
+def _describe(e):
+    line = (str(e).strip().splitlines() or [""])[0][:200]
+    return f"{type(e).__name__}: {line}" if line else type(e).__name__
+_config = json.loads(_proto_in.readline())
 import resource
-for name, value in config["rlimits"].items():
+for _name, _value in _config["rlimits"].items():
     try:
-        resource.setrlimit(getattr(resource, name), tuple(value))
+        resource.setrlimit(getattr(resource, _name), tuple(_value))
     except (ValueError, OSError, AttributeError):
         pass
-if config["drop_to"] is not None:
+if _config["drop_to"] is not None:
     os.setgroups([])
-    os.setgid(config["drop_to"])
-    os.setuid(config["drop_to"])
-HOME = os.path.realpath(config["home"])
-DENY = ("socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-        "os.forkpty", "os.kill", "os.killpg", "signal.pthread_kill", "ctypes.", "os.setuid", "os.setgid",
-        "pty.", "os.startfile", "resource.setrlimit", "resource.prlimit", "sys.addaudithook", "mmap.")
-PATHS = ("os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.link", "os.symlink",
-         "os.truncate", "os.utime", "shutil.rmtree", "shutil.move", "shutil.copyfile", "os.chdir", "os.chroot")
-WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-def inside(path):
-    try:
-        path = os.fsdecode(path) if not isinstance(path, int) else None
-    except TypeError:
-        return False
-    if path is None:
-        return True  # a file descriptor we already hold
-    real = os.path.realpath(os.path.join(HOME, path))
-    return real == HOME or real.startswith(HOME + os.sep)
-def own_proc(path):
-    if isinstance(path, int):
-        return True
-    real = os.path.realpath(os.fsdecode(path))
-    return not real.startswith("/proc/") or real.startswith("/proc/self/") or real.startswith(f"/proc/{os.getpid()}/")
-def hook(event, args):
-    if event.startswith(DENY):
-        raise PermissionError(f"sandbox: {event} is not allowed")
-    if event == "open":
-        path, mode, flags = args
-        writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(flags, int) and flags & WRITE_FLAGS)
-        if path is not None and writes and not inside(path):
-            raise PermissionError(f"sandbox: writing {path!r} outside the working directory")
-        if path is not None and not own_proc(path):
-            raise PermissionError(f"sandbox: reading {path!r} is not allowed")
-    elif event in PATHS:
-        for path in args[:2]:
-            if isinstance(path, (str, bytes, os.PathLike)) and not inside(path):
-                raise PermissionError(f"sandbox: {event} outside the working directory")
-sys.addaudithook(hook)
-nonce = config.pop("nonce")
-namespace = {"__name__": "__main__", "__builtins__": __builtins__}
-try:
-    exec(compile(config.pop("program"), "solution.py", "exec"), namespace)
-except BaseException as e:
-    sys.stdout.flush()
-    line = (str(e).strip().splitlines() or [""])[0][:200]
-    sys.stderr.write(f"\n{type(e).__name__}: {line}\n")
-    sys.stderr.flush()
-    os._exit(1)
-sys.stdout.write("\n" + nonce + "\n")
-sys.stdout.flush()
-os._exit(0)
+    os.setgid(_config["drop_to"])
+    os.setuid(_config["drop_to"])
+    if os.getuid() != _config["drop_to"]:
+        os._exit(97)
+os.chdir(_config["home"])
 '''
+
+
+class SandboxUnavailable(Exception):
+    """The platform's isolation is missing here and the user has not opted out of it."""
+
+
+class SandboxError(Exception):
+    """The sandboxed process ended, timed out, or said something that is not plain data."""
 
 
 @dataclass(frozen=True)
@@ -113,129 +93,378 @@ class Limits:
     wall_seconds: float = 10.0
     cpu_seconds: int = 5
     memory_mb: int = 512
-    processes: int = 1  # beyond the ones the user already runs (RLIMIT_NPROC counts per user)
-    file_size_mb: int = 1  # any file, stdout included
+    processes: int = 8  # processes and threads beyond the first, per sandbox
+    file_size_mb: int = 1  # any file, the captured output included
     open_files: int = 64
-    output_chars: int = 4000  # kept of stdout and stderr each
+    output_chars: int = 4000  # kept of the captured output
 
     @classmethod
     def from_dict(cls, d: dict) -> "Limits":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
+# --- one deadline --------------------------------------------------------------------------
+
+_outer_deadline: float | None = None
+
+
+def set_deadline(deadline: float | None) -> None:
+    """The caller's deadline (time.monotonic()); a verifier worker sets it from the pool's timeout."""
+    global _outer_deadline
+    _outer_deadline = deadline
+
+
+def deadline_for(limits: Limits) -> float:
+    deadline = time.monotonic() + limits.wall_seconds
+    return deadline if _outer_deadline is None else min(deadline, _outer_deadline)
+
+
+# --- isolation backends --------------------------------------------------------------------
+
+
+def python_executable() -> str:
+    return os.path.realpath(sys.executable)
+
+
+def _python_roots() -> list[str]:
+    """What the interpreter needs read-only: its installation (and the binary, if elsewhere)."""
+    roots = [os.path.realpath(sys.base_prefix)]
+    executable = python_executable()
+    if not executable.startswith(roots[0] + os.sep):
+        roots.append(executable)
+    return roots
+
+
+def bubblewrap_command(limits: Limits, as_root: bool) -> list[str]:
+    """bwrap's arguments up to the command (see the module docstring for what each part is for)."""
+    command = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+               "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv",
+               "--setenv", "HOME", SANDBOX_HOME, "--setenv", "TMPDIR", SANDBOX_HOME,
+               "--setenv", "LANG", "C.UTF-8", "--setenv", "PATH", "/usr/bin:/bin"]
+    if as_root:
+        command += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        command += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+    made: set[str] = set()
+    bound: list[str] = []
+
+    def bind(path: str) -> None:
+        if any(path == b or path.startswith(b + os.sep) for b in bound):
+            return
+        chain, parent = [], os.path.dirname(path)
+        while parent not in ("/", "") and parent not in made:
+            chain.append(parent)
+            parent = os.path.dirname(parent)
+        for directory in reversed(chain):  # bwrap would make these 0700: the dropped uid could not pass
+            command.extend(["--perms", "0755", "--dir", directory])
+            made.add(directory)
+        command.extend(["--ro-bind", path, path])
+        bound.append(path)
+
+    for root in _python_roots():
+        bind(root)
+    for library in ("/usr/lib", "/usr/lib64", "/usr/lib32"):
+        if os.path.isdir(library):
+            bind(library)
+    for link in ("/lib", "/lib64", "/lib32"):
+        if os.path.islink(link):
+            command += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            bind(link)
+    for device in ("null", "zero", "random", "urandom"):
+        command += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
+    tmpfs_bytes = max(1, limits.file_size_mb) * 4 * 1024 * 1024
+    command += ["--proc", "/proc", "--size", str(tmpfs_bytes), "--perms", "1777", "--tmpfs", SANDBOX_HOME,
+                "--remount-ro", "/", "--chdir", SANDBOX_HOME]
+    return command
+
+
+def sandbox_exec_profile(home: str) -> str:
+    """macOS: deny everything but reading Python and the system, and writing `home`."""
+    reads = " ".join(f'(subpath "{root}")' for root in _python_roots())
+    return f"""(version 1)
+(deny default)
+(allow process-exec (literal "{python_executable()}"))
+(allow file-read-metadata)
+(allow file-read* {reads} (subpath "/usr/lib") (subpath "/System/Library") (subpath "/Library/Apple")
+    (subpath "/private/var/db/dyld") (literal "/dev/null") (literal "/dev/urandom") (literal "/dev/random"))
+(allow file-read* file-write* (subpath "{home}") (literal "/dev/null"))
+(allow sysctl-read)
+(allow signal (target self))
+"""
+
+
 @dataclass(frozen=True)
-class Result:
-    passed: bool  # ran to the end without an exception
-    reason: str
-    stdout: str = ""
-    stderr: str = ""
-    returncode: int | None = None
+class Isolation:
+    name: str  # "bubblewrap", "sandbox-exec" or "none"
+    problem: str | None = None  # why the platform's isolation is not available here
+    tool: str | None = None  # the path of bwrap or sandbox-exec
 
 
 @functools.lru_cache(maxsize=None)
-def network_namespace_prefix() -> tuple[str, ...]:
-    """`unshare -n` (as root) or `unshare -rn` (a user namespace) if this machine allows it, else ()."""
-    if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
-        return ()
-    prefix = ("unshare", "-n") if os.geteuid() == 0 else ("unshare", "-rn")
-    try:
-        ok = subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        ok = False
-    return prefix if ok else ()
+def _probe(platform: str) -> Isolation:
+    if platform.startswith("linux"):
+        tool = shutil.which("bwrap")
+        if tool is None:
+            return Isolation("bubblewrap", "bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)")
+        command = [tool, *bubblewrap_command(Limits(), os.geteuid() == 0)[1:], python_executable(), "-I", "-S", "-c", "pass"]
+        try:
+            done = subprocess.run(command, capture_output=True, timeout=30, env=_scrubbed_env("/"))
+        except (OSError, subprocess.SubprocessError) as e:
+            return Isolation("bubblewrap", f"bubblewrap does not run here ({e})")
+        if done.returncode != 0:
+            why = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1][:120]
+            return Isolation("bubblewrap", f"bubblewrap cannot make namespaces here ({why})")
+        return Isolation("bubblewrap", tool=tool)
+    if platform == "darwin":
+        tool = shutil.which("sandbox-exec")
+        if tool is None:
+            return Isolation("sandbox-exec", "sandbox-exec is missing")
+        return Isolation("sandbox-exec", tool=tool)
+    return Isolation("none", f"no sandbox for untrusted code on {platform}")
 
 
-def _nobody() -> int | None:
-    if os.geteuid() != 0:
+def isolation() -> Isolation:
+    """The isolation used here; SandboxUnavailable (one line) if missing and not opted out."""
+    found = _probe(sys.platform)
+    if found.problem is None:
+        return found
+    if os.environ.get(OPT_IN) == "1":
+        return Isolation("none")
+    raise SandboxUnavailable(f"code sandbox unavailable: {found.problem}; refusing to run untrusted code "
+                             f"(set {OPT_IN}=1 to run it with rlimits only)")
+
+
+# --- one sandboxed process -----------------------------------------------------------------
+
+
+class Sandbox:
+    """`script` (after PRELUDE) in a fresh sandboxed interpreter; `config` reaches it as `_config`."""
+
+    def __init__(self, script: str, config: dict, limits: Limits, deadline: float) -> None:
+        self.limits = limits
+        self.deadline = deadline
+        self.started = time.monotonic()
+        chosen = isolation()
+        self.kind = chosen.name
+        self._buffer = b""
+        self._pid1 = None  # bubblewrap: a pidfd of the namespace's init
+        self._home = None
+        self.output_file = tempfile.TemporaryFile()  # unlinked: gone when closed, even if we are killed
+        python = [python_executable(), "-I", "-S", "-B", "-c", PRELUDE + script]
+        rlimits = {
+            "RLIMIT_CPU": (int(limits.cpu_seconds), int(limits.cpu_seconds) + 1),  # SIGXCPU, then SIGKILL
+            "RLIMIT_AS": (limits.memory_mb * 1024 * 1024,) * 2,
+            "RLIMIT_FSIZE": (limits.file_size_mb * 1024 * 1024,) * 2,
+            "RLIMIT_NOFILE": (limits.open_files,) * 2,
+            "RLIMIT_CORE": (0, 0),
+        }
+        drop_to = None
+        info_read = info_write = None
+        kwargs = {}
+        if self.kind == "bubblewrap":
+            as_root = os.geteuid() == 0
+            info_read, info_write = os.pipe()
+            command = bubblewrap_command(limits, as_root)
+            command = [chosen.tool, "--info-fd", str(info_write), *command[1:], *python]
+            kwargs["pass_fds"] = (info_write,)
+            home = SANDBOX_HOME
+            # threads count too; not root: the namespace's init (bwrap) is one of the user's processes
+            rlimits["RLIMIT_NPROC"] = ((1 if as_root else 2) + limits.processes,) * 2
+        else:
+            self._home = home = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
+            command = python
+            if self.kind == "sandbox-exec":
+                command = [chosen.tool, "-p", sandbox_exec_profile(os.path.realpath(home)), *python]
+                rlimits.pop("RLIMIT_AS")  # macOS refuses it (and the profile forbids fork): it stays in
+                # its caller's process group, so a verifier worker killed with its group takes it along
+            else:
+                kwargs["start_new_session"] = True  # unisolated: its group is killed at the end
+        try:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.output_file,
+                cwd=home if self._home else None, env=_scrubbed_env(home), **kwargs)
+        except OSError:
+            self.close()
+            raise
+        finally:
+            if info_write is not None:
+                os.close(info_write)
+        try:
+            if info_read is not None:
+                pid1 = self._read_info(info_read)
+                drop_to = SANDBOX_UIDS + self.process.pid if os.geteuid() == 0 else None
+                self._pid1 = _pidfd_of_child(pid1, self.process)
+            self.send({"rlimits": rlimits, "drop_to": drop_to, "home": home, **config})
+        except BaseException:
+            self.close()
+            raise
+
+    def _read_info(self, fd: int) -> int | None:
+        """bwrap's --info-fd JSON (it has the host pid of the namespace's init), within the deadline."""
+        data = b""
+        try:
+            while True:
+                remaining = self.deadline - time.monotonic()
+                if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                    raise SandboxError(self._timed_out())
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(fd)
+        try:
+            return int(json.loads(data)["child-pid"])
+        except (ValueError, KeyError, TypeError):
+            return None  # bwrap failed to start: its exit status says why
+
+    def _timed_out(self) -> str:
+        return f"timed out after {self.deadline - self.started:.3g} s (wall clock)"
+
+    def send(self, message: dict) -> None:
+        try:
+            self.process.stdin.write((json.dumps(message) + "\n").encode())
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # it ended: the next receive says how
+
+    def receive(self) -> dict:
+        """The next message; SandboxError when it ends, overruns the deadline, or sends garbage."""
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                raise SandboxError(self._timed_out())
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                raise SandboxError(self._ended())
+            self._buffer += chunk
+            if len(self._buffer) > MAX_LINE and b"\n" not in self._buffer:
+                raise SandboxError(f"a reply longer than {MAX_LINE // 1024 // 1024} MB")
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        message = plain.loads(line)
+        if type(message) is not dict:
+            raise SandboxError("a reply that is not a JSON object")
+        return message
+
+    def _ended(self) -> str:
+        """Why the process ended before answering."""
+        try:
+            code = self.process.wait(timeout=max(0.1, self.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return "closed its output and hung"
+        if code in (-signal.SIGXCPU, 128 + signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGKILL):
+            return f"CPU limit of {self.limits.cpu_seconds} s exceeded"  # SIGKILL: the hard limit (we kill later)
+        if code in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ) or "File too large" in self.output():
+            return f"output or file larger than {self.limits.file_size_mb} MB"
+        if 128 < code < 128 + 65:  # bwrap reports its child's signal as 128 + n
+            code = -(code - 128)
+        if code < 0:
+            return f"killed by signal {signal.Signals(-code).name}"
+        return f"exit code {code} before answering"
+
+    def output(self) -> str:
+        """The captured output (prints, tracebacks), at most `limits.output_chars` of it."""
+        limit = self.limits.output_chars
+        self.output_file.seek(0)
+        data = self.output_file.read(limit * 4 + 64).decode("utf-8", "replace")
+        return data[:limit] + ("…" if len(data) > limit else "")
+
+    def close(self) -> None:
+        """Kill it and everything it started; wait until they are gone."""
+        process = getattr(self, "process", None)
+        if process is not None:
+            if self._pid1 is not None:  # killing a PID namespace's init kills the whole namespace
+                try:
+                    signal.pidfd_send_signal(self._pid1, signal.SIGKILL)
+                except OSError:
+                    pass
+                os.close(self._pid1)
+                self._pid1 = None
+                try:  # bwrap exits after its init, whose exit waits until the namespace is empty
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            if self.kind == "none":
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            process.kill()
+            process.wait()
+            for stream in (process.stdin, process.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        self.output_file.close()
+        if self._home is not None:
+            shutil.rmtree(self._home, ignore_errors=True)
+            self._home = None
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _scrubbed_env(home: str) -> dict:
+    return {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8"}
+
+
+def _pidfd_of_child(pid: int | None, parent: subprocess.Popen) -> int | None:
+    """A pidfd of `pid` if it is still `parent`'s child (so not a recycled number), else None."""
+    if pid is None or not hasattr(os, "pidfd_open"):
         return None
-    import pwd
-
     try:
-        return pwd.getpwnam("nobody").pw_uid
-    except KeyError:
-        return 65534
-
-
-def user_processes() -> int:
-    """Processes the child's user runs already (RLIMIT_NPROC counts them all)."""
-    try:
-        uid = _nobody() if os.geteuid() == 0 else os.getuid()
-        return sum(1 for p in os.listdir("/proc") if p.isdigit() and os.stat(f"/proc/{p}").st_uid == uid)
+        fd = os.pidfd_open(pid)
     except OSError:
-        return 256  # no /proc (macOS): a loose cap; the audit hook refuses new processes anyway
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if int(stat.rpartition(")")[2].split()[1]) == parent.pid:
+            return fd
+    except (OSError, ValueError, IndexError):
+        pass
+    os.close(fd)
+    return None
+
+
+def remove_leftovers(owner_pid: int) -> None:
+    """Host temporary folders of a process that was killed before it could remove them."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}{owner_pid}-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- a program run to its end (for tools and tests; not a verdict) ---------------------------
+
+RUN_SCRIPT = r'''
+try:
+    exec(compile(_config["program"], "program.py", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+    _message = {"ended": True}
+except BaseException as e:
+    _message = {"error": _describe(e)}
+sys.stdout.flush()
+_send(_message)
+os._exit(0)
+'''
+
+
+@dataclass(frozen=True)
+class Result:
+    passed: bool  # the program said it ran to its end (its own word: this is not a verdict)
+    reason: str
+    output: str = ""
 
 
 def run_python(program: str, limits: Limits = Limits()) -> Result:
-    home = tempfile.mkdtemp(prefix="workbench-sandbox-")
-    drop_to = _nobody()
-    nonce = secrets.token_hex(16)
-    rlimits = {
-        "RLIMIT_CPU": (int(limits.cpu_seconds), int(limits.cpu_seconds) + 1),  # SIGXCPU, then SIGKILL
-        "RLIMIT_AS": (limits.memory_mb * 1024 * 1024,) * 2,
-        "RLIMIT_NPROC": (user_processes() + limits.processes,) * 2,
-        "RLIMIT_FSIZE": (limits.file_size_mb * 1024 * 1024,) * 2,
-        "RLIMIT_NOFILE": (limits.open_files,) * 2,
-        "RLIMIT_CORE": (0, 0),
-    }
-    if sys.platform == "darwin":
-        rlimits.pop("RLIMIT_AS")  # macOS refuses it
-    config = {"program": program, "nonce": nonce, "rlimits": rlimits, "home": home, "drop_to": drop_to,
-              "preload": PRELOAD}
-    env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-    try:
-        if drop_to is not None:
-            os.chown(home, drop_to, -1)
-        with open(os.path.join(home, ".stdout"), "w+b") as out, open(os.path.join(home, ".stderr"), "w+b") as err:
-            if drop_to is not None:
-                os.chmod(out.name, 0o600)
-                os.chmod(err.name, 0o600)
-            process = subprocess.Popen(
-                [*network_namespace_prefix(), sys.executable, "-I", "-c", CHILD],
-                stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=home, env=env, start_new_session=True,
-            )
-            timed_out = False
-            try:
-                process.stdin.write((json.dumps(config) + "\n").encode())
-                process.stdin.close()
-            except (BrokenPipeError, OSError):
-                pass
-            try:
-                process.wait(timeout=limits.wall_seconds)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            _kill_group(process)
-            stdout, stderr = _read(out, limits.output_chars), _read(err, limits.output_chars)
-            out.seek(max(0, os.fstat(out.fileno()).st_size - 64))
-            ended = out.read().rstrip(b"\n").endswith(nonce.encode())
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-    code = process.returncode
-    if code == 0 and ended:
-        stdout = stdout.replace(nonce, "").rstrip("\n")
-        return Result(True, "ran to the end", stdout, stderr, code)
-    if timed_out:
-        reason = f"timed out after {limits.wall_seconds:g} s (wall clock)"
-    elif code in (-signal.SIGXCPU, -signal.SIGKILL):  # SIGKILL: the hard CPU limit (we kill only on timeout)
-        reason = f"CPU limit of {limits.cpu_seconds} s exceeded"
-    elif code == -signal.SIGXFSZ or "File too large" in stderr:
-        reason = f"output or file larger than {limits.file_size_mb} MB"
-    elif code is not None and code < 0:
-        reason = f"killed by signal {signal.Signals(-code).name}"
-    else:
-        lines = [line for line in stderr.splitlines() if line.strip()]
-        reason = lines[-1][:200] if lines else f"exit code {code}"
-    return Result(False, reason, stdout, stderr, code)
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    process.wait()
-
-
-def _read(f, limit: int) -> str:
-    f.seek(0)
-    data = f.read(limit * 4 + 64).decode("utf-8", "replace")
-    return data[: limit] + ("…" if len(data) > limit else "")
+    with Sandbox(RUN_SCRIPT, {"program": program}, limits, deadline_for(limits)) as box:
+        try:
+            message = box.receive()
+        except (SandboxError, plain.NotPlain) as e:
+            return Result(False, str(e), box.output())
+        if message.get("ended") is True:
+            return Result(True, "ran to the end", box.output())
+        return Result(False, str(message.get("error", "no answer"))[:200], box.output())

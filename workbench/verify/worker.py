@@ -1,7 +1,8 @@
 """A verifier worker process: `python -m workbench.verify.worker`, driven by `pool.VerifierPool`.
 
 Protocol: after its imports it writes {"ready": true}; then for each request line
-{"verifier", "completion", "example"} it writes one verdict line. Killed on timeout.
+{"verifier", "completion", "example", "timeout"} it writes one verdict line. Killed on timeout;
+the code sandbox's wall clock ends a little before it (one deadline: the pool's).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 
 
 def limit_memory(megabytes: int) -> None:
@@ -27,6 +29,7 @@ def main() -> None:
         limit_memory(int(sys.argv[1]))
     from workbench.verify import math_answer
     from workbench.verify.registry import run_verifier
+    from workbench.verify.sandbox import set_deadline
 
     math_answer.math_verify()  # pay the sympy import before saying ready, not inside a timeout
     out = sys.stdout
@@ -35,6 +38,9 @@ def main() -> None:
     for line in sys.stdin:
         try:
             request = json.loads(line)
+            timeout = request.get("timeout")
+            if isinstance(timeout, (int, float)) and timeout > 0:
+                set_deadline(time.monotonic() + timeout - min(1.0, 0.1 * timeout))
             verdict = run_verifier(request["verifier"], request["completion"], request["example"]).to_dict()
         except (ValueError, KeyError, TypeError) as e:
             verdict = {"score": None, "reason": f"bad request: {e}"[:200], "extracted": None}
