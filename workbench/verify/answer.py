@@ -28,11 +28,13 @@ MAX_TEXT_ANSWER_CHARS = 60  # "the answer is Evelyn": a short text answer after 
 
 @dataclass(frozen=True)
 class Extracted:
-    """`text`: the final answer as written, or None; `rule`: how it was found, or why there is none."""
+    """`text`: the final answer as written, or None; `rule`: how it was found, or why there is none.
+    `parts`: every boxed answer in order, or, when none is marked, every candidate (`text` is then
+    None): several that differ are the verifier's business (they may be the gold set, "1 and 2")."""
 
     text: str | None
     rule: str
-    boxes: tuple[str, ...] = ()  # every boxed answer, in order (several that differ: the verifier decides)
+    parts: tuple[str, ...] = ()
 
     @property
     def anchored(self) -> bool:
@@ -92,7 +94,9 @@ def boxed_contents(text: str) -> tuple[list[str], bool]:
 
 # ---- spans of math and numbers --------------------------------------------------------------------
 
-MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|(?<!\\)\$([^$]+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+MAX_SPAN = 2000  # a math span is bounded, so an unclosed `\(` costs at most this much, not a scan to the end
+MATH_SPAN = re.compile(r"\$\$(.{1,%d}?)\$\$|(?<!\\)\$([^$]{1,%d}?)(?<!\\)\$|\\\((.{1,%d}?)\\\)|\\\[(.{1,%d}?)\\\]"
+                       % ((MAX_SPAN,) * 4), re.DOTALL)
 NUMBER = re.compile(r"(?<![\w.\\])[-+]?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:/\d+)?|\.\d+)(?![\w])")
 COMMAND_OR_TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox|operatorname)\s*\{[^{}]*\}|\\[A-Za-z]+")
 WORD = re.compile(r"[A-Za-z]{2,}")
@@ -115,21 +119,21 @@ def is_expression(text: str) -> bool:
             and not WORD.search(COMMAND_OR_TEXT.sub(" ", text)))
 
 
-def sole_answer(text: str) -> tuple[str | None, str]:
-    """The one expression `text` is or holds, else (None, why)."""
+def sole_answer(text: str) -> tuple[str | None, str, tuple[str, ...]]:
+    """(the one expression `text` is or holds, or None; the rule or why not; the candidates)."""
     whole = unwrap_math(text.strip().rstrip(".").strip())
     if is_expression(whole):
-        return whole, "sole expression"
+        return whole, "sole expression", (whole,)
     spans = [next(g for g in m.groups() if g is not None).strip() for m in MATH_SPAN.finditer(text)]
     outside = MATH_SPAN.sub(" ", text)
     candidates = [s for s in spans if s] + NUMBER.findall(outside)
     distinct = list(dict.fromkeys(c.replace(" ", "") for c in candidates))
     if len(distinct) == 1:
-        return candidates[0], "sole expression"
+        return candidates[0], "sole expression", (candidates[0],)
     if not distinct:
-        return None, "no final answer found"
+        return None, "no final answer found", ()
     shown = ", ".join(distinct[:4]) + (", ..." if len(distinct) > 4 else "")
-    return None, f"several candidate answers ({shown[:80]}) and none marked as final"
+    return None, f"several candidate answers ({shown[:80]}) and none marked as final", tuple(candidates)
 
 
 # ---- answer phrases -------------------------------------------------------------------------------
@@ -138,29 +142,29 @@ ANSWER_PHRASE = re.compile(
     r"(?i)\b(?:(final\s+answer)|answer)\b(?:\s*\*\*)?[ \t]*(?:\bis\b|:|=)?(?:\s*\*\*)?[ \t]*:?[ \t]*")
 
 
-def phrase_answer(text: str) -> tuple[str | None, str] | None:
+def phrase_answer(text: str) -> tuple[str | None, str, tuple[str, ...]] | None:
     """What follows the last answer phrase, or None when there is no phrase."""
-    last = None
+    last, end = None, len(text.rstrip())
     for m in ANSWER_PHRASE.finditer(text):
         connected = bool(re.search(r"(?i)\bis\b|[:=]", m.group(0)))
-        rest = text[m.end():]
-        heading = m.group(1) and (rest.startswith("\n") or not rest.strip())
+        heading = m.group(1) and (text.startswith("\n", m.end()) or m.end() >= end)
         if connected or heading:
             last = m
     if last is None:
         return None
-    rest = text[last.end():].lstrip("\n \t")
-    line = rest.split("\n", 1)[0].strip().strip("*").strip()
+    start = len(text) - len(text[last.end():].lstrip("\n \t"))
+    stop = text.find("\n", start)
+    line = text[start:stop if stop >= 0 else len(text)].strip().strip("*").strip()
     if not line:
-        return None, "nothing after the answer phrase"
-    found, rule = sole_answer(line)
+        return None, "nothing after the answer phrase", ()
+    found, rule, candidates = sole_answer(line)
     if found is not None:
-        return found, "answer phrase"
+        return found, "answer phrase", candidates
     plain = line.rstrip(".").strip()
-    if (rule == "no final answer found" and len(plain) <= MAX_TEXT_ANSWER_CHARS
+    if (not candidates and len(plain) <= MAX_TEXT_ANSWER_CHARS
             and not re.search(r"\d|\$|\\[(\[]", plain)):
-        return plain, "answer phrase"  # a text answer: "The answer is Evelyn."
-    return None, rule
+        return plain, "answer phrase", (plain,)  # a text answer: "The answer is Evelyn."
+    return None, rule, candidates
 
 
 def extract_answer(answer: str) -> Extracted:

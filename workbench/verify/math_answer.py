@@ -124,8 +124,10 @@ def numbers_equal(gold: Number, pred: Number, tol: float | None) -> bool:
         g, p = gold.value * g_scale, pred.value * p_scale
         if g == p:
             return True
-        if tol is not None and close_enough(p, None, g, tol):
-            return True
+        if tol is not None:
+            if close_enough(p, None, g, tol):
+                return True
+            continue
         if pred.places and close_enough(p, pred.places, g, None):
             return True
         if gold.places and pred.places is None and close_enough(g, gold.places, p, None):
@@ -136,7 +138,7 @@ def numbers_equal(gold: Number, pred: Number, tol: float | None) -> bool:
 # ---- text answers -------------------------------------------------------------------------------
 
 CHOICE = re.compile(r"\(?([A-Ha-h])\)?")
-TEXT_ANSWER = re.compile(r"[A-Za-z][A-Za-z'\- ]{2,}")
+TEXT_ANSWER = re.compile(r"[A-Za-z][A-Za-z']+(?: [A-Za-z][A-Za-z']+)*")  # words of 2+ letters: not "p - q"
 
 
 def text_answer(gold: str) -> str | None:
@@ -146,7 +148,7 @@ def text_answer(gold: str) -> str | None:
     inner = whole_text.group(1).strip() if whole_text else s
     if CHOICE.fullmatch(inner) and (whole_text or inner.startswith("(")):
         return CHOICE.fullmatch(inner).group(1).upper()
-    if TEXT_ANSWER.fullmatch(inner) and (whole_text or " " in inner or len(inner) >= 3):
+    if TEXT_ANSWER.fullmatch(inner) and (whole_text or len(inner) >= 3):
         return re.sub(r"\s+", " ", inner).lower()
     return None
 
@@ -241,6 +243,8 @@ def compare(gold: str, pred: str, tol: float | None = None, explain: bool = Fals
     if pred_parsed is None:
         return Comparison(False, "cannot read the answer as math", shown(gold_parsed) if explain else "")
     parsed = (shown(gold_parsed), shown(pred_parsed)) if explain else ("", "")
+    if "\\{" in pred and type(gold_parsed).__name__ in ("Interval", "Tuple"):
+        return Comparison(False, "a set for a point or an interval", *parsed)  # Math-Verify reads {1,2} as (1,2)
     if math_verify_equal(gold_parsed, pred_parsed):
         return Comparison(True, "math-verify", *parsed)
     if pred_number is not None and pred_number.places and not gold_number:  # 3.1416 for \pi
@@ -261,26 +265,30 @@ def gold_of(example: dict):
 def judge(found: Extracted, gold: str, tol: float | None, explain: bool) -> tuple[Verdict, dict]:
     """The verdict on an extracted answer, and (with `explain`) how it was reached."""
     details = {"extracted": found.text, "extraction": found.rule}
-    if found.text is None:
+    parts = list(dict.fromkeys(found.parts))
+    if len(found.text or "") > MAX_ANSWER_CHARS or sum(map(len, parts)) > MAX_ANSWER_CHARS:
+        return Verdict(0.0, f"answer longer than {MAX_ANSWER_CHARS} characters", (found.text or "")[:80] + "…"), details
+    if found.text is None and len(parts) < 2:
         return Verdict(0.0, found.rule), details
-    pred = found.text
-    if len(pred) > MAX_ANSWER_CHARS or sum(map(len, found.boxes)) > MAX_ANSWER_CHARS:
-        return Verdict(0.0, f"answer longer than {MAX_ANSWER_CHARS} characters", pred[:80] + "…"), details
-    distinct = list(dict.fromkeys(b.replace(" ", "") for b in found.boxes))
-    if len(distinct) > 1:  # each box must be the gold answer, or together they are the gold set
-        each = [compare(gold, box, tol, explain) for box in dict.fromkeys(found.boxes)]
-        if all(c.same for c in each):
-            details.update(decided_by="number" if all(c.rule == "number" for c in each) else "each box")
-            return Verdict(1.0, f"all {len(found.boxes)} boxed answers match", pred), details
-        together = compare(gold, ", ".join(dict.fromkeys(found.boxes)), tol, explain)
+    if len({p.replace(" ", "") for p in parts}) > 1:
+        if found.text is not None:  # several boxes: each must be the gold answer ...
+            each = [compare(gold, box, tol) for box in parts]
+            if all(c.same for c in each):
+                details.update(decided_by="each box: " + ", ".join(dict.fromkeys(c.rule for c in each)))
+                return Verdict(1.0, f"all {len(found.parts)} boxed answers match", found.text), details
+        together = compare(gold, ", ".join(parts), tol, explain)  # ... or together be the gold set
+        what = "boxed answers" if found.text is not None else "candidate answers"
         details.update(gold_parsed=together.gold_parsed, answer_parsed=together.answer_parsed,
-                       decided_by=f"{together.rule} (the boxes as one set)")
+                       decided_by=f"{together.rule} (the {len(parts)} {what} as one set)")
         if together.same:
-            return Verdict(1.0, f"the {len(distinct)} boxed answers are the gold set", pred), details
+            return Verdict(1.0, f"the {len(parts)} {what} are the gold set", ", ".join(parts)), details
         if together.same is None:
-            return Verdict(None, f"cannot read the gold answer {shown(gold)!r}", pred), details
-        return Verdict(0.0, f"{len(distinct)} different boxed answers ({shown(', '.join(distinct))}); "
-                       f"expected {shown(gold)}", pred), details
+            return Verdict(None, f"cannot read the gold answer {shown(gold)!r}", found.text), details
+        if found.text is None:
+            return Verdict(0.0, found.rule), details
+        return Verdict(0.0, f"{len(parts)} different {what} ({shown(', '.join(parts))}); "
+                       f"expected {shown(gold)}", found.text), details
+    pred = found.text
     c = compare(gold, pred, tol, explain)
     details.update(gold_parsed=c.gold_parsed, answer_parsed=c.answer_parsed, decided_by=c.rule)
     if c.same is None:
