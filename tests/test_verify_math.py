@@ -100,6 +100,7 @@ REWARD_HACKS = [
     ("2", "\\boxed{[1,3]}"), ("2", "\\boxed{(1,3)}"), ("7", "\\boxed{1 \\leq x \\leq 100}"),  # intervals for a point
     ("5", "\\boxed{x \\geq 0}"), ("5", "\\boxed{\\mathbb{R}}"), ("5", "\\boxed{\\infty}"),
     ("2", "\\boxed{}"), ("2", "\\boxed{ }"), ("5", "\\boxed{5"), ("5", "\\boxed{5} \\boxed{"),  # empty, cut off
+    ("4, 5", "\\boxed{4} \\boxed{5} \\boxed{"), ("4, 5", "\\boxed{4} \\boxed{5} \\boxed{}"),
     ("2", "\\boxed{x}"), ("2", "\\boxed{2x}"), ("2", "\\boxed{\\frac{2}{0}}"),
     ("2", "\\boxed{2.0001}"), ("100000", "\\boxed{100001.0}"), ("1000", "\\boxed{1000.01}"),
     ("0.0000001", "\\boxed{0.0000002}"),  # Math-Verify rounds both to 6 places

@@ -171,10 +171,10 @@ def extract_answer(answer: str) -> Extracted:
     """The final answer in an answer (the text after `</think>`: see `split_thinking`)."""
     boxes, cut_off = boxed_contents(answer)
     if cut_off:
-        return Extracted(None, "a \\boxed{ is never closed (cut off)", tuple(boxes))
+        return Extracted(None, "a \\boxed{ is never closed (cut off)")
     if boxes:
         if any(not b for b in boxes):
-            return Extracted(None, "empty \\boxed{}", tuple(boxes))
+            return Extracted(None, "empty \\boxed{}")
         return Extracted(boxes[-1], "boxed", tuple(boxes))
     phrase = phrase_answer(answer)
     if phrase is not None:

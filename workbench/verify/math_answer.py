@@ -266,10 +266,11 @@ def judge(found: Extracted, gold: str, tol: float | None, explain: bool) -> tupl
     """The verdict on an extracted answer, and (with `explain`) how it was reached."""
     details = {"extracted": found.text, "extraction": found.rule}
     parts = list(dict.fromkeys(found.parts))
-    if len(found.text or "") > MAX_ANSWER_CHARS or sum(map(len, parts)) > MAX_ANSWER_CHARS:
-        return Verdict(0.0, f"answer longer than {MAX_ANSWER_CHARS} characters", (found.text or "")[:80] + "…"), details
-    if found.text is None and len(parts) < 2:
+    too_long = sum(map(len, parts)) > MAX_ANSWER_CHARS
+    if found.text is None and (len(parts) < 2 or too_long):
         return Verdict(0.0, found.rule), details
+    if len(found.text or "") > MAX_ANSWER_CHARS or too_long:
+        return Verdict(0.0, f"answer longer than {MAX_ANSWER_CHARS} characters", found.text[:80] + "…"), details
     if len({p.replace(" ", "") for p in parts}) > 1:
         if found.text is not None:  # several boxes: each must be the gold answer ...
             each = [compare(gold, box, tol) for box in parts]
