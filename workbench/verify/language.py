@@ -8,8 +8,8 @@ Example fields: `prompt` (its dominant script is the reference) or `script` (e.g
 from __future__ import annotations
 
 from workbench.verify.answer import split_thinking
-from workbench.verify.script_mix import ScriptCounter, dominant_script, mixing_report
 from workbench.verify.registry import Verdict
+from workbench.verify.script_mix import ScriptCounter, dominant_script, mixing_report
 
 VERSION = "1"
 
