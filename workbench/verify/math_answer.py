@@ -31,6 +31,7 @@ from workbench.verify.registry import Verdict
 VERSION = "2"
 REL_TOL = 1e-4  # a rounded decimal must also be this close (relative); an example's `tolerance` replaces both
 MAX_ANSWER_CHARS = 1000  # longer "answers" are not answers (and are where sympy bombs hide)
+MAX_PARTS = 8  # more different boxes or candidates than this are a list of guesses, not an answer
 SHOWN = 60  # characters of an answer quoted in a reason
 
 # ---- normalisation and exact numbers -------------------------------------------------------------
@@ -177,6 +178,13 @@ def math_verify():
     return _math_verify
 
 
+def warm_up() -> None:
+    """Import Math-Verify and run its parser and comparison once (~2 s the first time), so that a
+    worker pays this before it says it is ready, not inside a verification's timeout."""
+    math_verify_equal(parse_math("\\frac{x}{2}"), parse_math("0.5x"))
+    parse_math.cache_clear()
+
+
 @lru_cache(maxsize=1024)  # gold answers repeat across samples; parsed forms are immutable
 def parse_math(text: str):
     """Math-Verify's parse of one answer as LaTeX (boxed first), or None. Only the LaTeX extractor:
@@ -267,8 +275,11 @@ def judge(found: Extracted, gold: str, tol: float | None, explain: bool) -> tupl
     details = {"extracted": found.text, "extraction": found.rule}
     parts = list(dict.fromkeys(found.parts))
     too_long = sum(map(len, parts)) > MAX_ANSWER_CHARS
-    if found.text is None and (len(parts) < 2 or too_long):
+    # unmarked candidates can only be a gold list or set ("1 and 2"); checked only then: sympy on prose is slow
+    if found.text is None and (len(parts) < 2 or too_long or len(parts) > MAX_PARTS or "," not in normalize(gold)):
         return Verdict(0.0, found.rule), details
+    if len(parts) > MAX_PARTS:
+        return Verdict(0.0, f"{len(parts)} different boxed answers", found.text[:80]), details
     if len(found.text or "") > MAX_ANSWER_CHARS or too_long:
         return Verdict(0.0, f"answer longer than {MAX_ANSWER_CHARS} characters", found.text[:80] + "…"), details
     if len({p.replace(" ", "") for p in parts}) > 1:

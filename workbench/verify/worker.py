@@ -28,7 +28,7 @@ def main() -> None:
     from workbench.verify import math_answer
     from workbench.verify.registry import run_verifier
 
-    math_answer.math_verify()  # pay the sympy import before saying ready, not inside a timeout
+    math_answer.warm_up()  # pay sympy's import and the LaTeX parser's start before saying ready, not inside a timeout
     out = sys.stdout
     out.write('{"ready": true}\n')
     out.flush()
