@@ -39,7 +39,6 @@ top_p = 1.0
 max_tokens = 300
 """
 WIDTH = 348  # tokens per training row: the longest prompt + trace is 348
-BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 
 
 def held_out(n: int, seed: int = 12345) -> list[dict]:
@@ -67,11 +66,13 @@ def accuracy(model, tokenizer, problems: list[dict], max_tokens: int = 300, diag
 
     from workbench.engine.events import Message
     from workbench.engine.prompt import build_prompt
+    from workbench.verify.answer import final_answer
 
     prompts = [tokenizer.encode(build_prompt(tokenizer, (Message("user", p["prompt"]),)), add_special_tokens=False)
                for p in problems]
     texts = batch_generate(model, tokenizer, prompts, max_tokens=max_tokens, completion_batch_size=len(prompts)).texts
-    right = [bool(m := BOXED.findall(t)) and m[-1].strip() == p["answer"] for t, p in zip(texts, problems)]
+    finals = [final_answer(t, opened=True) for t in texts]  # the one extractor: the answer after </think>
+    right = [f.rule == "boxed" and f.text == p["answer"] for f, p in zip(finals, problems)]
     if diagnose is not None:  # where the wrong ones first leave the true trace: which line of the thinking
         from workbench.train.arithmetic import trace
 

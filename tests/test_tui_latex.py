@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from workbench.tui.latex import LatexStream, boxed_answers, convert, to_unicode
+from workbench.tui.latex import LatexStream, convert, to_unicode
 
 CASES = [
     # fractions
@@ -63,11 +63,6 @@ def test_table(latex, expected):
 
 def test_markdown_mode_makes_boxed_bold():
     assert to_unicode(r"so \boxed{42}", markdown=True) == "so **⟦42⟧**"
-
-
-def test_boxed_answers_are_found_and_converted():
-    assert boxed_answers(r"first \boxed{1}, then \(\boxed{\frac{1}{2}}\)") == ["1", "½"]
-    assert boxed_answers(r"unclosed \boxed{4") == []
 
 
 @pytest.mark.parametrize("text,held_from", [

@@ -2,6 +2,7 @@
 
 `workbench evals --diff BEFORE.json AFTER.json`: two cards on the same suite, problem by problem
 (did GRPO beat SFT, or was it noise?).
+`workbench evals --rescore CARD.json ...`: re-judge the stored completions with the current verifier.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--diff", nargs=2, metavar=("BEFORE", "AFTER"),
                         help="two report cards (.json) of the same suite: on how many problems each did "
                         "better, and the sign test's p-value")
+    parser.add_argument("--rescore", nargs="+", metavar="CARD",
+                        help="report cards (.json) to re-judge with the current verifier, rewritten in place "
+                        "(nothing is generated again)")
 
 
 def read_card(path: str) -> dict:
@@ -55,11 +59,39 @@ def diff(before_path: str, after_path: str, as_json: bool) -> int:
     return 0
 
 
+def rescore(paths: list[str], as_json: bool) -> int:
+    from workbench.eval.rescore import read, rescore_card
+    from workbench.verify import VerifierPool
+
+    for path in paths:
+        read(path)  # every card readable before any is rewritten
+    with VerifierPool(workers=2) as pool:
+        for path in paths:
+            r = rescore_card(path, pool)
+            print(json.dumps(r) if as_json else f"{r['path']}: {(r['before'] or 0) * 100:.1f}% -> {r['after'] * 100:.1f}% "
+                  f"({r['from']} -> {r['to']}, {r['changed']} verdicts changed)")
+    return 0
+
+
+def older_judge(verifier: dict) -> str | None:
+    """The current version of the card's verifier when the card was judged by an older one."""
+    from workbench.errors import UserError
+    from workbench.verify import verifier_version
+
+    try:
+        current = verifier_version(str(verifier.get("name")))
+    except UserError:
+        return None
+    return current if verifier.get("version") not in (None, current) else None
+
+
 def main(args) -> int:
     from pathlib import Path
 
     if args.diff:
         return diff(*args.diff, args.json)
+    if args.rescore:
+        return rescore(args.rescore, args.json)
 
     from workbench.eval import card as cards
     from workbench.models.local import list_local, resolve_model
@@ -80,7 +112,9 @@ def main(args) -> int:
                          "accuracy": card.get("accuracy"), "ci95": [lo, hi], "n": card.get("n"),
                          "samples": card.get("samples"), "finished": card.get("finished"),
                          "stale": bool(card.get("stale")), "stale_reason": card.get("stale_reason"),
-                         "adapter": card.get("adapter"), "file": str(path)})
+                         "adapter": card.get("adapter"), "file": str(path),
+                         "verifier": (card.get("verifier") or {}).get("version"),
+                         "older_judge": older_judge(card.get("verifier") or {})})
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -89,6 +123,8 @@ def main(args) -> int:
         return 0
     for r in rows:
         status = f"  STALE: {r['stale_reason']}" if r["stale"] else ""
+        if r["older_judge"]:
+            status += f"  judged by {r['verifier']} (now {r['older_judge']}: evals --rescore re-judges it)"
         print(f"{r['model']:<24} {r['suite'] or '?':<12} {r['accuracy'] * 100:5.1f}%  "
               f"[{r['ci95'][0] * 100:.1f}, {r['ci95'][1] * 100:.1f}]  n={r['n']:<5} {r['finished'] or ''}{status}")
         print(f"{'':<24} {r['file']}")

@@ -4,6 +4,8 @@ Each input line holds `completion` plus the example's fields (`answer` for math,
 and `entry_point` for code, `numbers`/`target` for countdown, ...). Each output line is
 {"score": ..., "reason": ...} in input order. A malformed line gets {"score": null, ...}, a
 warning naming FILE:LINE on stderr, and exit status 1; the other lines are still scored.
+With `--explain` each line also says how it was decided (the math verifier: the extracted answer, how
+it was found, the parsed gold and answer, and the rule that decided).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--verifier", "-v", required=True, help="math, format, format_partial, language, code, countdown")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per line (default: the verifier's)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: up to 4)")
+    parser.add_argument("--explain", action="store_true",
+                        help="add how each verdict was reached: extracted answer, parsed forms, deciding rule")
 
 
 def read_lines(path: str):
@@ -58,7 +62,7 @@ def main(args) -> int:
     malformed = 0
 
     def flush(batch, pool) -> None:
-        items = [p for _, p in batch if not isinstance(p, str)]
+        items = [(p[0], {**p[1], "explain": True} if args.explain else p[1]) for _, p in batch if not isinstance(p, str)]
         verdicts = iter(pool.map(args.verifier, items, args.timeout))
         for _, parsed in batch:
             if isinstance(parsed, str):
@@ -66,6 +70,8 @@ def main(args) -> int:
             else:
                 v = next(verdicts)
                 out = {"score": v.score, "reason": v.reason}
+                if args.explain:
+                    out.update(v.details or {"extracted": v.extracted})
             sys.stdout.write(json.dumps(out) + "\n")
         sys.stdout.flush()
 

@@ -249,6 +249,11 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f}%"
 
 
+def rescored_note(card: dict) -> str:
+    last = (card.get("rescored") or [None])[-1]
+    return f" (re-scored from {last['from']} on {last['at']}: {last['changed']} verdicts changed)" if last else ""
+
+
 def render_markdown(card: dict) -> str:
     s = card  # the summary numbers sit at the top level
     lo, hi = s["ci95"]
@@ -271,7 +276,7 @@ def render_markdown(card: dict) -> str:
         f"| model sha256 | `{card['model_sha256']}` |",
         f"| adapter | {card.get('adapter') or '-'} |",
         f"| suite | {card['suite']['source']} (`{card['suite_sha256'][:16]}…`) |",
-        f"| verifier | {card['verifier']['version']} |",
+        f"| verifier | {card['verifier']['version']}{rescored_note(card)} |",
         f"| sampling | {', '.join(f'{k}={v}' for k, v in card['sampling'].items())}, seed {card['seed']} |",
         f"| mean tokens | thinking {s['mean_thinking_tokens']:.0f}, answer {s['mean_answer_tokens']:.0f} "
         f"({_pct(s['thinking_share'])} thinking) |",

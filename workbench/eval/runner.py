@@ -235,6 +235,7 @@ def run_eval(options: EvalOptions, engine=None, progress_stream=None) -> tuple[d
                         "answer_tokens": stats.answer_tokens if stats else 0,
                         "seconds": round(time.monotonic() - t0, 3),
                         "finish_reason": stats.finish_reason if stats else "error",
+                        "thinking_closed": stats.thinking_closed if stats else False,  # for re-scoring
                     }
                     partial.write(json.dumps(record) + "\n")
                     partial.flush()
@@ -267,7 +268,8 @@ def run_eval(options: EvalOptions, engine=None, progress_stream=None) -> tuple[d
         "suite": {"name": suite.spec.name, "source": suite.source, "sha256": suite.sha256, "n_items": len(items),
                   "spec": suite.spec.to_dict(), "malformed_lines": suite.problems},
         "suite_sha256": suite.sha256,
-        "verifier": {"name": suite.spec.verifier, "version": verifier_version(suite.spec.verifier)},
+        "verifier": {"name": suite.spec.verifier, "version": verifier_version(suite.spec.verifier),
+                     "think_in_prompt": profile.force_think},
         "sampling": settings, "samples": options.samples, "seed": options.seed, "limit": options.limit,
         "versions": package_versions(), "machine": machine(),
         "started": started, "finished": finished.isoformat(timespec="seconds"),

@@ -1,6 +1,6 @@
 """Answer consistency: the final answer reached in the thinking versus the one in the answer pane.
 
-Answers are extracted as the last `\\boxed{...}`, else the last "answer is X", else the last number.
+Answers are extracted by `workbench.verify.answer` (boxed, else "the answer is X", else a sole expression).
 They are compared with the math verifier (`workbench.verify`, when installed), else after light
 normalisation (spaces, $, trailing period, thousands commas) and numerically when both are numbers.
 """
@@ -10,33 +10,13 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-ANSWER_IS = re.compile(r"(?i)(?:final answer|answer)\s*(?:is|:|=)\s*:?\s*([^\n]+)")
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...} (braces balanced), or None."""
-    i = text.rfind("\\boxed{")
-    while i >= 0:
-        depth, j = 0, i + len("\\boxed")
-        for k in range(j, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[k], 0)
-            if depth == 0:
-                return text[j + 1:k].strip()
-        i = text.rfind("\\boxed{", 0, i)  # unbalanced (cut off): try an earlier one
-    return None
+from workbench.verify.answer import extract_answer as find_answer
 
 
 def extract_answer(text: str) -> str | None:
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return boxed
-    found = [a.strip().rstrip(".").strip() for a in ANSWER_IS.findall(text)]
-    found = [a for a in found if re.search(r"\w", a)]  # "The answer is \" (cut off) names nothing
-    if found:
-        return found[-1]
-    numbers = NUMBER.findall(text)
-    return numbers[-1] if numbers else None
+    """The final answer in `text` (boxed, else after "the answer is", else a sole expression): the one
+    extractor of `workbench.verify.answer`, so the app, eval and the verifiers agree on it."""
+    return find_answer(text).text
 
 
 def normalise(answer: str) -> str:

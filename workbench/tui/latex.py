@@ -77,18 +77,6 @@ def to_unicode(text: str, markdown: bool = False) -> str:
     return convert(text, final=True, markdown=markdown)[0]
 
 
-def boxed_answers(text: str) -> list[str]:
-    """The contents of every `\\boxed{...}` in `text`, converted (the last is the final answer)."""
-    found = []
-    for m in re.finditer(r"\\boxed\s*\{", text):
-        try:
-            group, _ = _group(text, m.end() - 1)
-        except Incomplete:
-            continue
-        found.append(_math(group).strip())
-    return found
-
-
 def convert(text: str, final: bool = True, markdown: bool = False, in_fence: bool = False) -> tuple[str, int]:
     """(converted text, how much of `text` it covers). With final=False it stops before an unfinished
     construct at the end; `in_fence` says the text starts inside a fenced code block."""

@@ -19,8 +19,9 @@ from textual.widget import Widget
 from textual.widgets import Collapsible, Markdown, Static
 
 from workbench.engine.events import Stats
-from workbench.tui.latex import LatexStream, boxed_answers, to_unicode
+from workbench.tui.latex import LatexStream, to_unicode
 from workbench.tui.safe import clean
+from workbench.verify.answer import extract_answer
 
 _WORDS = re.compile(r"\S+\s*|\s+")
 
@@ -326,9 +327,9 @@ class TurnView(Vertical):
             body = Static(Text(clean(thinking if self.raw_mode else to_unicode(thinking))), markup=False,
                           classes="thought")
             await self.mount(Collapsible(body, title=title, collapsed=True), before=self.segments[0])
-        boxed = boxed_answers(self.answer.raw)
-        if boxed:
-            final = Static(Text(clean(boxed[-1])), classes="final", markup=False)
+        found = extract_answer(self.answer.raw)
+        if found.anchored:  # boxed or after "the answer is": what the verifiers read as the answer
+            final = Static(Text(clean(to_unicode(f"\\({found.text}\\)"))), classes="final", markup=False)
             final.border_title = "final answer"
             await self.mount(final, before=self.source)
         if error:

@@ -22,6 +22,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, Sparkline, Static
 
 from workbench.tui.safe import clean
+from workbench.verify.answer import split_thinking
 
 CURVES = (("reward", "reward"), ("accuracy", "accuracy"), ("kl", "KL"))
 STOP_FILE = "STOP"  # the trainer's stop request (workbench/train/trainer.py)
@@ -163,10 +164,8 @@ class TrainScreen(Screen):
 def sample_text(sample: dict) -> str:
     """Prompt, thinking, answer and verdicts of one sampled completion (from samples.jsonl)."""
     completion = str(sample.get("completion", ""))
-    thinking, sep, answer = completion.partition("</think>")
-    thinking = thinking.replace("<think>", "").strip()
-    if not sep:
-        thinking, answer = "", completion
+    thinking, answer, _ = split_thinking(completion)
+    thinking = thinking.strip()
     scores = ", ".join(f"{k} {v:g}" for k, v in sample.items()
                        if k not in ("step", "prompt", "completion") and isinstance(v, (int, float)))
     lines = [f"step {sample.get('step', '?')} · {scores}", f"› {sample.get('prompt', '')}"]

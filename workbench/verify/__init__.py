@@ -8,13 +8,19 @@ Pure Python: never imports mlx, mlx_lm or textual. One calling convention for al
     with VerifierPool() as pool:
         verdicts = pool.map("math", [(completion, example), ...])      # a batch, in worker processes
 
+The one answer extractor (no sympy; the app, inspect and eval use it too):
+
+    thinking, answer, closed = split_thinking(completion, opened=True)   # on the last </think>
+    extract_answer(answer).text                                          # boxed, "answer is", sole expression
+
 Model output is untrusted: use the pool (or verify_with_timeout) for it, never a bare call on
 the main thread of a long-lived program: a sympy bomb like 10^{10^{10}} can only be stopped by
 killing the process that evaluates it.
 """
 
+from workbench.verify.answer import Extracted, extract_answer, final_answer, split_thinking
 from workbench.verify.pool import VerifierPool, verify_with_timeout
 from workbench.verify.registry import VERIFIERS, Verdict, default_timeout, get_verifier, run_verifier, verifier_version
 
-__all__ = ["VERIFIERS", "Verdict", "VerifierPool", "default_timeout", "get_verifier", "run_verifier",
-           "verifier_version", "verify_with_timeout"]
+__all__ = ["VERIFIERS", "Extracted", "Verdict", "VerifierPool", "default_timeout", "extract_answer", "final_answer",
+           "get_verifier", "run_verifier", "split_thinking", "verifier_version", "verify_with_timeout"]

@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from fractions import Fraction
 
-from workbench.verify.math_answer import answer_part, last_boxed
+from workbench.verify.answer import boxed_contents, split_thinking
 from workbench.verify.registry import Verdict
 
 VERSION = "1"
@@ -30,9 +30,10 @@ class BadExpression(ValueError):
 
 
 def extract_expression(completion: str) -> str | None:
-    text = answer_part(completion)
+    text = split_thinking(completion)[1]
     tags = ANSWER_TAG.findall(text)
-    found = tags[-1] if tags else last_boxed(text)
+    boxes = boxed_contents(text)[0]
+    found = tags[-1] if tags else (boxes[-1] if boxes else None)
     if found is None:
         candidates = [m for m in EXPRESSION_IN_TEXT.findall(text) if re.search(r"[+\-*/×÷]", m)]
         found = candidates[-1] if candidates else None

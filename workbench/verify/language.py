@@ -2,13 +2,14 @@
 written in the prompt's script. 1.0 = no mixing; flagged mixing is named in the reason.
 
 Example fields: `prompt` (its dominant script is the reference) or `script` (e.g. "LATIN",
-"CJK", "CYRILLIC"). The thinking is the text before </think> (all of it if never closed).
+"CJK", "CYRILLIC"). The thinking is the text before the last </think> (all of it if never closed).
 """
 
 from __future__ import annotations
 
-from workbench.verify.script_mix import ScriptCounter, dominant_script, mixing_report
+from workbench.verify.answer import split_thinking
 from workbench.verify.registry import Verdict
+from workbench.verify.script_mix import ScriptCounter, dominant_script, mixing_report
 
 VERSION = "1"
 
@@ -21,7 +22,7 @@ def verify(completion: str, example: dict) -> Verdict:
             return Verdict(None, "example needs `prompt` or `script`")
         script = dominant_script(prompt)
     script = str(script).upper()
-    thinking = completion.split("</think>", 1)[0].replace("<think>", "")
+    thinking = split_thinking(completion, opened=True)[0]
     counter = ScriptCounter()
     counter.feed(thinking)
     report = mixing_report(script, counter.counts)

@@ -20,6 +20,7 @@ class Verdict:
     score: float | None
     reason: str  # short, one line
     extracted: str | None = None  # what the verifier judged (e.g. the final answer), for reports
+    details: dict | None = None  # how it was decided, when the example asks (`"explain": true`)
 
     @property
     def correct(self) -> bool:
@@ -30,7 +31,9 @@ class Verdict:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Verdict":
-        return cls(d.get("score"), str(d.get("reason", "")), d.get("extracted"))
+        details = d.get("details")
+        return cls(d.get("score"), str(d.get("reason", "")), d.get("extracted"),
+                   details if isinstance(details, dict) else None)
 
 
 # name -> (module defining `verify(completion, example)` and `VERSION`, default timeout in seconds).

@@ -31,7 +31,7 @@ def main() -> None:
     from workbench.verify.registry import run_verifier
     from workbench.verify.sandbox import set_deadline
 
-    math_answer.math_verify()  # pay the sympy import before saying ready, not inside a timeout
+    math_answer.warm_up()  # pay sympy's import and the LaTeX parser's start before saying ready, not inside a timeout
     out = sys.stdout
     out.write('{"ready": true}\n')
     out.flush()
