@@ -136,3 +136,22 @@ def test_sessions_command_with_hostile_imports_end_to_end(tmp_path, monkeypatch,
     assert main(["sessions", "import", bad]) == 2
     err = capsys.readouterr().err
     assert "in.jsonl:1:" in err and "created" in err and "Traceback" not in err
+
+
+def test_what_workbench_itself_stores_is_read_back_unchanged(store):
+    """The shapes (sessions/shapes.py) cover every key the recorder writes: nothing of ours is dropped."""
+    from workbench.engine.events import Answer, Done, Sampling, Stats, Think
+    from workbench.sessions.recorder import Recorder
+
+    thinking = "Hmm, 12+30. Wait, let me check.\n\nBut 12+30=42. 等等 alternatively recompute.\n\nSo \\boxed{42}"
+    with Recorder.for_prompt(store, "What is 12+30?", sampling=Sampling(temperature=0.6, seed=3)) as rec:
+        rec.feed(Think(thinking))
+        rec.feed(Answer("\\boxed{42}"))
+        rec.feed(Done(Stats(thinking_tokens=30, answer_tokens=5, thinking_time=1.5, answer_time=0.2,
+                            finish_reason="stop", thinking_closed=True)))
+    turn = store.session("last")["turns"][1]
+    raw = dict(zip(("sampling", "stats", "inspection"), store.db.execute(
+        "SELECT sampling, stats, inspection FROM turns WHERE id = ?", (turn["id"],)).fetchone()))
+    for column, cell in raw.items():
+        assert turn[column] == json.loads(cell), column
+    assert turn["inspection"]["markers"]["total"] >= 4 and turn["stats"]["generation_tps"] > 0

@@ -10,33 +10,34 @@ key is dropped whole (a `language` that is `flagged` without its share is no rep
 from __future__ import annotations
 
 import math
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 from workbench.engine.events import Stats
 
 
-class Optional:
-    """The key may be absent (it is still checked when present)."""
+@dataclass(frozen=True)
+class Of:
+    """A shape around another: "optional" (the key may be absent; checked when present), "nullable",
+    "list" (of it), "dict" (string keys to it)."""
 
-    def __init__(self, shape) -> None:
-        self.shape = shape
-
-
-class ListOf:
-    def __init__(self, shape) -> None:
-        self.shape = shape
+    how: str
+    shape: object
 
 
-class DictOf:
-    """Any string keys, every value of one shape."""
-
-    def __init__(self, shape) -> None:
-        self.shape = shape
+def Optional(shape) -> Of:  # noqa: N802 - reads as a type in the tables below
+    return Of("optional", shape)
 
 
-class Nullable:
-    def __init__(self, shape) -> None:
-        self.shape = shape
+def Nullable(shape) -> Of:  # noqa: N802
+    return Of("nullable", shape)
+
+
+def ListOf(shape) -> Of:  # noqa: N802
+    return Of("list", shape)
+
+
+def DictOf(shape) -> Of:  # noqa: N802
+    return Of("dict", shape)
 
 
 NUMBER, INT, TEXT, BOOL = "number", "int", "text", "bool"
@@ -77,10 +78,6 @@ def clean(column: str, value):
 
 def _fit(shape, value):
     """`value` as `shape` (wrong parts dropped where the shape allows), or _MISSING if it does not fit."""
-    if isinstance(shape, Optional):
-        return _fit(shape.shape, value)
-    if isinstance(shape, Nullable):
-        return None if value is None else _fit(shape.shape, value)
     if isinstance(shape, dict):
         if not isinstance(value, dict):
             return _MISSING
@@ -89,18 +86,20 @@ def _fit(shape, value):
             got = _fit(inner, value[key]) if key in value else _MISSING
             if got is not _MISSING:
                 out[key] = got
-            elif not isinstance(inner, Optional):
+            elif not (isinstance(inner, Of) and inner.how == "optional"):
                 return _MISSING
         return out
-    if isinstance(shape, DictOf):
-        if not isinstance(value, dict):
-            return _MISSING
-        fitted = ((text(k), _fit(shape.shape, v)) for k, v in value.items() if isinstance(k, str))
-        return {k: v for k, v in fitted if v is not _MISSING}
-    if isinstance(shape, ListOf):
-        if not isinstance(value, list):
-            return _MISSING
-        return [v for v in (_fit(shape.shape, item) for item in value) if v is not _MISSING]
+    if isinstance(shape, Of):
+        if shape.how == "optional":
+            return _fit(shape.shape, value)
+        if shape.how == "nullable":
+            return None if value is None else _fit(shape.shape, value)
+        if shape.how == "dict" and isinstance(value, dict):
+            fitted = ((text(k), _fit(shape.shape, v)) for k, v in value.items() if isinstance(k, str))
+            return {k: v for k, v in fitted if v is not _MISSING}
+        if shape.how == "list" and isinstance(value, list):
+            return [v for v in (_fit(shape.shape, item) for item in value) if v is not _MISSING]
+        return _MISSING
     if not _is(shape, value):
         return _MISSING
     return text(value) if isinstance(value, str) else value
