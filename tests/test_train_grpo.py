@@ -249,3 +249,52 @@ def test_stop_file_checkpoints_and_stops_then_resume_finishes(tiny_model, suite,
     assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 1
     train_grpo(cfg, resume=True, scorer=length_scorer(), log=lambda _: None)
     assert [r["step"] for r in metrics(run)] == [1, 2, 3]
+
+
+KILL_AFTER_LOGGING = """
+import os, signal, sys
+from workbench.train.config import GRPOConfig
+from workbench.train.trainer import train_grpo
+sys.path.insert(0, {tests!r})
+from test_train_grpo import config, length_scorer
+
+def log(row):  # the step is in metrics.jsonl and samples.jsonl, its checkpoint is not written yet
+    if isinstance(row, dict) and row["step"] == 3:
+        with open({run!r} + "/metrics.jsonl", "a") as f:
+            f.write('{{"step": 4, "lo')  # and a torn line, as a kill mid-write leaves
+        os.kill(os.getpid(), signal.SIGKILL)
+
+train_grpo(config({model!r}, {suite!r}, {run!r}, steps=4, checkpoint_every=2), scorer=length_scorer(), log=log)
+"""
+
+
+def test_kill_9_between_logging_and_checkpoint_then_resume_logs_each_step_once(tiny_model, suite, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    code = KILL_AFTER_LOGGING.format(tests=os.path.dirname(__file__), run=str(run), model=str(tiny_model),
+                                     suite=str(suite))
+    killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 2
+    assert (run / "metrics.jsonl").read_text().count('"step": 3') == 1  # logged before the kill
+
+    train_grpo(config(tiny_model, suite, run, steps=4, checkpoint_every=2), resume=True, scorer=length_scorer(),
+               log=lambda _: None)
+    assert [r["step"] for r in metrics(run)] == [1, 2, 3, 4]
+    samples = [json.loads(line)["step"] for line in (run / "samples.jsonl").read_text().splitlines()]
+    assert samples == [1, 1, 2, 2, 3, 3, 4, 4]
+
+
+def test_cut_logs_keeps_what_it_cannot_read_and_rows_up_to_the_checkpoint(tmp_path):
+    from workbench.train.checkpoint import cut_logs
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\nnot json\n{"step": 2}\n{"step": 3}\n[1]\n{"step": 3, "x')
+    (tmp_path / "samples.jsonl").write_text('{"step": 1}\n{"step": 2}\n')
+    cut_logs(tmp_path, 2)
+    assert (tmp_path / "metrics.jsonl").read_text() == '{"step": 1}\nnot json\n{"step": 2}\n[1]\n'
+    assert (tmp_path / "samples.jsonl").read_text() == '{"step": 1}\n{"step": 2}\n'
+    cut_logs(tmp_path / "missing", 2)  # a run without logs yet

@@ -77,19 +77,26 @@ def safe_text(text: str) -> str:
 
 def recorder_for_run(args, prompt: str, info):
     """The recorder of `workbench run` (or a no-op with --no-save); it closes the store it opens."""
+    import sqlite3
+
+    from workbench.errors import UserError
     from workbench.sessions.recorder import NoRecorder, Recorder
-    from workbench.sessions.store import Store
+    from workbench.sessions.store import Store, problem
 
     if args.no_save:
         return NoRecorder()
     store = Store.open()
-    recorder = Recorder.for_prompt(store, prompt, info, sampling_from_args(args))
+    try:
+        recorder = Recorder.for_prompt(store, prompt, info, sampling_from_args(args))
+    except sqlite3.Error as e:  # locked past the busy timeout, a full disk, ...
+        store.close()
+        raise UserError(problem(store.path, e, "write to")) from None
     recorder.owns_store = True
     return recorder
 
 
 def main(args) -> int:
-    from workbench.engine.events import ChatRequest, Done, Failed, Message, event_to_dict
+    from workbench.engine.events import ChatRequest, Failed, Message
     from workbench.engine.thread import ThreadEngine
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
@@ -99,26 +106,50 @@ def main(args) -> int:
         engine = RemoteEngine(args.endpoint)
     else:
         engine = ThreadEngine()
-    _, _, loaded = engine.load(args.model, args.adapter, args.trust_remote_code).collect()
-    if isinstance(loaded, Failed):
-        print(f"workbench: error: {loaded.message}", file=sys.stderr)
-        return 2
-    job = engine.generate(ChatRequest((Message("user", prompt),), sampling_from_args(args),
-                                      stop_on_loop=args.stop_on_loop))
+    job = None
+    try:
+        _, _, loaded = engine.load(args.model, args.adapter, args.trust_remote_code).collect()
+        if isinstance(loaded, Failed):
+            print(f"workbench: error: {loaded.message}", file=sys.stderr)
+            return 2
+        job = engine.generate(ChatRequest((Message("user", prompt),), sampling_from_args(args),
+                                          stop_on_loop=args.stop_on_loop))
+        return stream(args, prompt, engine.info, job)
+    finally:
+        if job is not None:
+            job.cancel()  # a no-op once it has ended
+        engine.close()  # its thread must end before the interpreter does, or MLX aborts the process
+
+
+def stream(args, prompt: str, info, job) -> int:
+    """Print the job's events and record them; an unusable store costs the saving, not the answer."""
+    from workbench.engine.events import Done, Failed, event_to_dict
+    from workbench.errors import UserError
+    from workbench.sessions.recorder import NoRecorder
+
     printer = Printer()
-    status = 0
-    with stop_on_ctrl_c(job), recorder_for_run(args, prompt, engine.info) as recorder:
-        for event in recorder.follow(job):
-            if isinstance(event, Failed):
-                print(f"workbench: error: {event.message}", file=sys.stderr)
-                status = 1
-            elif args.json:
-                print(json.dumps(event_to_dict(event)), flush=True)
-            else:
-                printer.write(event)
-            if isinstance(event, Done) and event.stats.finish_reason == "cancelled":
-                status = 130
-    return status
+    status, unsaved = 0, False
+    try:
+        recorder = recorder_for_run(args, prompt, info)
+    except UserError as e:
+        print(f"workbench: warning: {e}; this response is not saved (--no-save skips saving)", file=sys.stderr)
+        recorder, unsaved = NoRecorder(), True
+    with stop_on_ctrl_c(job), recorder:
+        try:
+            for event in recorder.follow(job):
+                if isinstance(event, Failed):
+                    print(f"workbench: error: {event.message}", file=sys.stderr)
+                    status = 1
+                elif args.json:
+                    print(json.dumps(event_to_dict(event)), flush=True)
+                else:
+                    printer.write(event)
+                if isinstance(event, Done) and event.stats.finish_reason == "cancelled":
+                    status = 130
+        except UserError as e:  # the store failed as the response ended: what was written before is kept
+            print(f"workbench: warning: {e}", file=sys.stderr)
+            unsaved = True
+    return status or (1 if unsaved else 0)
 
 
 @contextlib.contextmanager

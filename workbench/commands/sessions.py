@@ -37,7 +37,7 @@ def main(args) -> int:
     from workbench.sessions import Store
 
     action = args.action or "list"
-    with Store.open() as store:
+    with Store.open(write=action == "import") as store:  # reading works on a read-only volume
         if action == "list":
             rows = store.list_sessions(getattr(args, "limit", 30))
             if getattr(args, "json", False):
@@ -118,7 +118,10 @@ def _safe(text) -> str:
     return safe_text(str(text))
 
 
-def _when(t: float) -> str:
+def _when(t) -> str:
     import time
 
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+    except (TypeError, ValueError, OverflowError, OSError):  # a time no date can show (an old import)
+        return "????-??-?? ??:??"

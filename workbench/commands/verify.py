@@ -41,8 +41,10 @@ def read_lines(path: str):
 
 def parse_line(line: str) -> tuple[str, dict] | str:
     """(completion, example) or the reason the line is malformed."""
+    from workbench.jsonl import parse_line
+
     try:
-        record = json.loads(line)
+        record = parse_line(line)
     except ValueError as e:
         return f"not JSON ({e})"
     if not isinstance(record, dict):

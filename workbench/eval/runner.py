@@ -23,6 +23,7 @@ from workbench.errors import UserError
 from workbench.eval import card as cards
 from workbench.eval.claims import claimed_score
 from workbench.eval.suites import load_suite
+from workbench.jsonl import parse_line
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def read_partial(path: Path) -> dict[tuple[int, int], dict]:
         return done
     for line in lines:
         try:
-            record = json.loads(line)
+            record = parse_line(line)
             done[(int(record["item"]), int(record["sample"]))] = record
         except (ValueError, KeyError, TypeError):
             continue

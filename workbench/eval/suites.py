@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from workbench.errors import UserError
+from workbench.jsonl import parse_line, parse_lines
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -132,7 +133,7 @@ def find_spec(name_or_path: str) -> tuple[SuiteSpec, Path | None]:
     if path.suffix in (".toml", ".json"):
         try:
             text = path.read_text(encoding="utf-8")
-            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+            data = tomllib.loads(text) if path.suffix == ".toml" else parse_line(text)
         except (ValueError, UnicodeDecodeError) as e:
             raise UserError(f"{path}: not a valid suite spec ({str(e).splitlines()[0]})") from None
         if not isinstance(data, dict):
@@ -150,13 +151,9 @@ def read_records(path: Path) -> tuple[list[tuple[int, dict]], list[str], str]:
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise UserError(f"{path}: cannot read suite file ({e})") from None
     records, problems = [], []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as e:
-            problems.append(f"{path}:{number}: not JSON ({str(e).splitlines()[0]})")
+    for number, record, problem in parse_lines(text.splitlines()):
+        if problem:
+            problems.append(f"{path}:{number}: not JSON ({problem})")
             continue
         if not isinstance(record, dict):
             problems.append(f"{path}:{number}: not a JSON object")

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import html
 import json
+import sqlite3
 from pathlib import Path
 
+from workbench import jsonl
 from workbench.errors import UserError
+from workbench.sessions import shapes
+from workbench.sessions.shapes import COLUMNS, clean
+from workbench.sessions.store import LATEST_TIME, problem, valid_time
 
 RESPONSE_FIELDS = ("status", "label", "model", "model_hash", "adapter", "adapter_hash", "sampling", "seed",
                    "stats", "inspection")
@@ -37,28 +42,24 @@ def export_jsonl(session: dict) -> str:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Sessions (as JSONL records) in a file; a malformed line is a UserError naming it."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read ({e})") from None
+    """Sessions (as JSONL records) in a file, checked whole: a bad line is a UserError naming it."""
     records, loose = [], []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError as e:
-            raise UserError(f"{path}:{n}: not valid JSON ({e})") from None
+    for n, item in jsonl.read_jsonl(path, allow_nan=False):
+        where = f"{path}:{n}"
         if isinstance(item, dict) and isinstance(item.get("messages"), list):
             for i, m in enumerate(item["messages"]):
-                _check_message(m, f"{path}:{n}: message {i + 1}")
+                _check_message(m, f"{where}: message {i + 1}")
+            if item.get("title") is not None and not isinstance(item["title"], str):
+                raise UserError(f"{where}: \"title\" must be a string")
+            if item.get("created") is not None and not valid_time(item["created"]):
+                raise UserError(f"{where}: \"created\" must be seconds since 1970 (0 to {LATEST_TIME:.0f}), "
+                                f"not {str(item['created'])[:40]}")
             records.append(item)
         elif isinstance(item, dict) and "role" in item:
-            _check_message(item, f"{path}:{n}")
+            _check_message(item, where)
             loose.append(item)
         else:
-            raise UserError(f"{path}:{n}: expected {{\"messages\": [...]}} or a chat message with a \"role\"")
+            raise UserError(f"{where}: expected {{\"messages\": [...]}} or a chat message with a \"role\"")
     if loose:
         records.append({"messages": loose})
     if not records:
@@ -78,42 +79,45 @@ def _check_message(m, where: str) -> None:
 
 def import_jsonl(store, path: Path) -> list[int]:
     """Add every session in the file to the store; returns the new session ids.
-    The whole file is checked first: a bad line imports nothing."""
+    The whole file is checked first, then written in one transaction: a bad line imports nothing."""
     records = read_jsonl(path)
     ids = []
-    with store.lock:
-        for r in records:
-            messages = r["messages"]
-            first_user = next((m.get("content") or "" for m in messages if m["role"] == "user"), "")
-            title = r.get("title") if isinstance(r.get("title"), str) else None
-            created = r.get("created") if isinstance(r.get("created"), (int, float)) else None
-            session_id = store.new_session(_text(title or first_user[:78] or Path(path).stem), "import", created)
-            for m in messages:
-                extra = {}
-                if m["role"] == "assistant":
-                    meta = m.get("workbench") or {}
-                    extra = {k: meta[k] for k in RESPONSE_FIELDS if k in meta}
-                    if extra.get("status") not in ("complete", "stopped", "interrupted"):
-                        extra["status"] = "complete"
-                store.add_turn(session_id, m["role"], _text(m.get("content")), _text(m.get("reasoning_content")),
-                               **_clean(extra))
-            ids.append(session_id)
+    try:
+        with store.transaction():
+            for r in records:
+                messages = r["messages"]
+                first_user = next((m.get("content") or "" for m in messages if m["role"] == "user"), "")
+                session_id = store.new_session(_text(r.get("title") or first_user[:78] or Path(path).stem), "import",
+                                               r.get("created"))
+                for m in messages:
+                    extra = {}
+                    if m["role"] == "assistant":
+                        meta = m.get("workbench") or {}
+                        extra = {k: meta[k] for k in RESPONSE_FIELDS if k in meta}
+                        if extra.get("status") not in ("complete", "stopped", "interrupted"):
+                            extra["status"] = "complete"
+                    store.add_turn(session_id, m["role"], _text(m.get("content")), _text(m.get("reasoning_content")),
+                                   **_clean(extra))
+                ids.append(session_id)
+    except sqlite3.Error as e:
+        raise UserError(f"nothing imported from {path}: {problem(store.path, e, 'write to')}") from None
     return ids
 
 
 def _text(s) -> str:
     """JSON may carry lone surrogates (\\ud800) that SQLite cannot store: replace them."""
-    return (s or "").encode("utf-8", "replace").decode("utf-8")
+    return shapes.text(s or "")
 
 
 def _clean(extra: dict) -> dict:
     """Imported metadata is untrusted: keep only values of the right shape."""
     out = {}
     for k, v in extra.items():
-        if k in ("sampling", "stats", "inspection"):
-            ok = isinstance(v, dict)
+        if k in COLUMNS:
+            v = clean(k, v)
+            ok = v is not None
         elif k == "seed":
-            ok = isinstance(v, int) and not isinstance(v, bool)
+            ok = isinstance(v, int) and not isinstance(v, bool) and -2**63 <= v < 2**63
         else:
             ok = isinstance(v, str)
         if ok:

@@ -21,6 +21,7 @@ from workbench.engine.events import TERMINAL, Answer, Done, Failed, Stats, Think
 from workbench.engine.job import collect
 from workbench.errors import UserError
 from workbench.inspect import Inspector
+from workbench.sessions.store import problem
 
 FLUSH_EVERY = 0.5  # seconds
 STATUS_OF_FINISH = {"stop": "complete", "length": "complete", "cancelled": "stopped", "loop": "stopped",
@@ -47,10 +48,18 @@ class Recorder:
 
     @classmethod
     def for_prompt(cls, store, prompt: str, info=None, sampling=None, kind: str = "run", **kw) -> "Recorder":
-        """A new session holding the prompt and this response."""
-        session_id = store.new_session(title_of(prompt), kind)
-        store.add_turn(session_id, "user", prompt)
-        return cls(store, session_id, prompt, info, sampling, **kw)
+        """A new session holding the prompt and this response, written together (a full disk leaves no half)."""
+        recorder = None
+        try:
+            with store.transaction():
+                session_id = store.new_session(title_of(prompt), kind)
+                store.add_turn(session_id, "user", prompt)
+                recorder = cls(store, session_id, prompt, info, sampling, **kw)
+        except BaseException:
+            if recorder is not None:  # the commit failed: its writer has nothing to write
+                recorder._stop.set()
+            raise
+        return recorder
 
     # ---- the caller's loop ---------------------------------------------------------------------
     def follow(self, job) -> "RecordedJob":
@@ -107,7 +116,7 @@ class Recorder:
             self.flush()
             self.store.finish_response(self.turn_id, status, stored, self.inspector.report(stats))
         except sqlite3.Error as e:
-            raise UserError(f"{self.store.path}: could not save the response ({e})") from None
+            raise UserError(f"the response is not completely saved: {problem(self.store.path, e, 'write to')}") from None
         self.saved = True  # everything is in the store
         if self.on_saved is not None:
             self.on_saved()
@@ -156,7 +165,11 @@ class RecordedJob:
 
     def __iter__(self):
         for event in self.job:
-            self.recorder.feed(event)
+            try:
+                self.recorder.feed(event)
+            except UserError:  # the store failed as the response ended: the caller still gets the event
+                yield event
+                raise
             yield event
 
     def collect(self):

@@ -9,8 +9,10 @@ Safe to share between threads (one connection behind a lock) and processes (SQLi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import sys
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 from workbench.errors import UserError
+from workbench.sessions.shapes import clean
 
 DB_ENV = "WORKBENCH_SESSIONS_DB"
 STATUSES = ("streaming", "complete", "stopped", "interrupted")
@@ -61,6 +64,7 @@ MIGRATIONS = [
 CORRUPT_SIGNS = ("not a database", "malformed", "integrity check", "corrupt")
 JSON_COLUMNS = ("sampling", "stats", "inspection")
 STALE_FOREIGN_WRITER = 600.0  # s: a streaming response from another host with no write for this long is dead
+LATEST_TIME = 253402300799.0  # 9999-12-31: a `created` beyond it cannot be shown as a date
 
 
 def default_path() -> Path:
@@ -75,33 +79,83 @@ def _notice(message: str) -> None:
     print(f"workbench: {message}", file=sys.stderr)
 
 
+def problem(path: Path, error: BaseException, doing: str = "open") -> str:
+    """One line naming the store, what went wrong and what to do."""
+    if path.is_dir():
+        return f"{path}: cannot {doing} the session store: it is a directory; move it away, or set {DB_ENV} to a file"
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    if "locked" in text or "busy" in text:
+        advice = "another program holds it locked; try again when it has finished"
+    elif "full" in text or _nearly_full(path.parent):
+        advice = "the disk is full; free some space"
+    else:
+        advice = f"make it writable, or set {DB_ENV} to a file you can write"
+    return f"{path}: cannot {doing} the session store ({text}); {advice}"
+
+
 class Store:
-    def __init__(self, connection: sqlite3.Connection, path: Path, moved_aside: Path | None = None) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path, moved_aside: Path | None = None,
+                 read_only: bool = False) -> None:
         self.db = connection
         self.path = path
         self.moved_aside = moved_aside  # where a corrupt file went, if this open recovered from one
+        self.read_only = read_only
         self.lock = threading.RLock()
+        self._depth = 0  # nesting of `transaction()`
 
     # ---- opening ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path | str | None = None, notice=_notice) -> "Store":
+    def open(cls, path: Path | str | None = None, notice=_notice, write: bool = True) -> "Store":
+        """The store at `path` (default: `default_path()`). With `write=False` (list, show, export) a store
+        that cannot be written, e.g. on a read-only volume, is opened read-only instead of refused."""
         path = Path(path) if path else default_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
         moved = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             db = _connect(path)
         except OSError as e:
-            raise UserError(f"{path}: cannot open the session store ({e.strerror or e})") from None
+            if not write and path.is_file():
+                return cls(_connect_read_only(path), path, read_only=True)
+            raise UserError(problem(path, e)) from None
         except sqlite3.DatabaseError as e:
             if not any(sign in str(e) for sign in CORRUPT_SIGNS):  # e.g. locked, or a read-only disk
-                raise UserError(f"{path}: cannot open the session store ({e})") from None
+                if not write and path.is_file():
+                    return cls(_connect_read_only(path), path, read_only=True)
+                raise UserError(problem(path, e)) from None
             moved = _move_aside(path)
             notice(f"{path} is not a readable session store ({e}); moved it aside to {moved} "
                    f"(nothing deleted) and started a new one")
             db = _connect(path)
         store = cls(db, path, moved)
-        store.mark_interrupted()
+        try:
+            store.mark_interrupted()
+        except sqlite3.Error as e:
+            db.close()
+            raise UserError(problem(path, e)) from None
         return store
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """The writes inside are one transaction (all kept or none); nests, the outermost commits."""
+        with self.lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.db.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first write
+            self._depth = 1
+            try:
+                yield
+                self.db.commit()
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.rollback()
+                raise
+            finally:
+                self._depth = 0
 
     def close(self) -> None:
         with self.lock:
@@ -116,7 +170,7 @@ class Store:
     # ---- writing -----------------------------------------------------------------------------
     def new_session(self, title: str, kind: str = "chat", created: float | None = None) -> int:
         now = created or time.time()
-        with self.lock, self.db:
+        with self.transaction():
             return self.db.execute("INSERT INTO sessions (title, kind, created, updated) VALUES (?, ?, ?, ?)",
                                    (title[:200], kind, now, now)).lastrowid
 
@@ -128,7 +182,7 @@ class Store:
         for key, value in response.items():
             columns[key] = json.dumps(value) if key in JSON_COLUMNS and value is not None else value
         names = ", ".join(columns)
-        with self.lock, self.db:
+        with self.transaction():
             turn = self.db.execute(f"INSERT INTO turns ({names}) VALUES ({', '.join('?' * len(columns))})",
                                    tuple(columns.values())).lastrowid
             self.db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now, session_id))
@@ -140,19 +194,19 @@ class Store:
                              host=socket.gethostname(), **response)
 
     def append_response(self, turn_id: int, thinking: str, answer: str) -> None:
-        with self.lock, self.db:
+        with self.transaction():
             self.db.execute("UPDATE turns SET thinking = thinking || ?, content = content || ?, updated = ? "
                             "WHERE id = ?", (thinking, answer, time.time(), turn_id))
 
     def finish_response(self, turn_id: int, status: str, stats: dict | None = None,
                         inspection: dict | None = None) -> None:
         assert status in STATUSES, status
-        with self.lock, self.db:
+        with self.transaction():
             self.db.execute("UPDATE turns SET status = ?, stats = ?, inspection = ?, pid = NULL, updated = ? "
                             "WHERE id = ?", (status, _json(stats), _json(inspection), time.time(), turn_id))
 
     def set_inspection(self, turn_id: int, inspection: dict) -> None:
-        with self.lock, self.db:
+        with self.transaction():
             self.db.execute("UPDATE turns SET inspection = ? WHERE id = ?", (_json(inspection), turn_id))
 
     def mark_interrupted(self) -> list[int]:
@@ -161,9 +215,10 @@ class Store:
         with self.lock:
             rows = self.db.execute("SELECT id, pid, host, updated FROM turns WHERE status = 'streaming'").fetchall()
             dead = [r[0] for r in rows if (not _alive(r[1]) if r[2] == here else now - r[3] > STALE_FOREIGN_WRITER)]
-            with self.db:
-                self.db.executemany("UPDATE turns SET status = 'interrupted', pid = NULL WHERE id = ?",
-                                    [(i,) for i in dead])
+            if dead:
+                with self.transaction():
+                    self.db.executemany("UPDATE turns SET status = 'interrupted', pid = NULL WHERE id = ?",
+                                        [(i,) for i in dead])
         return dead
 
     # ---- reading -----------------------------------------------------------------------------
@@ -249,6 +304,27 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A store that cannot be written (a read-only volume): read as it is, no migration, no marking."""
+    uri = path.resolve().as_uri()
+    try:
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
+            db.execute("SELECT 1 FROM sqlite_master")
+        except sqlite3.OperationalError:
+            # WAL needs its -shm file, which a read-only directory cannot get; nobody can change the
+            # file there either, so reading it as immutable is safe.
+            db = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as e:
+        raise UserError(problem(path, e)) from None
+    if version != len(MIGRATIONS):
+        db.close()
+        raise UserError(f"{path}: read-only, and its schema ({version}) is not this workbench's "
+                        f"({len(MIGRATIONS)}); open it once where it can be written")
+    return db
+
+
 def _migrate(db: sqlite3.Connection, version: int) -> None:
     for number in range(version + 1, len(MIGRATIONS) + 1):
         db.execute("BEGIN IMMEDIATE")
@@ -264,6 +340,14 @@ def _migrate(db: sqlite3.Connection, version: int) -> None:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+
+def _nearly_full(folder: Path) -> bool:
+    """SQLite reports a full disk as "disk I/O error" when it cannot even make its -shm file."""
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
 
 
 def _head(path: Path) -> bytes:
@@ -307,7 +391,12 @@ def _turn(row: dict) -> dict:
     for key in JSON_COLUMNS:
         if row.get(key):
             try:
-                row[key] = json.loads(row[key])
-            except ValueError:
+                row[key] = clean(key, json.loads(row[key]))  # stored by any version: readers get the known shape
+            except (ValueError, RecursionError):
                 row[key] = None  # a damaged JSON cell: show the text, drop the numbers
     return row
+
+
+def valid_time(value) -> bool:
+    """A time (s since 1970) that can be shown as a date."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= LATEST_TIME

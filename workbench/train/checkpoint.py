@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from workbench.errors import UserError
+from workbench.jsonl import parse_line
 
 CHECKPOINT = "checkpoint"
 
@@ -115,6 +116,33 @@ def load_checkpoint(run: Path, model, optimizer) -> dict:
     except (ValueError, KeyError, RuntimeError) as e:
         raise UserError(f"{folder}: corrupt checkpoint ({str(e).splitlines()[0]})") from None
     return state
+
+
+def cut_logs(run: Path, step: int, names=("metrics.jsonl", "samples.jsonl")) -> None:
+    """Drop the rows of steps after `step` (the checkpoint resumed from) and a torn last line: a run
+    killed between logging a step and checkpointing it logs that step again when resumed. Each file is
+    rewritten atomically; rows it cannot read are kept."""
+    for name in names:
+        path = Path(run) / name
+        try:
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        except FileNotFoundError:
+            continue
+        lines = text.splitlines(keepends=True)
+        kept = [line for line in lines if line.endswith("\n") and not _after(line, step)]
+        if len(kept) == len(lines):
+            continue
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(kept), encoding="utf-8", errors="surrogateescape")
+        os.replace(tmp, path)
+
+
+def _after(line: str, step: int) -> bool:
+    try:
+        row = parse_line(line)
+    except ValueError:
+        return False
+    return isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] > step
 
 
 def fuse_adapters(adapter: str | Path, model: str | None, out: str | Path) -> Path:

@@ -6,11 +6,11 @@ position (an integer) is all a checkpoint needs to continue exactly where a run 
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 from workbench.errors import UserError
+from workbench.jsonl import parse_line
 
 GENERATED = ("arithmetic",)
 
@@ -34,9 +34,9 @@ def load_examples(suite: str, size: int = 2000, seed: int = 0, split: str = "tra
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except ValueError:
-            raise UserError(f"{path}:{n}: not JSON ({line[:60]!r})") from None
+            row = parse_line(line)
+        except ValueError as e:
+            raise UserError(f"{path}:{n}: not JSON ({e})") from None
         if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
             raise UserError(f"{path}:{n}: a row needs a \"prompt\" string")
         rows.append(row)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from workbench.errors import UserError
+from workbench.jsonl import parse_line
 
 
 def read_metrics(run: Path) -> list[dict]:
@@ -18,7 +18,7 @@ def read_metrics(run: Path) -> list[dict]:
     rows = []
     for n, line in enumerate(lines, 1):
         try:
-            row = json.loads(line)
+            row = parse_line(line)
         except ValueError:
             if n == len(lines):
                 break

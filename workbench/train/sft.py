@@ -7,13 +7,13 @@ engine builds it (ending in `<think>\\n`), and the loss covers only the reply to
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from workbench.engine.events import Message
 from workbench.engine.prompt import build_prompt
 from workbench.engine.splitter import OPEN
 from workbench.errors import UserError
+from workbench.jsonl import parse_line
 
 
 def read_chats(path: Path) -> list[dict]:
@@ -27,7 +27,7 @@ def read_chats(path: Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = parse_line(line)
             messages = row["messages"]
             ok = messages and all(isinstance(m.get("content"), str) and m.get("role") for m in messages)
         except (ValueError, KeyError, TypeError, AttributeError):

@@ -76,7 +76,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print,
     from workbench.engine.loader import load_model
     from workbench.engine.prompt import build_prompt, opens_thinking
     from workbench.models.local import resolve_model
-    from workbench.train.checkpoint import (adapter_config, adapters_off, apply_lora, load_checkpoint,
+    from workbench.train.checkpoint import (adapter_config, adapters_off, apply_lora, cut_logs, load_checkpoint,
                                             save_adapters, save_checkpoint)
     from workbench.train.data import batch_at, load_examples
     from workbench.train.grpo import Normaliser, group_advantages, grpo_loss, pack_group, token_logprobs
@@ -140,6 +140,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print,
         state = load_checkpoint(run, model, optimizer)
         step, position = state["step"], state["position"]
         if lead:
+            cut_logs(run, step)  # steps logged after the checkpoint are done again
             log(f"resumed {run} at step {step}")
     elif lead:
         for name in ("metrics.jsonl", "samples.jsonl", STOP_FILE):
