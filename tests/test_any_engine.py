@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, workbench_env
+from workbench.cli import main as cli_main
 from workbench.engine.choose import open_engine
 from workbench.engine.remote import RemoteEngine
 from workbench.engine.worker import Engine
@@ -68,7 +69,7 @@ def test_served_cards_stay_in_their_folder_whatever_the_server_calls_its_model(w
 
 
 @pytest.mark.slow
-def test_eval_against_a_cluster(served, workbench_home, tmp_path):
+def test_eval_against_a_cluster(served, workbench_home, capsys):
     done = workbench("eval", "--endpoint", served, "--suite", "arithmetic", "--limit", "5", "--json")
     assert done.returncode == 0, done.stderr
     card = json.loads(done.stdout)
@@ -83,6 +84,10 @@ def test_eval_against_a_cluster(served, workbench_home, tmp_path):
     assert [json.loads(p.read_text())["items"] for p in written] == [card["items"]]
     markdown = written[0].with_suffix(".md").read_text()
     assert f"| served by | {served}, as r1-nano" in markdown and "model sha256" not in markdown
+    assert cli_main(["evals", "--json"]) == 0  # listed after the local models' cards, never stale
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["model"], r["file"], r["stale"]) for r in rows if r["file"].startswith(str(workbench_home))] == [
+        (f"r1-nano @ {served}", str(written[0]), False)]
 
     # The same suite on the same weights loaded here: item for item the same answers and verdicts.
     from workbench.eval.runner import EvalOptions, run_eval

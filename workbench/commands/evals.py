@@ -55,12 +55,21 @@ def diff(before_path: str, after_path: str, as_json: bool) -> int:
     return 0
 
 
+def summary_row(model: str, card: dict, path) -> dict:
+    lo, hi = card.get("ci95") or (0, 0)
+    return {"model": model, "suite": (card.get("suite") or {}).get("name"), "accuracy": card.get("accuracy"),
+            "ci95": [lo, hi], "n": card.get("n"), "samples": card.get("samples"), "finished": card.get("finished"),
+            "stale": bool(card.get("stale")), "stale_reason": card.get("stale_reason"), "adapter": card.get("adapter"),
+            "file": str(path)}
+
+
 def main(args) -> int:
     from pathlib import Path
 
     if args.diff:
         return diff(*args.diff, args.json)
 
+    from workbench.commands.run import safe_text
     from workbench.eval import card as cards
     from workbench.models.local import list_local, resolve_model
 
@@ -75,12 +84,14 @@ def main(args) -> int:
             card = cards.refresh_stale(path, files)
             if card is None:
                 continue
-            lo, hi = card.get("ci95") or (0, 0)
-            rows.append({"model": folder.name, "suite": (card.get("suite") or {}).get("name"),
-                         "accuracy": card.get("accuracy"), "ci95": [lo, hi], "n": card.get("n"),
-                         "samples": card.get("samples"), "finished": card.get("finished"),
-                         "stale": bool(card.get("stale")), "stale_reason": card.get("stale_reason"),
-                         "adapter": card.get("adapter"), "file": str(path)})
+            rows.append(summary_row(folder.name, card, path))
+    if not args.model:  # models served elsewhere: nothing here to re-hash, so never stale
+        for path in cards.served_card_paths():
+            card = cards.read_card(path)
+            served = card.get("served") if card else None
+            if not isinstance(served, dict):
+                continue
+            rows.append(summary_row(f"{served.get('model')} @ {served.get('endpoint')}", card, path))
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -89,7 +100,7 @@ def main(args) -> int:
         return 0
     for r in rows:
         status = f"  STALE: {r['stale_reason']}" if r["stale"] else ""
-        print(f"{r['model']:<24} {r['suite'] or '?':<12} {r['accuracy'] * 100:5.1f}%  "
+        print(f"{safe_text(r['model']):<24} {safe_text(r['suite'] or '?'):<12} {r['accuracy'] * 100:5.1f}%  "
               f"[{r['ci95'][0] * 100:.1f}, {r['ci95'][1] * 100:.1f}]  n={r['n']:<5} {r['finished'] or ''}{status}")
         print(f"{'':<24} {r['file']}")
     return 0

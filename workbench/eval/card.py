@@ -195,6 +195,11 @@ def served_cards_dir(endpoint: str, model: str) -> Path:
     return folder
 
 
+def served_card_paths() -> list[Path]:
+    """Every card of a served model (`served_cards_dir`), by folder."""
+    return sorted(p for p in (workbench_home() / "evals" / "served").glob("*/*.json") if not p.name.startswith("."))
+
+
 def card_paths(model_folder: Path) -> list[Path]:
     paths = []
     for folder in (Path(model_folder) / "evals", fallback_dir(model_folder)):
