@@ -133,3 +133,60 @@ def test_compare_against_a_cluster(served):
     assert [r["temperature"] for r in results] == [0.0, 1.0]
     assert all(r["model"] == "r1-nano" and r["answer"] and "error" not in r for r in results)
     assert results[0]["verdict"]["score"] == 1.0  # greedy r1-nano adds 12 and 30
+
+
+class ServedReplies:
+    """A served model (no profile) that answers each request with the next reply: (thinking, answer,
+    finish reason), or None for a failure. Keeps the requests."""
+
+    def __init__(self, replies):
+        self.replies, self.requests, self.info = iter(replies), [], None
+
+    def load(self, model=None, adapter=None, trust_remote_code=False):
+        from workbench.engine.events import Loaded, ModelInfo
+        from workbench.engine.worker import Job
+
+        self.info = ModelInfo(name="big", path="http://10.0.0.2:8123", location="http://10.0.0.2:8123")
+        job = Job()
+        job.put(Loaded(self.info))
+        return job
+
+    def generate(self, request):
+        from workbench.engine.events import Answer, Done, Failed, Stats, Think
+        from workbench.engine.worker import Job
+
+        self.requests.append(request)
+        reply, job = next(self.replies), Job()
+        if reply is None:
+            job.put(Failed("http://10.0.0.2:8123: lost rank 1 (mac-b.local)"))
+            return job
+        thinking, answer, finish = reply
+        for event in (Think(thinking), Answer(answer), Done(Stats(finish_reason=finish, thinking_closed=True))):
+            job.put(event)
+        return job
+
+    def close(self):
+        pass
+
+
+def test_rejection_writes_each_prompt_as_it_goes_and_a_lost_server_is_one_line(tmp_path):
+    from workbench.errors import UserError
+    from workbench.train.rejection import rejection_sample
+
+    suite = tmp_path / "suite.jsonl"
+    suite.write_text("".join(json.dumps({"prompt": f"What is {n}+{n}?", "answer": str(2 * n)}) + "\n" for n in (2, 3, 4, 5)))
+    engine = ServedReplies([("2+2=4.", "The answer is \\boxed{4}.", "stop"), ("2+2=5.", "The answer is \\boxed{5}.", "stop"),
+                            ("3+3=6.", "The answer is \\boxed{6}.", "length"),  # cut at the limit: not a whole trace
+                            ("3+3=6.", "The answer is \\boxed{6}.", "stop"), None])
+    out = tmp_path / "kept.jsonl"
+    with pytest.raises(UserError, match=rf"sampling stopped at prompt 3 of 3: .*lost rank 1 .*\(2 verified chats kept in {out}\)"):
+        rejection_sample(engine, str(suite), ["math", "format"], k=2, limit=3, max_tokens=50, temperature=None, seed=7,
+                         out=out)
+    rows = [json.loads(line)["messages"] for line in out.read_text().splitlines()]
+    assert rows == [[{"role": "user", "content": "What is 2+2?"},
+                     {"role": "assistant", "content": "<think>\n2+2=4.</think>The answer is \\boxed{4}."}],
+                    [{"role": "user", "content": "What is 3+3?"},
+                     {"role": "assistant", "content": "<think>\n3+3=6.</think>The answer is \\boxed{6}."}]]
+    # each sample its own seed; settings not given are left to the server, whose model's profile we cannot see
+    assert [(r.sampling.seed, r.sampling.temperature, r.sampling.top_p, r.sampling.max_tokens) for r in engine.requests] == [
+        (7 * 1_000_003 + i, None, None, 50) for i in range(5)]
