@@ -29,7 +29,7 @@ def main() -> None:
     from workbench.engine.events import ChatRequest, Done, Message, Sampling
     from workbench.engine.loader import load_model
     from workbench.engine.prompt import build_prompt
-    from workbench.engine.worker import Engine
+    from workbench.engine.thread import ThreadEngine
     from workbench.models.local import resolve_model
     from workbench.train.data import load_examples
     from workbench.train.rollout import sample_group
@@ -37,7 +37,7 @@ def main() -> None:
     prompts = [e["prompt"] for e in load_examples("arithmetic", args.prompts, 0, "train")[:args.prompts]]
     loaded = load_model(resolve_model(args.model))
     tokenizer, profile = loaded.tokenizer, loaded.profile
-    engine = Engine()
+    engine = ThreadEngine()
     engine.load(args.model).collect()
 
     def batched() -> int:

@@ -16,7 +16,10 @@ from conftest import ROOT, workbench_env
 from workbench.cli import main as cli_main
 from workbench.engine.choose import open_engine
 from workbench.engine.remote import RemoteEngine
-from workbench.engine.worker import Engine
+from workbench.engine.events import Answer, Loaded, ModelInfo, Stats, Think
+from workbench.engine.job import Job
+from workbench.engine.scripted import Script, ScriptedEngine
+from workbench.engine.thread import ThreadEngine
 from workbench.eval import card as cards
 
 
@@ -47,7 +50,7 @@ def test_open_engine_chooses_by_endpoint(monkeypatch):
     assert open_engine("http://h:1", token="given").token == "given"
     local = open_engine(None)
     try:
-        assert isinstance(local, Engine)
+        assert isinstance(local, ThreadEngine)
     finally:
         local.close()
 
@@ -135,38 +138,18 @@ def test_compare_against_a_cluster(served):
     assert results[0]["verdict"]["score"] == 1.0  # greedy r1-nano adds 12 and 30
 
 
-class ServedReplies:
-    """A served model (no profile) that answers each request with the next reply: (thinking, answer,
-    finish reason), or None for a failure. Keeps the requests."""
-
-    def __init__(self, replies):
-        self.replies, self.requests, self.info = iter(replies), [], None
+class ServedScripts(ScriptedEngine):
+    """Scripted replies from a model served elsewhere: its info names the endpoint and has no profile."""
 
     def load(self, model=None, adapter=None, trust_remote_code=False):
-        from workbench.engine.events import Loaded, ModelInfo
-        from workbench.engine.worker import Job
-
         self.info = ModelInfo(name="big", path="http://10.0.0.2:8123", location="http://10.0.0.2:8123")
         job = Job()
         job.put(Loaded(self.info))
         return job
 
-    def generate(self, request):
-        from workbench.engine.events import Answer, Done, Failed, Stats, Think
-        from workbench.engine.worker import Job
 
-        self.requests.append(request)
-        reply, job = next(self.replies), Job()
-        if reply is None:
-            job.put(Failed("http://10.0.0.2:8123: lost rank 1 (mac-b.local)"))
-            return job
-        thinking, answer, finish = reply
-        for event in (Think(thinking), Answer(answer), Done(Stats(finish_reason=finish, thinking_closed=True))):
-            job.put(event)
-        return job
-
-    def close(self):
-        pass
+def reply(thinking: str, answer: str, finish: str = "stop") -> Script:
+    return Script([Think(thinking, 1), Answer(answer, 1)], stats=Stats(finish_reason=finish, thinking_closed=True))
 
 
 def test_rejection_writes_each_prompt_as_it_goes_and_a_lost_server_is_one_line(tmp_path):
@@ -175,9 +158,10 @@ def test_rejection_writes_each_prompt_as_it_goes_and_a_lost_server_is_one_line(t
 
     suite = tmp_path / "suite.jsonl"
     suite.write_text("".join(json.dumps({"prompt": f"What is {n}+{n}?", "answer": str(2 * n)}) + "\n" for n in (2, 3, 4, 5)))
-    engine = ServedReplies([("2+2=4.", "The answer is \\boxed{4}.", "stop"), ("2+2=5.", "The answer is \\boxed{5}.", "stop"),
-                            ("3+3=6.", "The answer is \\boxed{6}.", "length"),  # cut at the limit: not a whole trace
-                            ("3+3=6.", "The answer is \\boxed{6}.", "stop"), None])
+    engine = ServedScripts([reply("2+2=4.", "The answer is \\boxed{4}."), reply("2+2=5.", "The answer is \\boxed{5}."),
+                            reply("3+3=6.", "The answer is \\boxed{6}.", "length"),  # cut at the limit: not a whole trace
+                            reply("3+3=6.", "The answer is \\boxed{6}."),
+                            Script(fail="http://10.0.0.2:8123: lost rank 1 (mac-b.local)")])
     out = tmp_path / "kept.jsonl"
     with pytest.raises(UserError, match=rf"sampling stopped at prompt 3 of 3: .*lost rank 1 .*\(2 verified chats kept in {out}\)"):
         rejection_sample(engine, str(suite), ["math", "format"], k=2, limit=3, max_tokens=50, temperature=None, seed=7,

@@ -9,8 +9,10 @@ generation do not share a GIL). Each is an `engine.protocol.Engine`.
 
 from __future__ import annotations
 
+from workbench.engine.protocol import Engine
 
-def open_engine(endpoint: str | None = None, token: str | None = None, own_process: bool = False):
+
+def open_engine(endpoint: str | None = None, token: str | None = None, own_process: bool = False) -> Engine:
     if endpoint:
         from workbench.engine.remote import RemoteEngine
 

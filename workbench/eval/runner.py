@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from workbench.engine.events import ModelInfo
+from workbench.engine.protocol import Engine
 from workbench.errors import UserError
 from workbench.eval import card as cards
 from workbench.eval.claims import claimed_score
@@ -140,7 +142,7 @@ def completion_text(thinking: str, answer: str, closed: bool) -> str:
     return f"{thinking}</think>{answer}" if closed else thinking + answer
 
 
-def weights_identity(info, adapter: Path | None, log: Progress) -> tuple[dict, Path]:
+def weights_identity(info: ModelInfo, adapter: Path | None, log: Progress) -> tuple[dict, Path]:
     """(what the card says about the weights that answered, the folder for its cards).
 
     A local model: the sha256 of its files (and the adapter's); its older cards are re-checked
@@ -161,9 +163,9 @@ def weights_identity(info, adapter: Path | None, log: Progress) -> tuple[dict, P
             "served": {"endpoint": info.location, "model": info.name}}, out_dir
 
 
-def run_eval(options: EvalOptions, engine=None, progress_stream=None) -> tuple[dict, Path]:
+def run_eval(options: EvalOptions, engine: Engine | None = None, progress_stream=None) -> tuple[dict, Path]:
     """Run a suite; return (report card, path of its JSON). `engine` defaults to the one
-    `open_engine(options.endpoint)` chooses: a server's model, or a new local Engine."""
+    `open_engine(options.endpoint)` chooses: a server's model, or a new in-process ThreadEngine."""
     from workbench.engine.choose import open_engine
     from workbench.engine.events import ChatRequest, Done, Failed, Sampling
     from workbench.engine.profiles import Profile

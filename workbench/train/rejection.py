@@ -13,10 +13,11 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from workbench.engine.protocol import Engine
 from workbench.errors import UserError
 
 
-def rejection_sample(engine, suite: str, verifiers: list[str], k: int, limit: int, max_tokens: int,
+def rejection_sample(engine: Engine, suite: str, verifiers: list[str], k: int, limit: int, max_tokens: int,
                      temperature: float | None, seed: int, out: str | Path, model: str | None = None,
                      adapter: str | None = None, trust_remote_code: bool = False,
                      on_prompt: Callable[[int, int, int], None] = lambda done, total, kept: None) -> tuple[int, int]:
