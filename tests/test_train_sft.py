@@ -89,14 +89,19 @@ def test_train_sft_lowers_the_loss(tiny_model, tmp_path):
 
 def test_rejection_keeps_only_verified_completions(taught_model, tmp_path):
     pytest.importorskip("mlx.core")
+    from workbench.engine.thread import ThreadEngine
     from workbench.train.rejection import rejection_sample
 
     suite = tmp_path / "suite.jsonl"
     suite.write_text(json.dumps({"prompt": "What is 12+30?", "answer": "42"}) + "\n"
                      + json.dumps({"prompt": "What is 12+30?", "answer": "43"}) + "\n")
     out = tmp_path / "kept.jsonl"
-    kept, sampled = rejection_sample(str(taught_model), str(suite), ["math", "format"], k=3, limit=2,
-                                     max_tokens=100, temperature=0.3, seed=0, out=out)
+    engine = ThreadEngine()
+    try:
+        kept, sampled = rejection_sample(engine, str(suite), ["math", "format"], k=3, limit=2, max_tokens=100,
+                                         temperature=0.3, seed=0, out=out, model=str(taught_model))
+    finally:
+        engine.close()
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sampled == 3 and kept == len(rows)  # the file's last 10% is held out: one prompt sampled
     for row in rows:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import sys
 
+from workbench.commands.arguments import add_engine_arguments, add_save_arguments
 from workbench.commands.run import safe_text
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("prompt", help="the prompt, or - to read it from stdin")
+    add_engine_arguments(parser)
     parser.add_argument("--model", "-m", action="append", help="a model (repeat to compare models)")
     parser.add_argument("--adapter", action="append",
                         help="a LoRA adapter folder, or 'none' for the base model (repeat to compare)")
@@ -27,13 +29,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--samples", type=int, default=1, help="responses per variant (seeds SEED, SEED+1, ...)")
     parser.add_argument("--gold", default=None, help="the expected answer, checked with the math verifier")
     parser.add_argument("--json", action="store_true", help="all results as one JSON object")
-    from workbench.commands.sessions import add_save_arguments
-
     add_save_arguments(parser)
 
 
 def main(args) -> int:
-    from workbench.engine.thread import ThreadEngine
+    from workbench.engine.choose import open_engine
     from workbench.errors import UserError
     from workbench.sessions import Store
     from workbench.sessions.compare import run_variants, variants
@@ -48,7 +48,7 @@ def main(args) -> int:
     store = Store.open(":memory:" if args.no_save else None)
     session_id = store.new_session(title_of(prompt), "compare")
     store.add_turn(session_id, "user", prompt)
-    engine = ThreadEngine()
+    engine = open_engine(args.endpoint)
     try:
         results = run_variants(engine, store, session_id, prompt, todo, args.top_p, args.max_tokens,
                                args.trust_remote_code, args.stop_on_loop, args.gold, guard=stop_on_ctrl_c,

@@ -1,7 +1,8 @@
 """`workbench eval --model M --suite S`: run a task suite, verify every answer, write a report card.
 
 Progress goes to stderr; the card (JSON + Markdown) goes to the model folder's `evals/`
-(or `$WORKBENCH_HOME/evals/<model>/` when that folder is read-only). `--json` prints the card.
+(or `$WORKBENCH_HOME/evals/<model>/` when that folder is read-only; for `--endpoint URL`, a model
+served elsewhere, `$WORKBENCH_HOME/evals/served/<host_port>-<model>/`). `--json` prints the card.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import sys
 
 
 def add_arguments(parser) -> None:
-    from workbench.commands.run import add_model_arguments
+    from workbench.commands.arguments import add_engine_arguments, add_model_arguments
 
+    add_engine_arguments(parser)
     add_model_arguments(parser)
     parser.add_argument("--suite", "-s", required=True,
                         help="gsm8k, math500, aime24, aime25, amc23, humaneval, arithmetic, countdown, "
@@ -30,12 +32,14 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
+    from workbench.commands.run import safe_text
     from workbench.eval.runner import EvalOptions, run_eval
 
     options = EvalOptions(
         suite=args.suite, model=args.model, adapter=args.adapter, limit=args.limit, samples=args.samples,
         seed=args.seed, temperature=args.temp, top_p=args.top_p, max_tokens=args.max_tokens, resume=args.resume,
         fresh=args.fresh, verify_timeout=args.verify_timeout, trust_remote_code=args.trust_remote_code,
+        endpoint=args.endpoint,
     )
     try:
         card, path = run_eval(options)
@@ -45,7 +49,8 @@ def main(args) -> int:
         print(json.dumps(card))
         return 0
     lo, hi = card["ci95"]
-    print(f"{card['model']} on {card['suite']['name']}: {card['accuracy']:.1%} "
+    served = f" (served by {card['served']['endpoint']})" if card["served"] else ""
+    print(f"{safe_text(card['model'])}{served} on {card['suite']['name']}: {card['accuracy']:.1%} "
           f"(95% CI {lo:.1%} to {hi:.1%}, n={card['n']}, {card['samples']} sample(s) each)")
     claim = card.get("claim")
     if claim:

@@ -85,6 +85,15 @@ def older_judge(verifier: dict) -> str | None:
     return current if verifier.get("version") not in (None, current) else None
 
 
+def summary_row(model: str, card: dict, path) -> dict:
+    lo, hi = card.get("ci95") or (0, 0)
+    return {"model": model, "suite": (card.get("suite") or {}).get("name"), "accuracy": card.get("accuracy"),
+            "ci95": [lo, hi], "n": card.get("n"), "samples": card.get("samples"), "finished": card.get("finished"),
+            "stale": bool(card.get("stale")), "stale_reason": card.get("stale_reason"), "adapter": card.get("adapter"),
+            "file": str(path), "verifier": (card.get("verifier") or {}).get("version"),
+            "older_judge": older_judge(card.get("verifier") or {})}
+
+
 def main(args) -> int:
     from pathlib import Path
 
@@ -93,6 +102,7 @@ def main(args) -> int:
     if args.rescore:
         return rescore(args.rescore, args.json)
 
+    from workbench.commands.run import safe_text
     from workbench.eval import card as cards
     from workbench.models.local import list_local, resolve_model
 
@@ -107,14 +117,14 @@ def main(args) -> int:
             card = cards.refresh_stale(path, files)
             if card is None:
                 continue
-            lo, hi = card.get("ci95") or (0, 0)
-            rows.append({"model": folder.name, "suite": (card.get("suite") or {}).get("name"),
-                         "accuracy": card.get("accuracy"), "ci95": [lo, hi], "n": card.get("n"),
-                         "samples": card.get("samples"), "finished": card.get("finished"),
-                         "stale": bool(card.get("stale")), "stale_reason": card.get("stale_reason"),
-                         "adapter": card.get("adapter"), "file": str(path),
-                         "verifier": (card.get("verifier") or {}).get("version"),
-                         "older_judge": older_judge(card.get("verifier") or {})})
+            rows.append(summary_row(folder.name, card, path))
+    if not args.model:  # models served elsewhere: nothing here to re-hash, so never stale
+        for path in cards.served_card_paths():
+            card = cards.read_card(path)
+            served = card.get("served") if card else None
+            if not isinstance(served, dict):
+                continue
+            rows.append(summary_row(f"{served.get('model')} @ {served.get('endpoint')}", card, path))
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -125,7 +135,7 @@ def main(args) -> int:
         status = f"  STALE: {r['stale_reason']}" if r["stale"] else ""
         if r["older_judge"]:
             status += f"  judged by {r['verifier']} (now {r['older_judge']}: evals --rescore re-judges it)"
-        print(f"{r['model']:<24} {r['suite'] or '?':<12} {r['accuracy'] * 100:5.1f}%  "
+        print(f"{safe_text(r['model']):<24} {safe_text(r['suite'] or '?'):<12} {r['accuracy'] * 100:5.1f}%  "
               f"[{r['ci95'][0] * 100:.1f}, {r['ci95'][1] * 100:.1f}]  n={r['n']:<5} {r['finished'] or ''}{status}")
         print(f"{'':<24} {r['file']}")
     return 0

@@ -7,30 +7,17 @@ import json
 import signal
 import sys
 
-
-def add_sampling_arguments(parser) -> None:
-    parser.add_argument("--temp", type=float, default=None, help="temperature (profile default: 0.6)")
-    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (profile default: 0.95)")
-    parser.add_argument("--max-tokens", type=int, default=None, help="generation limit (profile default)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed for sampling")
-
-
-def add_model_arguments(parser) -> None:
-    parser.add_argument("--model", "-m", default=None, help="model folder or name (default: the embedded r1-nano)")
-    parser.add_argument("--adapter", default=None, help="LoRA adapter folder (mlx-lm format)")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="allow model folders that need custom Python code (off by default)")
+from workbench.commands.arguments import (
+    add_engine_arguments, add_model_arguments, add_sampling_arguments, add_save_arguments,
+)
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("prompt", help="the prompt, or - to read it from stdin")
+    add_engine_arguments(parser)
     add_model_arguments(parser)
     add_sampling_arguments(parser)
     parser.add_argument("--json", action="store_true", help="one JSON event per line: think, answer, done")
-    parser.add_argument("--endpoint", default=None, help="an OpenAI-compatible server (e.g. `workbench cluster serve`) "
-                        "instead of a local model; token from $WORKBENCH_TOKEN")
-    from workbench.commands.sessions import add_save_arguments
-
     add_save_arguments(parser)
 
 
@@ -96,16 +83,11 @@ def recorder_for_run(args, prompt: str, info):
 
 
 def main(args) -> int:
+    from workbench.engine.choose import open_engine
     from workbench.engine.events import ChatRequest, Failed, Message
-    from workbench.engine.thread import ThreadEngine
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    if args.endpoint:
-        from workbench.engine.remote import RemoteEngine
-
-        engine = RemoteEngine(args.endpoint)
-    else:
-        engine = ThreadEngine()
+    engine = open_engine(args.endpoint)
     job = None
     try:
         _, _, loaded = engine.load(args.model, args.adapter, args.trust_remote_code).collect()

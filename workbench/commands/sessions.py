@@ -26,13 +26,6 @@ def add_arguments(parser) -> None:
     p.add_argument("file")
 
 
-def add_save_arguments(parser) -> None:
-    """Options of commands that record responses (run, compare)."""
-    parser.add_argument("--no-save", action="store_true", help="do not keep this response in the session store")
-    parser.add_argument("--stop-on-loop", action="store_true",
-                        help="stop generating when the thinking is stuck in a repetition loop")
-
-
 def main(args) -> int:
     from workbench.sessions import Store
 

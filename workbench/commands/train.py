@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from workbench.commands.arguments import add_engine_arguments, add_model_arguments
+
 
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
@@ -48,13 +50,15 @@ def add_arguments(parser) -> None:
     sft.add_argument("--config", default=None, help="a TOML file of SFTConfig settings")
 
     rej = sub.add_parser("rejection", help="sample K per prompt, keep the verified ones, write an SFT file")
-    rej.add_argument("--model", "-m", default=None)
+    add_engine_arguments(rej)
+    add_model_arguments(rej)
     rej.add_argument("--suite", default="arithmetic")
     rej.add_argument("--verifiers", default="math,format", help="all must score 1 for a completion to be kept")
     rej.add_argument("-k", type=int, default=4, help="samples per prompt")
     rej.add_argument("--limit", type=int, default=64, help="prompts")
     rej.add_argument("--max-tokens", type=int, default=512)
-    rej.add_argument("--temp", type=float, default=None)
+    rej.add_argument("--temp", type=float, default=None,
+                     help="temperature (default: the profile's, 1.0 if it is greedy; with --endpoint, the server's)")
     rej.add_argument("--seed", type=int, default=0)
     rej.add_argument("--out", required=True, help="the JSONL file to write (chats for `train sft`)")
 
@@ -176,11 +180,21 @@ def sft(args) -> int:
 
 
 def rejection(args) -> int:
+    from workbench.engine.choose import open_engine
     from workbench.train.config import parse_verifiers
     from workbench.train.rejection import rejection_sample
 
-    kept, total = rejection_sample(args.model or "r1-nano", args.suite, list(parse_verifiers(args.verifiers)),
-                                   args.k, args.limit, args.max_tokens, args.temp, args.seed, args.out)
+    def progress(done: int, total: int, kept: int) -> None:
+        end = "\r" if sys.stderr.isatty() and done < total else "\n"
+        print(f"prompt {done}/{total}: {kept} verified", end=end, file=sys.stderr, flush=True)
+
+    engine = open_engine(args.endpoint)
+    try:
+        kept, total = rejection_sample(engine, args.suite, list(parse_verifiers(args.verifiers)), args.k, args.limit,
+                                       args.max_tokens, args.temp, args.seed, args.out, args.model, args.adapter,
+                                       args.trust_remote_code, on_prompt=progress)
+    finally:
+        engine.close()
     print(f"kept {kept} of {total} completions -> {args.out}")
     return 0
 

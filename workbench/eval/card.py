@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -182,6 +183,23 @@ def cards_dir(model_folder: Path) -> tuple[Path, bool]:
         return fallback, True
 
 
+def served_cards_dir(endpoint: str, model: str) -> Path:
+    """`$WORKBENCH_HOME/evals/served/<host_port>-<model>/`: cards of a model another machine served. Both
+    names come from the user and the server (untrusted): only letters, digits, `.`, `_`, `-` reach the path."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{url.hostname or 'server'}_{url.port or ''}-{model}").strip("._")[:120]
+    folder = workbench_home() / "evals" / "served" / (name or "model")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def served_card_paths() -> list[Path]:
+    """Every card of a served model (`served_cards_dir`), by folder."""
+    return sorted(p for p in (workbench_home() / "evals" / "served").glob("*/*.json") if not p.name.startswith("."))
+
+
 def card_paths(model_folder: Path) -> list[Path]:
     paths = []
     for folder in (Path(model_folder) / "evals", fallback_dir(model_folder)):
@@ -254,11 +272,21 @@ def rescored_note(card: dict) -> str:
     return f" (re-scored from {last['from']} on {last['at']}: {last['changed']} verdicts changed)" if last else ""
 
 
+def _cell(value) -> str:
+    """One line of a Markdown table cell (model output and server names are untrusted)."""
+    return str(value).replace("|", "\\|").replace("\n", " ").replace("\r", " ")[:120]
+
+
+def server_default(value):
+    """A setting a served model's card left to the server (None) says so."""
+    return "the server's default" if value is None else value
+
+
 def render_markdown(card: dict) -> str:
     s = card  # the summary numbers sit at the top level
     lo, hi = s["ci95"]
     lines = [
-        f"# {card['model']} on {card['suite']['name']}",
+        f"# {_cell(card['model'])} on {card['suite']['name']}",
         "",
         f"**Accuracy (pass@1 over {card['samples']} sample{'s' if card['samples'] != 1 else ''}): {_pct(s['accuracy'])}** "
         f"(95% Wilson interval {_pct(lo)} to {_pct(hi)}, n = {s['n']} items)",
@@ -273,11 +301,13 @@ def render_markdown(card: dict) -> str:
         lines += [f"**Stale**: {card.get('stale_reason') or 'the model files changed'}.", ""]
     lines += [
         "| | |", "| --- | --- |",
-        f"| model sha256 | `{card['model_sha256']}` |",
+        *([f"| model sha256 | `{card['model_sha256']}` |"] if not card.get("served") else [
+            f"| served by | {_cell(card['served']['endpoint'])}, as {_cell(card['served']['model'])} "
+            "(not hashed here: the weights are on the server) |"]),
         f"| adapter | {card.get('adapter') or '-'} |",
         f"| suite | {card['suite']['source']} (`{card['suite_sha256'][:16]}…`) |",
         f"| verifier | {card['verifier']['version']}{rescored_note(card)} |",
-        f"| sampling | {', '.join(f'{k}={v}' for k, v in card['sampling'].items())}, seed {card['seed']} |",
+        f"| sampling | {', '.join(f'{k}={server_default(v)}' for k, v in card['sampling'].items())}, seed {card['seed']} |",
         f"| mean tokens | thinking {s['mean_thinking_tokens']:.0f}, answer {s['mean_answer_tokens']:.0f} "
         f"({_pct(s['thinking_share'])} thinking) |",
         f"| unjudged | {s['unjudged']} |",
@@ -294,8 +324,8 @@ def render_markdown(card: dict) -> str:
                      f"`{sample['extracted']}`" if sample["extracted"] is not None else "-",
                      "-" if sample["score"] is None else f"{sample['score']:g}", sample["reason"],
                      f"{sample['thinking_tokens']}/{sample['answer_tokens']}", f"{sample['seconds']:.1f}"]
-            lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ")[:120] for c in cells) + " |")
-    files = card["model_files"]
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    files = card["model_files"] or {}
     lines += ["", "## Files", ""] + [f"- `{n}` `{h}`" for n, h in sorted(files.items())]
     lines += [f"- adapter `{n}` `{h}`" for n, h in sorted((card.get("adapter_files") or {}).items())]
     return "\n".join(lines) + "\n"

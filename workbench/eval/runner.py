@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from workbench.engine.events import ModelInfo
+from workbench.engine.protocol import Engine
 from workbench.errors import UserError
 from workbench.eval import card as cards
 from workbench.eval.claims import claimed_score
@@ -41,6 +43,7 @@ class EvalOptions:
     fresh: bool = False
     verify_timeout: float | None = None
     trust_remote_code: bool = False
+    endpoint: str | None = None  # a model served there (`open_engine`), instead of one loaded here
 
 
 class Progress:
@@ -140,17 +143,38 @@ def completion_text(thinking: str, answer: str, closed: bool) -> str:
     return f"{thinking}</think>{answer}" if closed else thinking + answer
 
 
-def run_eval(options: EvalOptions, engine=None, progress_stream=None) -> tuple[dict, Path]:
-    """Run a suite; return (report card, path of its JSON). `engine` defaults to a new in-process ThreadEngine."""
+def weights_identity(info: ModelInfo, adapter: Path | None, log: Progress) -> tuple[dict, Path]:
+    """(what the card says about the weights that answered, the folder for its cards).
+
+    A local model: the sha256 of its files (and the adapter's); its older cards are re-checked
+    against them. A model served elsewhere: where, and the name the server gave; its files are not
+    here to hash, so the card claims no sha256, and its cards go under $WORKBENCH_HOME/evals/served/."""
+    if info.location == "local":
+        folder = Path(info.path)
+        model_files = cards.fingerprint(folder)
+        out_dir, fallback = cards.cards_dir(folder)
+        if fallback:
+            log.note(f"{folder} is shipped with the app or read-only: report cards go to {out_dir}")
+        for path in cards.card_paths(folder):  # these files may no longer be what older cards measured
+            cards.refresh_stale(path, model_files)
+        return {"model": folder.name, "model_path": str(folder), "model_sha256": cards.combined_sha256(model_files),
+                "model_files": model_files, "adapter_files": cards.fingerprint(adapter) or None, "served": None}, out_dir
+    out_dir = cards.served_cards_dir(info.location, info.name)
+    return {"model": info.name, "model_path": None, "model_sha256": None, "model_files": None, "adapter_files": None,
+            "served": {"endpoint": info.location, "model": info.name}}, out_dir
+
+
+def run_eval(options: EvalOptions, engine: Engine | None = None, progress_stream=None) -> tuple[dict, Path]:
+    """Run a suite; return (report card, path of its JSON). `engine` defaults to the one
+    `open_engine(options.endpoint)` chooses: a server's model, or a new in-process ThreadEngine."""
+    from workbench.engine.choose import open_engine
     from workbench.engine.events import ChatRequest, Done, Failed, Sampling
     from workbench.engine.profiles import Profile
-    from workbench.models.local import resolve_model
     from workbench.verify import VerifierPool, verifier_version
     from workbench.verify.registry import check_available
 
     if options.samples < 1:
         raise UserError("--samples must be at least 1")
-    folder = resolve_model(options.model)
     adapter = Path(options.adapter).expanduser().resolve() if options.adapter else None
     if adapter is not None and not adapter.is_dir():
         raise UserError(f"{adapter}: adapter folder not found")
@@ -161,28 +185,23 @@ def run_eval(options: EvalOptions, engine=None, progress_stream=None) -> tuple[d
     for problem in suite.problems:
         log.note(f"workbench: warning: {problem} (skipped)")
 
-    model_files, adapter_files = cards.fingerprint(folder), cards.fingerprint(adapter)
-    model_sha = cards.combined_sha256(model_files)
-    out_dir, fallback = cards.cards_dir(folder)
-    if fallback:
-        log.note(f"{folder} is shipped with the app or read-only: report cards go to {out_dir}")
-    for path in cards.card_paths(folder):  # these files may no longer be what older cards measured
-        cards.refresh_stale(path, model_files)
-
     own_engine = engine is None
     if own_engine:
-        from workbench.engine.thread import ThreadEngine
-
-        engine = ThreadEngine()
+        engine = open_engine(options.endpoint)
     try:
-        _, _, loaded = engine.load(str(folder), str(adapter) if adapter else None, options.trust_remote_code).collect()
+        _, _, loaded = engine.load(options.model, str(adapter) if adapter else None, options.trust_remote_code).collect()
         if isinstance(loaded, Failed):
             raise UserError(loaded.message)
         info = loaded.info
+        identity, out_dir = weights_identity(info, adapter, log)
+        # A served model's profile is the server's business: unset settings are left to it.
         profile = Profile.from_dict(info.profile or {})
-        sampling = Sampling(options.temperature, options.top_p, options.max_tokens).over(profile.sampling)
+        defaults = profile.sampling if info.profile else Sampling()
+        sampling = Sampling(options.temperature, options.top_p, options.max_tokens).over(defaults)
         settings = {"temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens}
-        key_source = json.dumps([model_sha, cards.combined_sha256(adapter_files), suite.sha256, suite.spec.to_dict(),
+        weights = ([identity["model_sha256"], cards.combined_sha256(identity["adapter_files"] or {})]
+                   if identity["served"] is None else [identity["served"]["endpoint"], identity["served"]["model"]])
+        key_source = json.dumps([*weights, suite.sha256, suite.spec.to_dict(),
                                  settings, options.samples, options.seed, len(items)], sort_keys=True)
         run_key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
         partial_path = out_dir / f".{suite.spec.name}-{run_key}.partial.jsonl"
@@ -260,12 +279,12 @@ def run_eval(options: EvalOptions, engine=None, progress_stream=None) -> tuple[d
                    "samples": [{k2: v for k2, v in done[(it["index"], k)].items() if k2 not in ("item",)}
                                for k in range(options.samples)]} for it in items]
     summary = cards.summarize(card_items)
-    claim = cards.claim_check(claimed_score(folder.name, profile.claims, suite.spec.name), summary, suite.spec.name)
+    claim = cards.claim_check(claimed_score(identity["model"], profile.claims, suite.spec.name), summary, suite.spec.name)
     finished = datetime.now(timezone.utc)
     card = {
         "card_version": cards.CARD_VERSION,
-        "model": folder.name, "model_path": str(folder), "model_sha256": model_sha, "model_files": model_files,
-        "adapter": str(adapter) if adapter else None, "adapter_files": adapter_files or None,
+        **identity,
+        "adapter": str(adapter) if adapter else None,
         "suite": {"name": suite.spec.name, "source": suite.source, "sha256": suite.sha256, "n_items": len(items),
                   "spec": suite.spec.to_dict(), "malformed_lines": suite.problems},
         "suite_sha256": suite.sha256,

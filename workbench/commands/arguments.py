@@ -1,0 +1,35 @@
+"""Options several commands share: which engine and model, how to sample, whether to save.
+
+Argparse only (cheap to import): `workbench --help` reads these without importing MLX.
+"""
+
+from __future__ import annotations
+
+
+def add_engine_arguments(parser) -> None:
+    """Where the model runs: here (MLX), or an OpenAI-compatible server (`workbench.engine.choose.open_engine`)."""
+    parser.add_argument("--endpoint", default=None, metavar="URL",
+                        help="use the model an OpenAI-compatible server serves (e.g. `workbench cluster serve`) "
+                        "instead of loading one here; --model then picks among the server's models; "
+                        "token from $WORKBENCH_TOKEN")
+
+
+def add_model_arguments(parser) -> None:
+    parser.add_argument("--model", "-m", default=None, help="model folder or name (default: the embedded r1-nano)")
+    parser.add_argument("--adapter", default=None, help="LoRA adapter folder (mlx-lm format)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow model folders that need custom Python code (off by default)")
+
+
+def add_sampling_arguments(parser) -> None:
+    parser.add_argument("--temp", type=float, default=None, help="temperature (profile default: 0.6)")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (profile default: 0.95)")
+    parser.add_argument("--max-tokens", type=int, default=None, help="generation limit (profile default)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed for sampling")
+
+
+def add_save_arguments(parser) -> None:
+    """Options of commands that record responses (run, compare)."""
+    parser.add_argument("--no-save", action="store_true", help="do not keep this response in the session store")
+    parser.add_argument("--stop-on-loop", action="store_true",
+                        help="stop generating when the thinking is stuck in a repetition loop")
