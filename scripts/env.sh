@@ -7,46 +7,39 @@ cd "$ROOT"
 OPENBLAS=/usr/lib/x86_64-linux-gnu/libopenblas.so.0
 [ "$(uname -m)" = aarch64 ] && OPENBLAS=/usr/lib/aarch64-linux-gnu/libopenblas.so.0
 
-ensure_openblas() {
-    [ "$(uname -s)" = Linux ] || return 0
-    command -v tmux >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq tmux >/dev/null 2>&1; } || true  # the TUI's tmux test
-    [ -e "$OPENBLAS" ] && return 0
+apt_install() {
+    # apt_install PACKAGE WITHOUT: install a Debian package as root or with passwordless sudo;
+    # otherwise (or if that fails) one note saying what is lost (WITHOUT) and how to fix it.
     local sudo=""
     if [ "$(id -u)" != 0 ]; then
         if sudo -n true 2>/dev/null; then sudo="sudo -n"; else
-            echo "note: OpenBLAS is not installed and this user cannot install it (not root, no passwordless sudo)." >&2
-            echo "      MLX will use its slow reference BLAS. To fix: sudo apt-get install libopenblas0-pthread" >&2
+            echo "note: $1 is not installed and this user cannot install it (not root, no passwordless sudo)." >&2
+            echo "      Without it $2. To fix: sudo apt-get install $1" >&2
             return 0
         fi
     fi
     if ! command -v apt-get >/dev/null; then
-        echo "note: no apt-get here; install OpenBLAS with your package manager for ~30x faster MLX on CPU." >&2
+        echo "note: no apt-get here; install $1 with your package manager (without it $2)." >&2
         return 0
     fi
-    echo "installing Debian's OpenBLAS (libopenblas0-pthread) for fast MLX on CPU ..." >&2
-    { $sudo apt-get install -y -qq libopenblas0-pthread >/dev/null 2>&1 ||
-      { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq libopenblas0-pthread >/dev/null 2>&1; }; } ||
-        echo "note: could not install libopenblas0-pthread; MLX will use its slow reference BLAS." >&2
+    echo "installing Debian's $1 ..." >&2
+    { $sudo apt-get install -y -qq "$1" >/dev/null 2>&1 ||
+      { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq "$1" >/dev/null 2>&1; }; } ||
+        echo "note: could not install $1; without it $2." >&2
+}
+
+ensure_openblas() {
+    [ "$(uname -s)" = Linux ] || return 0
+    command -v tmux >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq tmux >/dev/null 2>&1; } || true  # the TUI's tmux test
+    [ -e "$OPENBLAS" ] && return 0
+    apt_install libopenblas0-pthread "MLX uses its ~30x slower reference BLAS on CPU"
 }
 
 ensure_bubblewrap() {
-    # The code verifier's sandbox on Linux (mount, PID and network namespaces); without it the
-    # verifier refuses to score code (docs/verifiers.md).
+    # The code verifier's sandbox on Linux (docs/verifiers.md).
     [ "$(uname -s)" = Linux ] || return 0
     command -v bwrap >/dev/null && return 0
-    local sudo=""
-    if [ "$(id -u)" != 0 ]; then
-        if sudo -n true 2>/dev/null; then sudo="sudo -n"; else
-            echo "note: bubblewrap is not installed and this user cannot install it; the code verifier will refuse" >&2
-            echo "      to score code until it is. To fix: sudo apt-get install bubblewrap" >&2
-            return 0
-        fi
-    fi
-    command -v apt-get >/dev/null || { echo "note: no apt-get here; install bubblewrap for the code verifier's sandbox." >&2; return 0; }
-    echo "installing Debian's bubblewrap for the code verifier's sandbox ..." >&2
-    { $sudo apt-get install -y -qq bubblewrap >/dev/null 2>&1 ||
-      { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq bubblewrap >/dev/null 2>&1; }; } ||
-        echo "note: could not install bubblewrap; the code verifier will refuse to score code." >&2
+    apt_install bubblewrap "the code verifier refuses to score code"
 }
 
 ensure_venv() {

@@ -15,18 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+import test_verify_code
 from sandbox_checks import no_sandbox_leftovers, sandbox_processes  # noqa: F401 (a fixture)
 from workbench.verify import VerifierPool, get_verifier
 
 LIMITS = {"wall_seconds": 60, "cpu_seconds": 1, "memory_mb": 256}  # a loaded machine may take long to give 1 s of CPU
-ADD = {
-    "prompt": "def add(a: int, b: int) -> int:\n    \"\"\"Add two numbers.\"\"\"\n",
-    "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n",
-    "entry_point": "add",
-    "limits": LIMITS,
-}
-ADD_JUDGED = {**ADD, "test": "def check(candidate):\n    for a, b in [(2, 3), (-1, 1)]:\n"
-                             "        assert candidate(a, b) == a + b\n"}
+ADD = {**test_verify_code.ADD, "limits": LIMITS}  # compared in the verifier
+ADD_JUDGED = {**test_verify_code.ADD_JUDGED, "limits": LIMITS}  # compared in the judge's sandbox
 WRONG = "\ndef add(a, b):\n    return a - b\n"
 
 pytestmark = pytest.mark.usefixtures("no_sandbox_leftovers")

@@ -105,18 +105,26 @@ class Limits:
 
 # --- one deadline --------------------------------------------------------------------------
 
-_outer_deadline: float | None = None
+
+@dataclass(frozen=True)
+class Deadline:
+    at: float  # time.monotonic()
+    seconds: float  # the time it allowed, for messages
 
 
-def set_deadline(deadline: float | None) -> None:
-    """The caller's deadline (time.monotonic()); a verifier worker sets it from the pool's timeout."""
+_outer_deadline: Deadline | None = None
+
+
+def set_deadline(seconds: float | None) -> None:
+    """The caller's deadline, `seconds` from now; a verifier worker sets it from the pool's timeout."""
     global _outer_deadline
-    _outer_deadline = deadline
+    _outer_deadline = None if seconds is None else Deadline(time.monotonic() + seconds, seconds)
 
 
-def deadline_for(limits: Limits) -> float:
-    deadline = time.monotonic() + limits.wall_seconds
-    return deadline if _outer_deadline is None else min(deadline, _outer_deadline)
+def deadline_for(limits: Limits) -> Deadline:
+    """The sandbox's wall clock, or the caller's deadline if that comes first."""
+    own = Deadline(time.monotonic() + limits.wall_seconds, limits.wall_seconds)
+    return own if _outer_deadline is None or own.at <= _outer_deadline.at else _outer_deadline
 
 
 # --- isolation backends --------------------------------------------------------------------
@@ -241,10 +249,10 @@ def isolation() -> Isolation:
 class Sandbox:
     """`script` (after PRELUDE) in a fresh sandboxed interpreter; `config` reaches it as `_config`."""
 
-    def __init__(self, script: str, config: dict, limits: Limits, deadline: float) -> None:
+    def __init__(self, script: str, config: dict, limits: Limits, deadline: Deadline) -> None:
         self.limits = limits
-        self.deadline = deadline
-        self.started = time.monotonic()
+        self.deadline = deadline.at
+        self.timed_out = f"timed out after {deadline.seconds:.3g} s (wall clock)"
         chosen = isolation()
         self.kind = chosen.name
         self._buffer = b""
@@ -307,7 +315,7 @@ class Sandbox:
             while True:
                 remaining = self.deadline - time.monotonic()
                 if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                    raise SandboxError(self._timed_out())
+                    raise SandboxError(self.timed_out)
                 chunk = os.read(fd, 4096)
                 if not chunk:
                     break
@@ -318,9 +326,6 @@ class Sandbox:
             return int(json.loads(data)["child-pid"])
         except (ValueError, KeyError, TypeError):
             return None  # bwrap failed to start: its exit status says why
-
-    def _timed_out(self) -> str:
-        return f"timed out after {self.deadline - self.started:.3g} s (wall clock)"
 
     def send(self, message: dict) -> None:
         try:
@@ -335,7 +340,7 @@ class Sandbox:
         while b"\n" not in self._buffer:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                raise SandboxError(self._timed_out())
+                raise SandboxError(self.timed_out)
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 raise SandboxError(self._ended())
