@@ -138,6 +138,8 @@ def test_same_answer(a, b, same):
 def test_consistency_between_thinking_and_answer():
     assert consistency("so 12+30=42, answer is 42", "The answer is \\boxed{42}.", verifier=False)["consistent"] is True
     assert consistency("so it is 41", "\\boxed{42}", verifier=False)["consistent"] is False
+    unmarked = consistency("Hmm, 12+30. Wait, let me check: 42.", "\\boxed{42}", verifier=False)
+    assert unmarked["thinking_answer"] == "42" and unmarked["consistent"] is True  # the last value it wrote
     assert consistency("no idea", "", verifier=False)["consistent"] is None
 
 

@@ -1,6 +1,7 @@
 """Answer consistency: the final answer reached in the thinking versus the one in the answer pane.
 
-Answers are extracted by `workbench.verify.answer` (boxed, else "the answer is X", else a sole expression).
+Answers are extracted by `workbench.verify.answer` (boxed, else "the answer is X", else a sole expression);
+the thinking's answer, when it marks none, is the last value it wrote.
 They are compared with the math verifier (`workbench.verify`, when installed), else after light
 normalisation (spaces, $, trailing period, thousands commas) and numerically when both are numbers.
 """
@@ -17,6 +18,13 @@ def extract_answer(text: str) -> str | None:
     """The final answer in `text` (boxed, else after "the answer is", else a sole expression): the one
     extractor of `workbench.verify.answer`, so the app, eval and the verifiers agree on it."""
     return find_answer(text).text
+
+
+def reached_in_thinking(thinking: str) -> str | None:
+    """The answer the thinking arrived at: the one it marks (boxed, "the answer is"), else the last value it
+    wrote (the extractor's candidates, in order). Only for this comparison: a verifier never guesses so."""
+    found = find_answer(thinking)
+    return found.text if found.text is not None or not found.parts else found.parts[-1]
 
 
 def normalise(answer: str) -> str:
@@ -73,7 +81,7 @@ def verify_against(completion: str, gold: str, verifier=None) -> dict:
 
 def consistency(thinking: str, answer: str, verifier=None) -> dict:
     """Cheap comparison first; the math verifier only for answers it cannot settle (e.g. 1/2 vs 0.5x)."""
-    in_thinking, in_answer = extract_answer(thinking), extract_answer(answer)
+    in_thinking, in_answer = reached_in_thinking(thinking), extract_answer(answer)
     result = {"thinking_answer": in_thinking, "final_answer": in_answer, "consistent": None, "method": None}
     if in_thinking is None or in_answer is None:
         return result

@@ -124,9 +124,10 @@ def sole_answer(text: str) -> tuple[str | None, str, tuple[str, ...]]:
     whole = unwrap_math(text.strip().rstrip(".").strip())
     if is_expression(whole):
         return whole, "sole expression", (whole,)
-    spans = [next(g for g in m.groups() if g is not None).strip() for m in MATH_SPAN.finditer(text)]
-    outside = MATH_SPAN.sub(" ", text)
-    candidates = [s for s in spans if s] + NUMBER.findall(outside)
+    found = [(m.start(), next(g for g in m.groups() if g is not None).strip()) for m in MATH_SPAN.finditer(text)]
+    outside = MATH_SPAN.sub(lambda m: " " * len(m.group(0)), text)  # same length: positions stay comparable
+    found += [(m.start(), m.group(0)) for m in NUMBER.finditer(outside)]
+    candidates = [c for _, c in sorted(found) if c]  # in the order written
     distinct = list(dict.fromkeys(c.replace(" ", "") for c in candidates))
     if len(distinct) == 1:
         return candidates[0], "sole expression", (candidates[0],)
