@@ -144,7 +144,7 @@ def test_eval_writes_a_report_card_bound_to_the_files(model, tmp_path):
     first = card["items"][0]["samples"][0]
     assert first["extracted"] == "42" and first["thinking"] and "\\boxed{42}" in first["answer"]
     assert first["thinking_tokens"] > 0 and first["answer_tokens"] > 0 and first["seconds"] > 0
-    assert 0 < card["thinking_share"] < 1 and card["verifier"]["version"] == "math/1"
+    assert 0 < card["thinking_share"] < 1 and card["verifier"]["version"] == "math/2"
     assert card["claim"] == {"suite": "adds", "claimed": 60.0, "source": "model profile", "measured": 75.0,
                              "ci95": [round(card["ci95"][0] * 100, 2), round(card["ci95"][1] * 100, 2)],
                              "inside": True}
