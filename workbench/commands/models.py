@@ -36,13 +36,15 @@ def table(rows: list[tuple]) -> None:
 
 def report_cards(folder: str) -> list[dict]:
     """The latest report card per suite (`workbench eval` writes them into `evals/` of the model folder, or
-    under $WORKBENCH_HOME for read-only models): suite, accuracy in percent, n, stale. Unreadable cards are skipped."""
-    from workbench.eval.card import card_paths
+    under $WORKBENCH_HOME for read-only models): suite, accuracy in percent, n, stale (checked against the
+    model's files now). Unreadable cards are skipped."""
+    from workbench.eval.card import card_paths, refresh_cards
 
     latest = {}
+    fresh = dict(refresh_cards(folder))
     for path in card_paths(folder):  # sorted: names end in the finishing time
         try:
-            card = json.loads(path.read_text(encoding="utf-8"))
+            card = fresh.get(path) or json.loads(path.read_text(encoding="utf-8"))
             accuracy = float(card["accuracy"])
         except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
             continue
