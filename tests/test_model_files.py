@@ -158,6 +158,42 @@ def test_a_changed_shipped_file_is_refused_until_the_manifest_is_rehashed(tmp_pa
     load_model(folder)
 
 
+def test_rehash_script_can_carry_the_cards_over_a_change_that_does_not_alter_them(tmp_path):
+    from workbench.models.local import resolve_model
+
+    folder = tmp_path / "r1-nano"
+    shutil.copytree(resolve_model("r1-nano"), folder)
+    old_sha = identity.folder_sha256(folder)
+    before = {p: p.read_text() for p in (folder / "evals").iterdir()}
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": config["chat_template"] + " "}))
+    new_sha = identity.folder_sha256(folder)
+    script = Path(__file__).resolve().parent.parent / "scripts" / "rehash_model.py"
+    out = subprocess.run([sys.executable, str(script), str(folder), "--cards"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"{old_sha[:12]} -> {new_sha}" in out.stdout
+    rebound = 0
+    for path, text in before.items():
+        now = path.read_text()
+        if old_sha not in text:
+            assert now == text  # cards of other weights are not touched
+            continue
+        rebound += 1
+        if path.suffix == ".json":
+            was, card = json.loads(text), json.loads(now)
+            assert card["model_sha256"] == new_sha and card["model_files"] == identity.file_hashes(folder)
+            assert {k: v for k, v in card.items() if k not in ("model_sha256", "model_files")} == \
+                {k: v for k, v in was.items() if k not in ("model_sha256", "model_files")}
+        else:
+            changed = [(a, b) for a, b in zip(text.splitlines(), now.splitlines()) if a != b]
+            assert len(text.splitlines()) == len(now.splitlines()) and len(changed) == 2  # the sha256 row, the file row
+            assert all(old_sha in a or "tokenizer_config.json" in a for a, _ in changed)
+    assert rebound == 4  # the two cards of the shipped weights, .json and .md
+    out = subprocess.run([*WORKBENCH, "evals", str(folder), "--json"], capture_output=True, text=True, timeout=120)
+    rows = json.loads(out.stdout)
+    assert sorted(r["stale"] for r in rows) == [False, False, True, True, True, True]
+
+
 def test_the_shipped_manifest_matches_the_shipped_files():
     """If this fails after a deliberate change to r1-nano: `python scripts/rehash_model.py models/r1-nano`."""
     from workbench.models.local import resolve_model

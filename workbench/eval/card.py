@@ -17,7 +17,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from workbench.models.identity import file_hashes
+from workbench.models.identity import combined_sha256, file_hashes
 from workbench.paths import workbench_home
 
 CARD_VERSION = 1
@@ -202,6 +202,28 @@ def mark_stale(path: Path, card: dict, reason: str | None) -> dict:
             except OSError:
                 pass
     return card
+
+
+def rebind_cards(model_folder: Path, old_files: dict[str, str], new_files: dict[str, str]) -> list[Path]:
+    """Cards that measured `old_files` now name `new_files`: for a deliberate change to a model's files that
+    does not change what the cards measured (a chat template that renders the same prompts). Only the
+    identity fields change (`model_files`, `model_sha256`, and the same in the Markdown); returns the cards."""
+    old_sha, new_sha = combined_sha256(old_files), combined_sha256(new_files)
+    rebound = []
+    for path in card_paths(Path(model_folder)):
+        card = read_card(path)
+        if card is None or card.get("model_sha256") != old_sha or old_sha == new_sha:
+            continue
+        write_atomic(path, json.dumps({**card, "model_files": new_files, "model_sha256": new_sha}, indent=1))
+        md = path.with_suffix(".md")
+        if md.is_file():
+            text = md.read_text(encoding="utf-8").replace(old_sha, new_sha)
+            head, _, tail = text.partition("\n## Files\n\n")
+            adapter = [line for line in tail.splitlines() if line.startswith("- adapter ")]
+            files = [f"- `{n}` `{h}`" for n, h in sorted(new_files.items())]
+            write_atomic(md, head + "\n## Files\n\n" + "\n".join(files + adapter) + "\n" if tail else text)
+        rebound.append(path)
+    return rebound
 
 
 # ---- Markdown ---------------------------------------------------------------------------------

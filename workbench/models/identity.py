@@ -25,11 +25,13 @@ NOT_MODEL_FILES = {"manifest.json"}
 CHUNK = 1 << 20
 
 
+def is_model_file(name: str) -> bool:
+    return Path(name).suffix in MODEL_SUFFIXES and name not in NOT_MODEL_FILES and not name.startswith(".")
+
+
 def model_files(folder: Path) -> list[Path]:
     """The files of a model (or adapter) folder that are part of its identity, sorted by name."""
-    return sorted(p for p in Path(folder).iterdir()
-                  if p.suffix in MODEL_SUFFIXES and p.name not in NOT_MODEL_FILES and not p.name.startswith(".")
-                  and p.is_file())
+    return sorted(p for p in Path(folder).iterdir() if is_model_file(p.name) and p.is_file())
 
 
 def sha256_and_git_oid(path: Path) -> tuple[str, str]:
