@@ -245,14 +245,14 @@ def check_counts(config: dict, index: dict, path: Path) -> None:
     blocks = {int(m.group(1)) for name in index if (m := re.match(r"blk\.(\d+)\.", name))}
     if config["num_hidden_layers"] != len(blocks) or blocks != set(range(len(blocks))):
         raise UserError(f"{path}: metadata '{arch}.block_count' is {config['num_hidden_layers']}, but the file holds "
-                        f"tensors for {len(blocks)} blocks; not a consistent GGUF file")
+                        f"tensors for {len(blocks)} blocks; the file is inconsistent (convert or download it again)")
     embedding = index.get("token_embd.weight")
     if embedding is None:
         raise UserError(f"{path}: no token_embd.weight tensor")
     hidden = embedding[1][-1]  # elements per row, whatever the type
     if config["hidden_size"] != hidden:
         raise UserError(f"{path}: metadata '{arch}.embedding_length' is {config['hidden_size']}, but token_embd.weight "
-                        f"has rows of {hidden}; not a consistent GGUF file")
+                        f"has rows of {hidden}; the file is inconsistent (convert or download it again)")
 
 
 def build_tokenizer(meta: dict, folder: Path, path: Path, log: Callable[[str], None]) -> None:

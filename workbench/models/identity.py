@@ -64,18 +64,21 @@ def _load_cache() -> dict:
 
 def _save_cache(cache: dict) -> None:
     path = _cache_path()
+    cache = {key: entry for key, entry in cache.items() if os.path.exists(key)}  # forget deleted files
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".sha256.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(cache, f)
         os.replace(tmp, path)  # concurrent writers: the last one wins, each file whole
-    except OSError:
-        pass  # a cache, nothing more: we hash again next time
+    except OSError:  # a cache, nothing more: we hash again next time
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def remember(path: Path, sha256: str, st: os.stat_result | None = None) -> None:
-    """Record a file's sha256 for its current size and mtime (after a full hash, or from a manifest written by one)."""
+    """Record a file's sha256 (just computed in full) for its current size and mtime."""
     st = st or Path(path).stat()
     cache = _load_cache()
     cache[str(Path(path).resolve())] = [st.st_size, st.st_mtime_ns, sha256]
