@@ -68,6 +68,16 @@ def tiny_gguf(path: Path, block_count: int = 1, embedding_length: int = 8) -> Pa
     return path
 
 
+def flip_last_byte_keeping_size_and_mtime(path: Path) -> bytes:
+    """What a careless tool (or an attacker) can do: other bytes, same size and mtime. Returns the new bytes."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return bytes(data)
+
+
 # ---- one identity ------------------------------------------------------------------------------
 
 def test_identity_hashes_every_model_file_once_and_a_fresh_hash_wins(tiny_model, tmp_path, workbench_home):
@@ -82,14 +92,10 @@ def test_identity_hashes_every_model_file_once_and_a_fresh_hash_wins(tiny_model,
     assert str((folder / "model.safetensors").resolve()) in cache
     # same size and mtime, other bytes: the cache cannot see it; a fresh hash does, and is remembered
     weights = folder / "model.safetensors"
-    st = weights.stat()
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 1
-    weights.write_bytes(bytes(data))
-    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    data = flip_last_byte_keeping_size_and_mtime(weights)
     assert identity.file_sha256(weights) == files["model.safetensors"]
-    assert identity.file_sha256(weights, fresh=True) == hashlib.sha256(bytes(data)).hexdigest()
-    assert identity.file_hashes(folder)["model.safetensors"] == hashlib.sha256(bytes(data)).hexdigest()
+    assert identity.file_sha256(weights, fresh=True) == hashlib.sha256(data).hexdigest()
+    assert identity.file_hashes(folder)["model.safetensors"] == hashlib.sha256(data).hexdigest()
     assert identity.folder_sha256(tmp_path / "nope") is None and identity.file_hashes(None) == {}
 
 
@@ -218,18 +224,12 @@ def test_a_model_file_added_after_the_manifest_is_refused(imported, added):
 
 def test_bytes_changed_under_the_same_size_and_mtime_verify_and_run_agree(imported):
     weights = imported / "model.safetensors"
-    st = weights.stat()
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 1
-    weights.write_bytes(bytes(data))
-    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    flip_last_byte_keeping_size_and_mtime(weights)
     out = workbench("models", "verify", "mine")
     assert out.returncode == 1 and "model.safetensors: contents changed" in out.stdout and "will not load" in out.stdout
     line = one_line_error(workbench("run", "hi", "--model", "mine"), "model.safetensors: contents changed")
     assert "workbench models verify mine" in line  # how to re-check
-    data[-1] ^= 1  # restored, same size and mtime again: verify re-checks and run loads again
-    weights.write_bytes(bytes(data))
-    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    flip_last_byte_keeping_size_and_mtime(weights)  # restored, same size and mtime again: verify re-checks, run loads
     assert workbench("models", "verify", "mine").returncode == 0
     assert workbench("run", "hi", "--model", "mine", "--max-tokens", "2", "--no-save").returncode == 0
 
