@@ -99,6 +99,17 @@ def test_identity_hashes_every_model_file_once_and_a_fresh_hash_wins(tiny_model,
     assert identity.folder_sha256(tmp_path / "nope") is None and identity.file_hashes(None) == {}
 
 
+def test_loading_hashes_the_identity_so_recording_does_not(tiny_model, tmp_path, workbench_home):
+    from workbench.engine.loader import load_model
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model, folder)
+    load_model(folder)
+    cache = json.loads((workbench_home / "cache" / "sha256.json").read_text())
+    for path in identity.model_files(folder):
+        assert cache[str(path.resolve())][2] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 @pytest.mark.slow
 def test_a_session_of_run_carries_the_model_hash_of_a_report_card(taught_model, tmp_path, workbench_home):
     from workbench.eval.runner import EvalOptions, run_eval

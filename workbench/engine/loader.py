@@ -16,6 +16,7 @@ from workbench.engine.events import ModelInfo
 from workbench.engine.profiles import Profile, load_profile
 from workbench.errors import ModelLoadError
 from workbench.models.local import quantization_label
+from workbench.models.identity import file_hashes
 from workbench.models.manifest import check_against_manifest
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
@@ -168,6 +169,10 @@ def load_model(folder: Path, adapter: str | Path | None = None, trust_remote_cod
         raise ModelLoadError(f"{folder / 'tokenizer.json'}: cannot load tokenizer ({str(e).splitlines()[0]})") from None
     if not getattr(tokenizer, "has_chat_template", True):
         raise ModelLoadError(f"{folder / 'tokenizer_config.json'}: the tokenizer has no chat template")
+    # The identity sessions and report cards record, hashed here on the engine's thread (once per file:
+    # it is cached) rather than by whoever records the first response (the app's thread).
+    file_hashes(folder)
+    file_hashes(adapter)
     profile = load_profile(folder)
     info = ModelInfo(
         name=folder.name, path=str(folder), model_type=config.get("model_type", ""),
