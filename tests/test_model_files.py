@@ -49,10 +49,15 @@ def imported(tiny_model, workbench_home):
 
 
 def tiny_gguf(path: Path, block_count: int = 1, embedding_length: int = 8) -> Path:
-    """A small llama GGUF: one block of tensors whatever block_count says (enough for the header checks)."""
+    """A small llama GGUF that imports (one block of tensors, whatever block_count says; a 4-token vocabulary)."""
     import gguf
 
     w = gguf.GGUFWriter(str(path), "llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list(["a", "b", "ab", "<|end|>"])
+    w.add_token_merges(["a b"])
+    w.add_eos_token_id(3)
+    w.add_chat_template("{% for m in messages %}{{ m['content'] }}{% endfor %}")
     w.add_block_count(block_count)
     w.add_context_length(64)
     w.add_embedding_length(embedding_length)
@@ -257,6 +262,10 @@ def test_a_config_declaring_100000_layers_is_refused_before_building(tiny_model,
 
 
 def test_a_gguf_whose_block_count_disagrees_with_its_tensors_is_refused(tmp_path, workbench_home):
+    from workbench.models.gguf_import import import_gguf
+
+    assert import_gguf(tiny_gguf(tmp_path / "fine.gguf"), log=lambda s: None).is_dir()  # consistent: imports
+    shutil.rmtree(workbench_home / "models")
     path = tiny_gguf(tmp_path / "huge.gguf", block_count=10 ** 6)
     one_line_error(workbench("import", str(path)), str(path), "block_count' is 1000000", "1 blocks")
     assert not (workbench_home / "models").exists() or not any((workbench_home / "models").iterdir())
@@ -269,13 +278,17 @@ def test_an_empty_gguf_is_one_line(tmp_path):
     one_line_error(workbench("import", str(tmp_path / "empty.gguf")), str(tmp_path / "empty.gguf"), "not a GGUF file")
 
 
-def test_import_name_is_a_plain_name_never_a_path(tmp_path, workbench_home):
+def test_import_name_is_a_plain_name_never_a_path(tmp_path, workbench_home, capsys):
+    from workbench.cli import main
+
     victim = tmp_path / "victim"  # what models/../../victim points at
     victim.mkdir()
     (victim / "precious.txt").write_text("keep me")
     path = tiny_gguf(tmp_path / "good.gguf")
-    for name in ("../../victim", "/tmp/x", "..", ".hidden", "a/b"):
-        one_line_error(workbench("import", str(path), "--name", name, "--force"), "--name", "plain name")
+    one_line_error(workbench("import", str(path), "--name", "../../victim", "--force"), "--name", "plain name")
+    for name in ("/tmp/x", "..", ".hidden", "a/b", ""):
+        assert main(["import", str(path), "--name", name, "--force"]) == 2
+        assert "plain name" in capsys.readouterr().err
     assert (victim / "precious.txt").read_text() == "keep me"
 
 
