@@ -199,7 +199,7 @@ def title_of(prompt: str) -> str:
 
 
 def response_columns(info, sampling) -> dict:
-    """Model, adapter (with their identity, `models.identity.folder_sha256`), effective sampling settings and seed of a response."""
+    """Model, adapter (each with its identity sha256), effective sampling settings and seed of a response."""
     out: dict = {}
     if info is not None:
         # the same identity a report card records as model_sha256
