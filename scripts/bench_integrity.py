@@ -1,5 +1,5 @@
-"""Load-time integrity check of a pulled model: the cheap check (size + mtime per file, what `load_model`
-runs) against hashing every file (`workbench models verify`), on the same folder in the same run.
+"""Load-time integrity check of a pulled model: the cheap check (size + mtime per file against the hash
+cache, what `load_model` runs) against hashing every file (`workbench models verify`), same folder, same run.
 
     .venv/bin/python scripts/bench_integrity.py [--mb 512] [--repeats 5]
 """
@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from workbench.models.manifest import check_files, file_record, sha256_file, write_manifest
+from workbench.models.manifest import check_files, hashed_records, write_manifest
 
 
 def main() -> None:
@@ -22,7 +22,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+        os.environ["WORKBENCH_HOME"] = str(Path(tmp) / "home")  # its own hash cache
+        folder = Path(tmp) / "model"
+        folder.mkdir()
         chunk = os.urandom(1 << 20)
         for i in range(4):
             with open(folder / f"model-{i}.safetensors", "wb") as f:
@@ -30,7 +32,7 @@ def main() -> None:
                     f.write(chunk)
         (folder / "config.json").write_text("{}")
         names = [p.name for p in folder.iterdir()]
-        write_manifest(folder, {"files": {n: file_record(folder / n, sha256_file(folder / n)) for n in names}})
+        write_manifest(folder, {"files": hashed_records(folder, names)})
         cheap, full = [], []
         for _ in range(args.repeats):  # alternate, so machine load hits both alike
             t = time.perf_counter()

@@ -16,7 +16,6 @@ see models/r1-nano/manifest.toml ("seconds" per stage), which also has the sha25
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -254,7 +253,9 @@ def train_grpo_stage(out: Path, steps: int, seed: int, n_eval: int, log, lr: flo
               "reward_last_5": sum(r["reward"] for r in rows[-5:]) / 5,
               "held_out_accuracy": accuracy(loaded.model, loaded.tokenizer, held_out(n_eval)),
               "held_out_problems": n_eval}
-    # The fused weights replace the SFT weights; tokenizer, config and profile stay as they were.
+    # The fused weights replace the SFT weights; tokenizer, config and profile stay as they were. The old
+    # manifest.toml no longer describes them (the loader would refuse them): main() writes a new one.
+    (out / "manifest.toml").unlink(missing_ok=True)
     shutil.copy(fused / "model.safetensors", out / "model.safetensors")
     (run / "metrics.jsonl").replace(out / f"grpo{len(list(out.glob('grpo*_metrics.jsonl'))) + 1}_metrics.jsonl")
     shutil.rmtree(fused)
@@ -326,9 +327,11 @@ def to_toml(d: dict, prefix: str = "") -> str:
 
 
 def write_manifest(folder: Path, extra: dict) -> None:
-    """manifest.toml: how the model was made and the sha256 of every file (TOML: not a model file
-    for report cards, and not the `manifest.json` that `workbench pull` checks)."""
-    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
+    """manifest.toml: how the model was made and the sha256 of every file (TOML: not a model file for
+    report cards; the loader and `workbench models verify` check its [files] table)."""
+    from workbench.models.identity import file_sha256
+
+    files = {p.name: file_sha256(p, fresh=True) for p in sorted(folder.iterdir())
              if p.is_file() and p.name != "manifest.toml"}
     (folder / "manifest.toml").write_text(to_toml({**extra, "files": files}) + "\n")
 
@@ -390,6 +393,7 @@ def main() -> int:
     manifest = {"command": "python scripts/train_nano.py " + " ".join(sys.argv[1:]), "seed": args.seed}
     if args.continue_sft:  # more SFT steps on the model in --out (a second phase after a short first run)
         manifest = read_manifest(out)
+        (out / "manifest.toml").unlink()  # the weights change: written again at the end
         phase = launch_sft(out, args, resume=True)
         from workbench.engine.loader import load_model
 

@@ -22,6 +22,7 @@ from workbench.eval import card as cards
 from workbench.eval.claims import claimed_score
 from workbench.eval.runner import EvalOptions, run_eval
 from workbench.eval.suites import BUILT_IN, load_suite
+from workbench.models import identity
 
 QUESTION = "What is 12+30?"
 
@@ -314,7 +315,7 @@ def test_adapter_hashes_failures_and_stale_adapters(model, tmp_path, workbench_h
     assert samples[1]["reason"] == "generation failed: out of memory" and "timed out" in samples[2]["reason"]
     assert card["unjudged"] == 2 and card["accuracy"] == pytest.approx(1 / 3)
     (adapter / "adapters.safetensors").write_bytes(b"weights v2")
-    refreshed = cards.refresh_stale(path, cards.fingerprint(model))
+    refreshed = cards.refresh_stale(path, identity.file_hashes(model))
     assert refreshed["stale"] and refreshed["stale_reason"] == "adapter files changed"
 
 
@@ -328,17 +329,24 @@ def test_bare_jsonl_suite_uses_its_prompt_field(tmp_path):
     assert suite.sha256 == sha256(path)
 
 
-def test_loading_a_changed_model_marks_its_cards_stale(model, tmp_path):
+def test_cards_of_a_changed_model_are_marked_stale_by_who_lists_them_never_by_loading(model, tmp_path, capsys):
+    from workbench.cli import main
     from workbench.engine.loader import load_model
 
     spec = write_suite(tmp_path, ["42"])
     _, path = run_eval(EvalOptions(suite=str(spec), model=str(model)), progress_stream=open(os.devnull, "w"))
-    load_model(model)  # unchanged files: the card stays fresh
+    assert main(["evals", str(model), "--json"]) == 0  # unchanged files: the card stays fresh
+    assert json.loads(capsys.readouterr().out)[0]["stale"] is False
     assert json.loads(path.read_text())["stale"] is False
     config = json.loads((model / "config.json").read_text())
     config["note"] = "edited"
     (model / "config.json").write_text(json.dumps(config))
+    before = path.read_bytes()
     load_model(model)
+    assert path.read_bytes() == before  # loading writes no report card
+    assert main(["evals", str(model), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["stale"] is True and "config.json" in row["stale_reason"]
     card = json.loads(path.read_text())
     assert card["stale"] is True and "config.json" in card["stale_reason"]
 

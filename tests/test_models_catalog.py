@@ -122,7 +122,8 @@ def test_cli_recommend_json_and_text(capsys):
 
 def test_models_lists_report_cards_and_verify(tiny_model, workbench_home, capsys):
     from workbench.cli import main
-    from workbench.models.manifest import file_record, sha256_file, write_manifest
+    from workbench.models import identity
+    from workbench.models.manifest import hashed_records, write_manifest
 
     folder = workbench_home / "models" / "mine"
     shutil.copytree(tiny_model, folder)
@@ -145,7 +146,7 @@ def test_models_lists_report_cards_and_verify(tiny_model, workbench_home, capsys
 
     assert main(["models", "verify", "mine"]) == 2  # no manifest: one line
     assert "no manifest.json" in capsys.readouterr().err
-    write_manifest(folder, {"files": {n: file_record(folder / n, sha256_file(folder / n)) for n in ("config.json", "model.safetensors")}})
+    write_manifest(folder, {"files": hashed_records(folder, [p.name for p in identity.model_files(folder)])})
     assert main(["models", "verify", "mine"]) == 0
     data = bytearray((folder / "model.safetensors").read_bytes())
     data[-1] ^= 1

@@ -193,7 +193,8 @@ def _pull(model=REPO, **kw):
 def test_pull_records_manifest_links_files_and_loads(hub, tiny_model, workbench_home):
     from workbench.engine.loader import load_model
     from workbench.models.local import list_local, resolve_model
-    from workbench.models.manifest import read_manifest, sha256_file
+    from workbench.models.identity import file_sha256
+    from workbench.models.manifest import read_manifest
 
     folder = _pull()
     assert folder == workbench_home / "models" / "tiny-r1"
@@ -202,7 +203,7 @@ def test_pull_records_manifest_links_files_and_loads(hub, tiny_model, workbench_
     # only what mlx-lm needs: no README, never Python code from the hub
     assert sorted(manifest["files"]) == sorted(p.name for p in tiny_model.iterdir())
     for name, record in manifest["files"].items():
-        assert record["sha256"] == sha256_file(tiny_model / name)
+        assert record["sha256"] == file_sha256(tiny_model / name)
     assert manifest["files"]["model.safetensors"]["lfs_sha256"] == record_sha(tiny_model / "model.safetensors")
     assert hub.gets["modeling_evil.py"] == 0 and hub.gets["README.md"] == 0
     assert resolve_model("tiny-r1") == folder.resolve()
@@ -217,7 +218,7 @@ def record_sha(path):
 
 def test_tampered_file_is_refused_on_load_and_by_verify(hub):
     from workbench.engine.loader import load_model
-    from workbench.models.manifest import check_pulled_model, verify_model
+    from workbench.models.manifest import check_against_manifest, verify_model
 
     folder = _pull()
     weights = (folder / "model.safetensors").resolve()  # the blob in the HF cache
@@ -230,23 +231,25 @@ def test_tampered_file_is_refused_on_load_and_by_verify(hub):
         load_model(folder)
     # same size and mtime: the cheap check cannot see it, the full verify does
     os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
-    check_pulled_model(folder)
+    check_against_manifest(folder)
     assert any("model.safetensors" in p for p in verify_model(folder))
+    with pytest.raises(ModelLoadError, match="model.safetensors: contents changed"):  # what verify saw, the loader knows
+        check_against_manifest(folder)
     weights.write_bytes(bytes(data[:-1]))
     with pytest.raises(ModelLoadError, match="size"):
-        check_pulled_model(folder)
+        check_against_manifest(folder)
     weights.unlink()
     with pytest.raises(ModelLoadError, match="missing"):
-        check_pulled_model(folder)
+        check_against_manifest(folder)
 
 
 def test_touched_but_unchanged_file_still_loads(hub):
-    from workbench.models.manifest import check_pulled_model, read_manifest
+    from workbench.models.manifest import check_against_manifest, read_manifest
 
     folder = _pull()
     config = (folder / "config.json").resolve()
     os.utime(config, ns=(0, 1_000_000_000))
-    check_pulled_model(folder)  # hashed again, same bytes
+    check_against_manifest(folder)  # hashed again, same bytes
     assert read_manifest(folder)["files"]["config.json"]["mtime_ns"] == 1_000_000_000
 
 

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from workbench.models.identity import folder_sha256
 from workbench.sessions import Store
 
 WORKBENCH = [sys.executable, "-m", "workbench"]
@@ -28,7 +29,7 @@ def test_run_saves_the_response_and_no_save_does_not(taught_model, workbench_hom
         user, reply = session["turns"]
         assert user["content"] == "What is 12+30?" and session["kind"] == "run"
         assert reply["status"] == "complete" and reply["model"] == taught_model.name
-        assert reply["model_hash"].startswith("sha256:") and reply["adapter"] is None
+        assert reply["model_hash"] == folder_sha256(taught_model) and reply["adapter"] is None  # a card's model_sha256
         assert reply["thinking"] == "".join(e["text"] for e in events if e["type"] == "think")
         assert reply["content"] == "".join(e["text"] for e in events if e["type"] == "answer")
         assert reply["stats"]["answer_tokens"] == events[-1]["stats"]["answer_tokens"]

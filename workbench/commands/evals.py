@@ -109,14 +109,7 @@ def main(args) -> int:
     folders = [resolve_model(args.model)] if args.model else [Path(m.path) for m in list_local()]
     rows = []
     for folder in folders:
-        paths = cards.card_paths(folder)
-        if not paths:
-            continue
-        files = cards.fingerprint(folder)
-        for path in paths:
-            card = cards.refresh_stale(path, files)
-            if card is None:
-                continue
+        for path, card in cards.refresh_cards(folder):
             rows.append(summary_row(folder.name, card, path))
     if not args.model:  # models served elsewhere: nothing here to re-hash, so never stale
         for path in cards.served_card_paths():

@@ -36,13 +36,15 @@ def table(rows: list[tuple]) -> None:
 
 def report_cards(folder: str) -> list[dict]:
     """The latest report card per suite (`workbench eval` writes them into `evals/` of the model folder, or
-    under $WORKBENCH_HOME for read-only models): suite, accuracy in percent, n, stale. Unreadable cards are skipped."""
-    from workbench.eval.card import card_paths
+    under $WORKBENCH_HOME for read-only models): suite, accuracy in percent, n, stale (checked against the
+    model's files now). Unreadable cards are skipped."""
+    from workbench.eval.card import card_paths, refresh_cards
 
     latest = {}
+    fresh = dict(refresh_cards(folder))
     for path in card_paths(folder):  # sorted: names end in the finishing time
         try:
-            card = json.loads(path.read_text(encoding="utf-8"))
+            card = fresh.get(path) or json.loads(path.read_text(encoding="utf-8"))
             accuracy = float(card["accuracy"])
         except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
             continue
@@ -156,18 +158,20 @@ def recommend(args) -> int:
 
 def verify(args) -> int:
     from workbench.models.local import resolve_model
-    from workbench.models.manifest import read_manifest, verify_model
+    from workbench.models.manifest import manifest_path, read_manifest, remedy, verify_model
 
     folder = resolve_model(args.name)
     problems = verify_model(folder)
-    files = read_manifest(folder)["files"]
+    manifest = read_manifest(folder)
+    where = manifest_path(folder)
     if problems:
         for p in problems:
             print(f"CHANGED {p}")
-        print(f"{folder.name}: {len(problems)} of {len(files)} files do not match the manifest; it will not load."
-              " `workbench pull` fetches a clean copy.")
+        print(f"{folder.name}: {len(problems)} problem{'s' if len(problems) > 1 else ''} against {where}; it will not load "
+              f"(the loader now refuses what this found): {remedy(folder, manifest)}, then "
+              f"`workbench models verify {args.name}` re-checks every byte.")
         return 1
-    print(f"{folder.name}: all {len(files)} files match their sha256 in {folder / 'manifest.json'}")
+    print(f"{folder.name}: all {len(manifest['files'])} files match their sha256 in {where}")
     return 0
 
 

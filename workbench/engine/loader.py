@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import json
+import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,11 @@ from workbench.engine.events import ModelInfo
 from workbench.engine.profiles import Profile, load_profile
 from workbench.errors import ModelLoadError
 from workbench.models.local import quantization_label
-from workbench.eval.card import refresh_cards
-from workbench.models.manifest import check_pulled_model
+from workbench.models.identity import file_hashes
+from workbench.models.manifest import check_against_manifest
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
+MAX_HEADER_BYTES = 100 << 20  # a safetensors header is JSON; real ones are well under this
 
 
 def _read_json(path: Path) -> Any:
@@ -60,8 +63,48 @@ def check_model_type(folder: Path, config: dict) -> None:
     from mlx_lm.utils import MODEL_REMAPPING
 
     model_type = MODEL_REMAPPING.get(config["model_type"], config["model_type"])
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", model_type):  # a module name, never a path
+        raise ModelLoadError(f"{folder / 'config.json'}: model_type {config['model_type']!r} is not a model type name "
+                             "(letters, digits and '_')")
     if importlib.util.find_spec(f"mlx_lm.models.{model_type}") is None:
         raise ModelLoadError(f"{folder / 'config.json'}: model_type '{config['model_type']}' is not supported by mlx-lm")
+
+
+def safetensors_shapes(path: Path) -> dict[str, list[int]]:
+    """Tensor name -> shape from a safetensors file's header alone (no tensor data is read)."""
+    try:
+        with open(path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > MAX_HEADER_BYTES:
+                raise ValueError(f"header of {length} bytes")
+            header = json.loads(f.read(length))
+        return {name: list(t["shape"]) for name, t in header.items() if name != "__metadata__"}
+    except (OSError, struct.error, ValueError, UnicodeDecodeError, TypeError, KeyError) as e:
+        raise ModelLoadError(f"{path}: cannot read weights (bad safetensors header: {str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+
+def check_declared_sizes(folder: Path, config: dict) -> None:
+    """config.json's layer count and width against the tensors in the weight headers, before anything is
+    built: `num_hidden_layers: 100000` would otherwise build 100000 layers (minutes, gigabytes) first."""
+    shapes = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        shapes.update(safetensors_shapes(path))
+    declared = {**(config.get("text_config") if isinstance(config.get("text_config"), dict) else {}), **config}
+    where = folder / "config.json"
+    for field in ("num_hidden_layers", "hidden_size"):
+        value = declared.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise ModelLoadError(f"{where}: {field} is {value!r}, not a positive integer")
+    layers = {int(m.group(1)) for name in shapes if (m := re.search(r"(?:^|\.)layers\.(\d+)\.", name))}
+    declared_layers = declared.get("num_hidden_layers")
+    if layers and isinstance(declared_layers, int) and declared_layers > len(layers):
+        raise ModelLoadError(f"{where}: num_hidden_layers is {declared_layers}, but the weights hold {len(layers)} layers "
+                             "(weights do not match config.json)")
+    norm = next((shape for name, shape in shapes.items() if re.fullmatch(r"(model\.)?norm\.weight", name)), None)
+    hidden = declared.get("hidden_size")
+    if norm is not None and isinstance(hidden, int) and norm != [hidden]:
+        raise ModelLoadError(f"{where}: hidden_size is {hidden}, but the weights' final norm has {norm[0] if norm else 0} "
+                             "(weights do not match config.json)")
 
 
 def compute_device() -> str:
@@ -94,8 +137,9 @@ def load_model(folder: Path, adapter: str | Path | None = None, trust_remote_cod
     """Load on the calling thread (the engine thread: MLX streams belong to the thread that made them)."""
     folder = Path(folder)
     config = check_model_folder(folder)
-    check_pulled_model(folder)  # a pulled model's files must still be the bytes that were downloaded
+    check_against_manifest(folder)  # a pulled, imported or shipped model's files must be the bytes recorded
     check_model_type(folder, config)
+    check_declared_sizes(folder, config)
     from mlx_lm.utils import get_total_parameters, load_adapters, load_tokenizer
     from mlx_lm.utils import load_model as mlx_load_model
 
@@ -125,7 +169,10 @@ def load_model(folder: Path, adapter: str | Path | None = None, trust_remote_cod
         raise ModelLoadError(f"{folder / 'tokenizer.json'}: cannot load tokenizer ({str(e).splitlines()[0]})") from None
     if not getattr(tokenizer, "has_chat_template", True):
         raise ModelLoadError(f"{folder / 'tokenizer_config.json'}: the tokenizer has no chat template")
-    refresh_cards(folder)  # report cards of files that changed since are marked stale
+    # The identity sessions and report cards record, hashed here on the engine's thread (once per file:
+    # it is cached) rather than by whoever records the first response (the app's thread).
+    file_hashes(folder)
+    file_hashes(adapter)
     profile = load_profile(folder)
     info = ModelInfo(
         name=folder.name, path=str(folder), model_type=config.get("model_type", ""),

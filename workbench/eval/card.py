@@ -2,14 +2,14 @@
 
 A card is `evals/<suite>-<time>.json` (+ `.md`) in the model's folder, or, for a model shipped
 with the app (inside the wheel, or `models/` of a checkout, which the wheel packs) and for
-read-only folders, `$WORKBENCH_HOME/evals/<model>/`. A card whose
-recorded hashes no longer match the model's files is stale: loading the model, `workbench evals`
-and the next `workbench eval` of that model write `"stale": true` into it.
+read-only folders, `$WORKBENCH_HOME/evals/<model>/`. The files are identified by
+`workbench.models.identity` (as sessions and manifests are). A card whose recorded hashes no longer
+match the model's files is stale: `workbench evals`, `workbench models` and the next `workbench eval`
+of that model ask `refresh_cards`, which writes `"stale": true` into it (loading a model writes nothing).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -17,69 +17,10 @@ import re
 import tempfile
 from pathlib import Path
 
+from workbench.models.identity import combined_sha256, file_hashes
 from workbench.paths import workbench_home
 
 CARD_VERSION = 1
-# Files that decide what a model computes: weights, configs, tokenizers, chat templates.
-HASHED_SUFFIXES = (".safetensors", ".json", ".model", ".tiktoken", ".jinja", ".txt", ".npz", ".gguf", ".bin", ".py")
-NOT_HASHED = {"manifest.json"}  # bookkeeping written by `workbench pull`; not the model
-CHUNK = 1 << 20
-
-
-# ---- hashing ----------------------------------------------------------------------------------
-
-def _cache_path() -> Path:
-    return workbench_home() / "cache" / "sha256.json"
-
-
-def _load_cache() -> dict:
-    try:
-        data = json.loads(_cache_path().read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def sha256_file(path: Path, cache: dict | None = None) -> str:
-    """sha256 of a file; `cache` (realpath -> [size, mtime_ns, sha]) skips unchanged files."""
-    st = path.stat()
-    key = str(path.resolve())
-    hit = (cache or {}).get(key)
-    if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-        return hit[2]
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    if cache is not None:
-        cache[key] = [st.st_size, st.st_mtime_ns, digest.hexdigest()]
-    return digest.hexdigest()
-
-
-def hashed_files(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).iterdir()
-                  if p.is_file() and p.suffix in HASHED_SUFFIXES and p.name not in NOT_HASHED and not p.name.startswith("."))
-
-
-def fingerprint(folder: Path | None) -> dict[str, str]:
-    """{file name: sha256} of a model (or adapter) folder's weight, config and tokenizer files."""
-    if folder is None:
-        return {}
-    cache = _load_cache()
-    before = dict(cache)
-    files = {p.name: sha256_file(p, cache) for p in hashed_files(Path(folder))}
-    if cache != before:
-        try:
-            _cache_path().parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(_cache_path(), json.dumps(cache))
-        except OSError:
-            pass  # a cache, nothing more
-    return files
-
-
-def combined_sha256(files: dict[str, str]) -> str:
-    """One hash for a set of files: sha256 over sorted 'name sha' lines."""
-    return hashlib.sha256("".join(f"{n} {h}\n" for n, h in sorted(files.items())).encode()).hexdigest()
 
 
 # ---- statistics -------------------------------------------------------------------------------
@@ -235,30 +176,54 @@ def refresh_stale(path: Path, model_files: dict[str, str]) -> dict | None:
     adapter_files = None
     if card.get("adapter_files"):
         adapter = Path(card.get("adapter") or "")
-        adapter_files = fingerprint(adapter) if adapter.is_dir() else {}
+        adapter_files = file_hashes(adapter) if adapter.is_dir() else {}
     return mark_stale(path, card, stale_reason(card, model_files, adapter_files))
 
 
-def refresh_cards(model_folder: Path) -> list[dict]:
-    """Re-check every card of a model against its files (called when a model loads). Cheap when nothing
-    changed: `fingerprint` re-hashes only files whose size or mtime differ from the hash cache."""
+def refresh_cards(model_folder: Path) -> list[tuple[Path, dict]]:
+    """(path, card) of every card of a model, its stale mark checked against the model's files now. Cheap
+    when nothing changed: the identity re-hashes only files whose size or mtime differ from the hash cache."""
     paths = card_paths(Path(model_folder))
     if not paths:
         return []
-    files = fingerprint(Path(model_folder))
-    return [card for card in (refresh_stale(p, files) for p in paths) if card is not None]
+    files = file_hashes(Path(model_folder))
+    return [(p, card) for p, card in ((p, refresh_stale(p, files)) for p in paths) if card is not None]
 
 
 def mark_stale(path: Path, card: dict, reason: str | None) -> dict:
-    """Write the stale flag (and its reason) into the card when it changed; never raises on read-only."""
+    """Write the stale flag (and its reason) into the card when it changed; never raises on read-only,
+    never writes inside the app's package (a shipped model's cards are marked in memory only)."""
     stale = reason is not None
     if bool(card.get("stale")) != stale or card.get("stale_reason") != reason:
         card = {**card, "stale": stale, "stale_reason": reason}
-        try:
-            write_atomic(path, json.dumps(card, indent=1))
-        except OSError:
-            pass
+        if not is_shipped(path.parent.parent):
+            try:
+                write_atomic(path, json.dumps(card, indent=1))
+            except OSError:
+                pass
     return card
+
+
+def rebind_cards(model_folder: Path, old_files: dict[str, str], new_files: dict[str, str]) -> list[Path]:
+    """Cards that measured `old_files` now name `new_files`: for a deliberate change to a model's files that
+    does not change what the cards measured (a chat template that renders the same prompts). Only the
+    identity fields change (`model_files`, `model_sha256`, and the same in the Markdown); returns the cards."""
+    old_sha, new_sha = combined_sha256(old_files), combined_sha256(new_files)
+    rebound = []
+    for path in card_paths(Path(model_folder)):
+        card = read_card(path)
+        if card is None or card.get("model_sha256") != old_sha or old_sha == new_sha:
+            continue
+        write_atomic(path, json.dumps({**card, "model_files": new_files, "model_sha256": new_sha}, indent=1))
+        md = path.with_suffix(".md")
+        if md.is_file():
+            text = md.read_text(encoding="utf-8").replace(old_sha, new_sha)
+            head, _, tail = text.partition("\n## Files\n\n")
+            adapter = [line for line in tail.splitlines() if line.startswith("- adapter ")]
+            files = [f"- `{n}` `{h}`" for n, h in sorted(new_files.items())]
+            write_atomic(md, head + "\n## Files\n\n" + "\n".join(files + adapter) + "\n" if tail else text)
+        rebound.append(path)
+    return rebound
 
 
 # ---- Markdown ---------------------------------------------------------------------------------

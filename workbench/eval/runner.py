@@ -26,6 +26,7 @@ from workbench.eval import card as cards
 from workbench.eval.claims import claimed_score
 from workbench.eval.suites import load_suite
 from workbench.jsonl import parse_line
+from workbench.models.identity import combined_sha256, file_hashes
 
 
 @dataclass(frozen=True)
@@ -151,14 +152,14 @@ def weights_identity(info: ModelInfo, adapter: Path | None, log: Progress) -> tu
     here to hash, so the card claims no sha256, and its cards go under $WORKBENCH_HOME/evals/served/."""
     if info.location == "local":
         folder = Path(info.path)
-        model_files = cards.fingerprint(folder)
+        model_files = file_hashes(folder)
         out_dir, fallback = cards.cards_dir(folder)
         if fallback:
             log.note(f"{folder} is shipped with the app or read-only: report cards go to {out_dir}")
         for path in cards.card_paths(folder):  # these files may no longer be what older cards measured
             cards.refresh_stale(path, model_files)
-        return {"model": folder.name, "model_path": str(folder), "model_sha256": cards.combined_sha256(model_files),
-                "model_files": model_files, "adapter_files": cards.fingerprint(adapter) or None, "served": None}, out_dir
+        return {"model": folder.name, "model_path": str(folder), "model_sha256": combined_sha256(model_files),
+                "model_files": model_files, "adapter_files": file_hashes(adapter) or None, "served": None}, out_dir
     out_dir = cards.served_cards_dir(info.location, info.name)
     return {"model": info.name, "model_path": None, "model_sha256": None, "model_files": None, "adapter_files": None,
             "served": {"endpoint": info.location, "model": info.name}}, out_dir
@@ -199,7 +200,7 @@ def run_eval(options: EvalOptions, engine: Engine | None = None, progress_stream
         defaults = profile.sampling if info.profile else Sampling()
         sampling = Sampling(options.temperature, options.top_p, options.max_tokens).over(defaults)
         settings = {"temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens}
-        weights = ([identity["model_sha256"], cards.combined_sha256(identity["adapter_files"] or {})]
+        weights = ([identity["model_sha256"], combined_sha256(identity["adapter_files"] or {})]
                    if identity["served"] is None else [identity["served"]["endpoint"], identity["served"]["model"]])
         key_source = json.dumps([*weights, suite.sha256, suite.spec.to_dict(),
                                  settings, options.samples, options.seed, len(items)], sort_keys=True)

@@ -24,7 +24,8 @@ from typing import Callable
 
 from workbench.errors import UserError
 from workbench.models.catalog import find_family, profile_toml
-from workbench.models.manifest import file_record, sha256_file, write_manifest
+from workbench.models.local import check_model_name
+from workbench.models.manifest import hashed_records, write_manifest
 from workbench.paths import user_models_dir
 
 ARCHITECTURES = ("llama", "qwen2", "qwen3")
@@ -78,6 +79,8 @@ def read_tensor_index(path: Path) -> dict:
     scalar = {GGUFValueType.UINT8: 1, GGUFValueType.INT8: 1, GGUFValueType.UINT16: 2, GGUFValueType.INT16: 2,
               GGUFValueType.UINT32: 4, GGUFValueType.INT32: 4, GGUFValueType.FLOAT32: 4, GGUFValueType.BOOL: 1,
               GGUFValueType.UINT64: 8, GGUFValueType.INT64: 8, GGUFValueType.FLOAT64: 8}
+    if path.stat().st_size < 24:  # magic, version, two counts
+        raise UserError(f"{path}: not a GGUF file ({path.stat().st_size} bytes, too short for a GGUF header)")
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         pos = 0
 
@@ -233,6 +236,23 @@ def config_from_metadata(meta: dict, tensor_types: dict, path: Path) -> dict:
         if meta.get(key) is not None:
             config[name] = int(meta[key])
     return config
+
+
+def check_counts(config: dict, index: dict, path: Path) -> None:
+    """The metadata's sizes against the tensors the file holds, before anything is built: a header that
+    says 10^6 blocks would otherwise import and then exhaust memory when loaded."""
+    arch = config["model_type"]
+    blocks = {int(m.group(1)) for name in index if (m := re.match(r"blk\.(\d+)\.", name))}
+    if config["num_hidden_layers"] != len(blocks) or blocks != set(range(len(blocks))):
+        raise UserError(f"{path}: metadata '{arch}.block_count' is {config['num_hidden_layers']}, but the file holds "
+                        f"tensors for {len(blocks)} blocks; the file is inconsistent (convert or download it again)")
+    embedding = index.get("token_embd.weight")
+    if embedding is None:
+        raise UserError(f"{path}: no token_embd.weight tensor")
+    hidden = embedding[1][-1]  # elements per row, whatever the type
+    if config["hidden_size"] != hidden:
+        raise UserError(f"{path}: metadata '{arch}.embedding_length' is {config['hidden_size']}, but token_embd.weight "
+                        f"has rows of {hidden}; the file is inconsistent (convert or download it again)")
 
 
 def build_tokenizer(meta: dict, folder: Path, path: Path, log: Callable[[str], None]) -> None:
@@ -414,12 +434,18 @@ def import_gguf(path: str | Path, name: str | None = None, bits: int | None = No
         raise UserError(f"{path}: no such file")
     if bits not in (None, 4, 8):
         raise UserError(f"--bits must be 4 or 8, not {bits}")
+    if name is not None:
+        check_model_name(name)
     arrays, meta, index = read_gguf(path)
     tensor_types = {n: t for n, (t, _, _) in index.items()}
     if int(meta.get("split.count") or 1) > 1:
         raise UserError(f"{path}: part of a split GGUF ({meta['split.count']} files); merge them first "
                         "(`llama-gguf-split --merge FIRST.gguf OUT.gguf`)")
-    config = config_from_metadata(meta, tensor_types, path)
+    try:
+        config = config_from_metadata(meta, tensor_types, path)
+    except (TypeError, ValueError, ZeroDivisionError) as e:
+        raise UserError(f"{path}: a size in the metadata is not a usable number ({e})") from None
+    check_counts(config, index, path)
     folder = user_models_dir() / (name or default_name(path, meta))
     if folder.exists() and not force:
         raise UserError(f"{folder}: already exists (choose --name, or --force to replace it)")
@@ -451,9 +477,8 @@ def import_gguf(path: str | Path, name: str | None = None, bits: int | None = No
             log(f"recognised {entry.title}: profile.toml gets its sampling profile and published claims")
             profile = f"force_think = {'true' if think else 'false'}\n" + profile_toml(entry, f", imported from {path.name}")
         (tmp / "profile.toml").write_text(profile)
-        write_manifest(tmp, {"source": "gguf", "gguf": str(path.resolve()), "files": {
-            n: file_record(tmp / n, sha256_file(tmp / n))
-            for n in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")}})
+        write_manifest(tmp, {"source": "gguf", "gguf": str(path.resolve()), "files": hashed_records(
+            tmp, ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"))})
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +25,14 @@ class LocalModel:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def check_model_name(name: str) -> str:
+    """A name for a folder in the user models directory: a plain name, never a path (`--name ../x`)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
+        raise UserError(f"--name {name!r}: a model name is a plain name (letters, digits, '.', '_', '-'), "
+                        "not a path")
+    return name
 
 
 def quantization_label(config: dict) -> str:

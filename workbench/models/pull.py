@@ -20,7 +20,9 @@ from typing import Callable
 
 from workbench.errors import UserError
 from workbench.models.catalog import RUNTIME_OVERHEAD, CatalogEntry, find_entry, profile_toml
-from workbench.models.manifest import MANIFEST, file_hashes, file_record, read_manifest, write_manifest
+from workbench.models.identity import sha256_and_git_oid
+from workbench.models.local import check_model_name
+from workbench.models.manifest import MANIFEST, file_record, read_manifest, write_manifest
 from workbench.models.recommend import download_dir, free_disk, gb, machine_memory, usable_memory
 from workbench.paths import user_models_dir
 
@@ -77,6 +79,8 @@ def plan_pull(name_or_repo: str, revision: str | None = None, name: str | None =
     from huggingface_hub import HfApi
     from huggingface_hub.hf_api import RepoFile
 
+    if name is not None:
+        check_model_name(name)  # before asking the hub
     entry = find_entry(name_or_repo)
     repo = entry.repo if entry else name_or_repo.strip()
     if entry and entry.embedded:
@@ -192,7 +196,7 @@ def hash_and_check(plan: PullPlan, snapshot: Path) -> dict:
     records = {}
     for f in plan.files:
         path = snapshot / f.path
-        sha256, git_oid = file_hashes(path)
+        sha256, git_oid = sha256_and_git_oid(path)  # also seeds the hash cache: loading will not hash it again
         expected = f.lfs_sha256 or f.git_oid
         if expected and expected not in (sha256, git_oid):
             blob = path.resolve()

@@ -12,16 +12,15 @@ Feeding is cheap (a buffer and the incremental inspector); a background thread d
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
-from pathlib import Path
 
 from workbench.engine.events import TERMINAL, Answer, Done, Failed, Stats, Think
 from workbench.engine.job import collect
 from workbench.errors import UserError
 from workbench.inspect import Inspector
 from workbench.sessions.store import problem
+from workbench.models.identity import folder_sha256
 
 FLUSH_EVERY = 0.5  # seconds
 STATUS_OF_FINISH = {"stop": "complete", "length": "complete", "cancelled": "stopped", "loop": "stopped",
@@ -200,11 +199,12 @@ def title_of(prompt: str) -> str:
 
 
 def response_columns(info, sampling) -> dict:
-    """Model, adapter (with fingerprints), effective sampling settings and seed of a response."""
+    """Model, adapter (each with its identity sha256), effective sampling settings and seed of a response."""
     out: dict = {}
     if info is not None:
-        out.update(model=info.name, model_hash=fingerprint(info.path),
-                   adapter=info.adapter, adapter_hash=fingerprint(info.adapter) if info.adapter else None)
+        # the same identity a report card records as model_sha256
+        out.update(model=info.name, model_hash=folder_sha256(info.path),
+                   adapter=info.adapter, adapter_hash=folder_sha256(info.adapter))
     if sampling is not None:
         if info is not None and info.profile:
             from workbench.engine.profiles import Profile
@@ -213,28 +213,3 @@ def response_columns(info, sampling) -> dict:
         out.update(sampling=sampling.to_dict(), seed=sampling.seed)
     return out
 
-
-_fingerprints: dict = {}
-
-
-def fingerprint(path) -> str | None:
-    """A quick identity of a model or adapter folder: sha256 over its JSON files and, per weight
-    file, its size and first and last MiB (hashing whole multi-GB weights would take minutes)."""
-    folder = Path(path) if path else None
-    if folder is None or not folder.is_dir():
-        return None
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors") and p.is_file())
-    key = (str(folder), tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
-    if key not in _fingerprints:
-        h = hashlib.sha256()
-        for p in files:
-            h.update(p.name.encode() + b"\0" + str(p.stat().st_size).encode() + b"\0")
-            with open(p, "rb") as f:
-                if p.suffix == ".json":
-                    h.update(f.read())
-                else:
-                    h.update(f.read(1 << 20))
-                    f.seek(max(0, p.stat().st_size - (1 << 20)))
-                    h.update(f.read())
-        _fingerprints[key] = "sha256:" + h.hexdigest()[:16]
-    return _fingerprints[key]
