@@ -284,8 +284,25 @@ async def test_hostile_model_output_appears_literally():
         text = screen_text(app)
         # thinking pane, the expanded thinking, the answer
         assert text.count("[bold red]x[/] [@click=app.quit]click[/]") == 3
-        assert "␛[31mred␛[0m" in text and "␛]52;c;aGk=␇" in text and "\\x9b2J end" in text
+        assert "\\x1b[31mred\\x1b[0m" in text and "\\x1b]52;c;aGk=\\x07" in text and "\\x9b2J end" in text
         assert not any(ord(c) < 32 and c != "\n" or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
+async def test_bidi_controls_are_shown_and_a_lone_surrogate_does_not_break_the_response():
+    """U+202E would reverse what the terminal shows; a lone surrogate used to end the response with
+    an error (its save failed) and cannot be written to a terminal."""
+    engine = ScriptedEngine([script_from_text("think \u202eevil\u202c \u2066x\u2069 a\ud800b\n",
+                                              "answer \u202eevil\u202c c\udfffd", chunk=3)])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await submit(pilot, app)
+        await wait_for(pilot, lambda: done(app))
+        assert app.last.error is None and app.last.answer == "answer \u202eevil\u202c c\ufffdd"
+        await pilot.click("#answer", offset=(4, 2))  # the folded thinking, expanded
+        await pilot.pause()
+        text = screen_text(app)
+        assert "\\u202eevil\\u202c" in text and "\\u2066x\\u2069" in text and "a\ufffdb" in text
+        assert not any(c in text for c in "\u202e\u202c\u2066\u2069") and not any(0xD800 <= ord(c) < 0xE000 for c in text)
 
 
 async def test_copy_answer_and_thinking_to_the_clipboard():

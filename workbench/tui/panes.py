@@ -20,10 +20,11 @@ from textual.widgets import Collapsible, Markdown, Static
 
 from workbench.engine.events import Stats
 from workbench.tui.latex import LatexStream, to_unicode
-from workbench.tui.safe import clean
+from workbench.terminal import printable
 from workbench.verify.answer import extract_answer
 
 _WORDS = re.compile(r"\S+\s*|\s+")
+TAB = "    "  # panes draw cells, where a tab has no width
 
 
 def wrap(line: str, width: int, start: int = 0) -> tuple[list[str], list[int]]:
@@ -109,7 +110,7 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
         self._drawn_rows = 0  # rows when last redrawn: a shorter text must clear the rest
 
     def display_line(self, line: str) -> str:
-        return clean(line if self.raw_mode else to_unicode(line))
+        return printable(line if self.raw_mode else to_unicode(line), tab=TAB)
 
     def clear(self) -> None:
         self.raw, self._lines = "", [""]
@@ -261,7 +262,7 @@ class TurnView(Vertical):
         self.finished = False  # finish() has drawn everything
 
     def compose(self):
-        yield Static(Text("› " + clean(self.prompt)), classes="prompt")
+        yield Static(Text("› " + printable(self.prompt)), classes="prompt")
         yield self.markdown
         yield self.source
 
@@ -269,7 +270,7 @@ class TurnView(Vertical):
         self.stream = Markdown.get_stream(self.markdown)
 
     async def write(self, delta: str) -> None:
-        append, replacement = self.answer.feed(clean(delta))
+        append, replacement = self.answer.feed(printable(delta, tab=TAB))
         await self._show(append, replacement)
         if self.raw_mode:
             self.source.update(Text(self.answer.raw))
@@ -324,16 +325,16 @@ class TurnView(Vertical):
         if thinking:
             seconds = f", {stats.thinking_time:.1f} s" if stats else ""
             title = f"Thinking ({stats.thinking_tokens:,} tokens{seconds})" if stats else "Thinking"
-            body = Static(Text(clean(thinking if self.raw_mode else to_unicode(thinking))), markup=False,
+            body = Static(Text(printable(thinking if self.raw_mode else to_unicode(thinking))), markup=False,
                           classes="thought")
             await self.mount(Collapsible(body, title=title, collapsed=True), before=self.segments[0])
         found = extract_answer(self.answer.raw)
         if found.anchored:  # boxed or after "the answer is": what the verifiers read as the answer
-            final = Static(Text(clean(to_unicode(f"\\({found.text}\\)"))), classes="final", markup=False)
+            final = Static(Text(printable(to_unicode(f"\\({found.text}\\)"))), classes="final", markup=False)
             final.border_title = "final answer"
             await self.mount(final, before=self.source)
         if error:
-            await self.mount(Static(Text("error: " + clean(error)), classes="error"))
+            await self.mount(Static(Text("error: " + printable(error)), classes="error"))
         elif stats:
             await self.mount(Static(Text(stats.summary()), classes="stats"))
         self.finished = True
@@ -343,7 +344,7 @@ class TurnView(Vertical):
         self.raw_mode = raw_mode
         self.source.update(Text(self.answer.raw))
         for body in self.query(".thought"):
-            body.update(Text(clean(self.thinking if raw_mode else to_unicode(self.thinking))))
+            body.update(Text(printable(self.thinking if raw_mode else to_unicode(self.thinking))))
 
 
 class Transcript(FollowsEnd, VerticalScroll):
@@ -396,7 +397,7 @@ class StatusLine(Widget):
 
     def set_cluster(self, line: str) -> None:
         """Our cluster's ranks (which layers each holds, its memory) on a second line."""
-        self.cluster = clean(line)
+        self.cluster = printable(line)
         self.styles.height = 2 if self.cluster else 1
         self.text = Text(self.text.plain.split("\n")[0], style=self.text.style, no_wrap=True, overflow="ellipsis")
         if self.cluster:
@@ -448,7 +449,7 @@ class StatusLine(Widget):
                   stats.finish_reason)
 
     def error(self, message: str) -> None:
-        self.show("error: " + clean(message), style="bold red")
+        self.show("error: " + printable(message), style="bold red")
 
 
 def _rate(tokens: int, seconds: float) -> str:
