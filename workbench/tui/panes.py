@@ -103,6 +103,7 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
         self.raw = ""  # the thinking as the model wrote it
         self.raw_mode = False  # show LaTeX source instead of Unicode
         self._lines: list[str] = [""]  # logical lines, raw
+        self._last_line = LatexStream()  # the last line, converted as it grows (not again per append)
         self._rows: list[str] = []  # wrapped display rows
         self._last_display, self._last_starts = "", [0]  # the last line as shown, where its rows start
         self._row_start: list[int] = [0]  # first row of each logical line
@@ -112,8 +113,15 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
     def display_line(self, line: str) -> str:
         return printable(line if self.raw_mode else to_unicode(line), tab=TAB)
 
+    def _display(self, index: int) -> str:
+        """Logical line `index` as shown; the last, still growing, from its converter."""
+        if self.raw_mode or index != len(self._lines) - 1:
+            return self.display_line(self._lines[index])
+        return printable(self._last_line.preview(), tab=TAB)
+
     def clear(self) -> None:
         self.raw, self._lines = "", [""]
+        self._last_line = LatexStream()
         self._rewrap_all()
 
     def set_text(self, text: str) -> None:
@@ -127,10 +135,14 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
         first, *more = text.split("\n")
         self._lines[-1] += first
         self._lines.extend(more)
+        self._last_line.feed(first)
+        for raw in more:
+            self._last_line = LatexStream()
+            self._last_line.feed(raw)
         changed = len(self._lines) - 1 - len(more)  # the line that grew, then the new ones
         # Rewrap the grown line from the row before its first changed character, not from its start:
         # a long paragraph would otherwise be rewrapped whole on every append.
-        line = self.display_line(self._lines[changed])
+        line = self._display(changed)
         k = max(0, bisect_right(self._last_starts, common_prefix(self._last_display, line)) - 2)
         first_row = self._row_start[changed] + k
         rows, starts = wrap(line, self._width, self._last_starts[k]) if k else wrap(line, self._width)
@@ -138,8 +150,8 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
         del self._rows[first_row:]
         del self._row_start[changed + 1:]
         self._rows.extend(rows)
-        for raw in more:
-            line = self.display_line(raw)
+        for index in range(changed + 1, len(self._lines)):
+            line = self._display(index)
             rows, starts = wrap(line, self._width)
             self._row_start.append(len(self._rows))
             self._rows.extend(rows)
