@@ -602,3 +602,26 @@ async def test_the_app_steps_back_from_the_engine_while_open_and_restores_its_pr
         assert os.getpriority(os.PRIO_PROCESS, tid) == min(before + UI_NICE, 19)
     if os.geteuid() == 0:  # giving priority back needs the rights to raise it
         assert os.getpriority(os.PRIO_PROCESS, tid) == before
+
+
+async def test_raw_html_in_an_answer_is_shown_as_written_in_the_pane_and_the_final_answer():
+    """Markdown's raw HTML (`<div>`, comments) used to vanish from the answer pane, and
+    `\\boxed{<script>…</script>}` showed differently in the pane and in the framed final answer."""
+    first = "Intro <b>bold?</b> text.\n\n<div>hidden div</div>\n\n<!-- a comment -->\n\n"
+    filler = "".join(f"Line {i} " + "word " * 50 + "\n\n" for i in range(2 * SEGMENT_CHARS // 250))
+    answer = first + filler + "So \\boxed{<script>x</script>}"
+    app = WorkbenchApp(ScriptedEngine([script_from_text("t", answer, chunk=40)], rate=400))
+    async with app.run_test(size=(160, 200)) as pilot:
+        await submit(pilot, app)
+        await wait_for(pilot, lambda: done(app), timeout=30)
+        assert app.query(FrozenMarkdown)  # the first part was frozen (Rich), the rest is the live Markdown
+        await pilot.pause()
+        app.query_one("#answer").scroll_home(animate=False)
+        await pilot.pause()
+        text = screen_text(app)
+        assert "<b>bold?</b>" in text and "<div>hidden div</div>" in text and "<!-- a comment -->" in text
+        app.query_one("#answer").scroll_end(animate=False)
+        await pilot.pause()
+        text = screen_text(app)
+        assert "⟦<script>x</script>⟧" in text  # in the answer
+        assert text.count("<script>x</script>") == 2  # and the same in the framed final answer

@@ -6,6 +6,7 @@ import re
 import time
 from bisect import bisect_right
 
+from markdown_it import MarkdownIt
 from rich.cells import cell_len, chop_cells
 from rich.markdown import Markdown as RichMarkdown
 from rich.segment import Segment
@@ -25,6 +26,12 @@ from workbench.verify.answer import extract_answer
 
 _WORDS = re.compile(r"\S+\s*|\s+")
 TAB = "    "  # panes draw cells, where a tab has no width
+
+
+def answer_parser() -> MarkdownIt:
+    """Markdown for model answers: raw HTML (`<div>`, `<!-- -->`, `<script>`) is text, shown as
+    written. (With HTML on, Textual and Rich drop it: the answer would lose what the model wrote.)"""
+    return MarkdownIt("gfm-like", {"html": False})
 
 
 def wrap(line: str, width: int, start: int = 0) -> tuple[list[str], list[int]]:
@@ -233,7 +240,11 @@ class FrozenMarkdown(Widget):
     def lines(self, width: int) -> list[Strip]:
         if width not in self._lines:
             console = self.app.console
-            rendered = console.render_lines(RichMarkdown(self.source, hyperlinks=False),
+            markdown = RichMarkdown("", hyperlinks=False)
+            # Rich parses with HTML on: parse again as the live segment does (raw HTML as text).
+            markdown.parsed = MarkdownIt("commonmark", {"html": False}).enable(["strikethrough", "table"]).parse(
+                self.source)
+            rendered = console.render_lines(markdown,
                                             console.options.update_width(max(1, width)), pad=False)
             if len(self._lines) > 3:
                 self._lines.clear()
@@ -265,7 +276,8 @@ class TurnView(Vertical):
         self.raw_mode = raw_mode
         self.answer = LatexStream(markdown=True)
         self.thinking = ""
-        self.markdown = Markdown("", open_links=False)  # the segment being streamed into
+        # the segment being streamed into
+        self.markdown = Markdown("", open_links=False, parser_factory=answer_parser)
         self.segments = [self.markdown]
         self.segment_chars = 0
         self.fences = 0  # code fences written so far (never split inside a code block)
@@ -322,7 +334,7 @@ class TurnView(Vertical):
         await self.stream.stop()
         done = self.markdown
         frozen = FrozenMarkdown(done.source)
-        self.markdown = Markdown("", open_links=False)
+        self.markdown = Markdown("", open_links=False, parser_factory=answer_parser)
         self.segments = [*self.segments[:-1], frozen, self.markdown]
         await self.mount(frozen, self.markdown, before=done)
         await done.remove()
