@@ -625,3 +625,47 @@ async def test_raw_html_in_an_answer_is_shown_as_written_in_the_pane_and_the_fin
         text = screen_text(app)
         assert "⟦<script>x</script>⟧" in text  # in the answer
         assert text.count("<script>x</script>") == 2  # and the same in the framed final answer
+
+
+@pytest.fixture
+def machine_24gb(monkeypatch):
+    from workbench.models import recommend
+
+    monkeypatch.setattr(recommend, "machine_memory", lambda: 24 * 10**9)
+    monkeypatch.setattr(recommend, "free_disk", lambda path: 500 * 10**9)
+
+
+async def test_the_first_screen_says_what_r1_nano_is_and_which_model_to_pull(machine_24gb):
+    from workbench.tui.app import catalog_fits
+    from workbench.tui.welcome import EXAMPLES, Welcome
+
+    best = catalog_fits({"r1-nano"})[0].entry.name
+    app = WorkbenchApp(ScriptedEngine([script_from_text(THINKING, ANSWER)], name="r1-nano"))
+    async with app.run_test(size=(120, 30)) as pilot:
+        welcome = app.query_one(Welcome)
+        await wait_for(pilot, lambda: welcome.best is not None)
+        await pilot.pause()
+        text = " ".join(screen_text(app).split())
+        assert "r1-nano" in text and "1M-parameter" in text and "arithmetic" in text
+        assert all(example in text for example in EXAMPLES)
+        assert best in welcome.best and best in " ".join(screen_text(app).replace("│", " ").split())
+        assert "ctrl+o" in welcome.best
+        await submit(pilot, app)
+        await wait_for(pilot, lambda: done(app))
+        assert welcome.region.height == 0 and "1M-parameter" not in screen_text(app)  # gone once a turn is there
+
+
+async def test_the_first_screen_does_not_wait_for_the_catalog(monkeypatch):
+    from workbench.models import recommend
+    from workbench.tui.welcome import Welcome
+
+    gate = threading.Event()
+    monkeypatch.setattr(recommend, "machine_memory", lambda: gate.wait(10) and 24 * 10**9)
+    app = WorkbenchApp(ScriptedEngine([script_from_text(THINKING, ANSWER)]))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        assert "checking the catalog" in " ".join(screen_text(app).split())
+        await submit(pilot, app)  # the app answers while the recommendation is still being worked out
+        await wait_for(pilot, lambda: done(app))
+        gate.set()
+        await wait_for(pilot, lambda: app.query_one(Welcome).best is not None)

@@ -27,6 +27,7 @@ from workbench.engine.events import (
 from workbench.machine import lower_thread_priority, restore_thread_priority
 from workbench.tui.messages import Chunk, Finished, ModelFailed, ModelLoaded, ModelLoading
 from workbench.tui.panes import StatusLine, ThinkingView, Transcript, TurnView
+from workbench.tui.welcome import Welcome
 from workbench.terminal import printable
 
 
@@ -153,7 +154,8 @@ class WorkbenchApp(App):
         with Horizontal(id="main"):
             with Horizontal(id="panes"):
                 yield self._thinking_view
-                yield Transcript(id="answer")
+                with Transcript(id="answer"):
+                    yield Welcome()  # the first screen, until the first turn is there
         yield self._status_line
         yield Input(placeholder="Ask something (Enter to send, ctrl+p for commands)", id="prompt")
         yield Footer()
