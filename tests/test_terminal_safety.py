@@ -131,3 +131,15 @@ def test_show_stores_the_inspection_it_computes_for_an_interrupted_response(stor
         reply = json.loads(cli(capsys, "show", "last", "--json"))["turns"][1]
         assert reply["inspection"]["markers"]["counts"]["wait"] == 1
     assert calls == [1]  # computed once, then read from the store
+
+
+def test_json_outputs_escape_c1_and_bidi_characters_and_keep_the_value(store, capsys):
+    """json.dumps(ensure_ascii=False) escapes ESC but writes C1 controls (\\x9b is a one-byte CSI)
+    and bidi controls raw."""
+    record(store, "q " + HOSTILE, "Wait " + HOSTILE, HOSTILE + "\x7f", model=HOSTILE)
+    for argv in (["export", "last", "--format", "jsonl"], ["show", "last", "--json"], ["list", "--json"],
+                 ["search", "pwned", "--json"]):
+        out = cli(capsys, *argv)
+        assert raw_in(out) == [] and "\x7f" not in out, argv
+    line = json.loads(cli(capsys, "export", "last", "--format", "jsonl"))
+    assert line["messages"][1]["content"] == HOSTILE + "\x7f"  # the same value, escaped in the JSON text

@@ -14,6 +14,9 @@ would otherwise obey or use to disguise text:
 "\\r\\n" becomes "\\n". Everything else passes, so the text reads as written. Cut text to a width
 *after* this (a cut can then split an escape, never leave a sequence open).
 
+`escaped_json(text)` does the same for JSON written with `ensure_ascii=False` (JSONL exports,
+`--json` output): those characters become `\\uXXXX` escapes, so the value is unchanged.
+
 `encodable(text)` is the other half: lone surrogates (which JSON may carry, e.g. "\\ud800") become
 U+FFFD, keeping the length, so the text can be encoded, stored and sent on.
 """
@@ -26,6 +29,7 @@ _UNSAFE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u20
 _SHOWN = re.compile(f"\r\n|[{_UNSAFE}]")
 _SHOWN_NO_TAB = re.compile(f"\r\n|[\t{_UNSAFE}]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSAFE_IN_JSON = re.compile(f"[{_UNSAFE}]")  # json.dumps has escaped C0 already; C1, DEL, bidi, surrogates
 
 
 def _escape(c: str) -> str:
@@ -51,6 +55,12 @@ def _replacement(s: str, tab: str) -> str:
     if s == "\t":
         return tab
     return _ESCAPES.get(s) or _escape(s)
+
+
+def escaped_json(text: str) -> str:
+    """JSON text (json.dumps with ensure_ascii=False) with the characters `printable` escapes written
+    as JSON escapes: the same value, and safe to print or to open in an editor."""
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def encodable(text: str) -> str:

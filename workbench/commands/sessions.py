@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from workbench.terminal import printable  # titles, model names and text are untrusted
+from workbench.terminal import escaped_json, printable  # titles, model names and text are untrusted
 
 
 def add_arguments(parser) -> None:
@@ -36,7 +36,7 @@ def main(args) -> int:
         if action == "list":
             rows = store.list_sessions(getattr(args, "limit", 30))
             if getattr(args, "json", False):
-                print(json.dumps(rows, indent=1, ensure_ascii=False))
+                print(escaped_json(json.dumps(rows, indent=1, ensure_ascii=False)))
             elif not rows:
                 print(f"no sessions yet in {store.path}")
             for r in rows if not getattr(args, "json", False) else ():
@@ -45,7 +45,7 @@ def main(args) -> int:
         elif action == "show":
             session = with_inspection(store.session(args.id), store)
             if args.json:
-                print(json.dumps(session, indent=1, ensure_ascii=False))
+                print(escaped_json(json.dumps(session, indent=1, ensure_ascii=False)))
             else:
                 print_session(session)
         elif action == "export":
@@ -60,7 +60,7 @@ def main(args) -> int:
         elif action == "search":
             hits = store.search(args.text, args.limit)
             if args.json:
-                print(json.dumps(hits, indent=1, ensure_ascii=False))
+                print(escaped_json(json.dumps(hits, indent=1, ensure_ascii=False)))
             for h in hits if not args.json else ():
                 print(f"{h['session']:>5}  {h['in']:<9} {printable(h['title'])[:40]:<40}  …{printable(h['snippet'])}…")
         elif action == "import":

@@ -19,7 +19,7 @@ from workbench.errors import UserError
 from workbench.sessions import shapes
 from workbench.sessions.shapes import COLUMNS, clean
 from workbench.sessions.store import LATEST_TIME, problem, valid_time
-from workbench.terminal import printable
+from workbench.terminal import escaped_json, printable
 
 RESPONSE_FIELDS = ("status", "label", "model", "model_hash", "adapter", "adapter_hash", "sampling", "seed",
                    "stats", "inspection")
@@ -40,7 +40,7 @@ def to_jsonl_record(session: dict) -> dict:
 
 
 def export_jsonl(session: dict) -> str:
-    return json.dumps(to_jsonl_record(session), ensure_ascii=False) + "\n"
+    return escaped_json(json.dumps(to_jsonl_record(session), ensure_ascii=False)) + "\n"
 
 
 def read_jsonl(path: Path) -> list[dict]:
