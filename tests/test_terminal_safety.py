@@ -115,24 +115,6 @@ def test_html_export_escapes_after_making_text_printable(store):
     assert "<mark" in page  # markers are still marked where the text was changed before them
 
 
-def test_show_stores_the_inspection_it_computes_for_an_interrupted_response(store, capsys, monkeypatch):
-    sid = store.new_session("q")
-    store.add_turn(sid, "user", "q")
-    turn = store.start_response(sid)
-    store.append_response(turn, "Wait, half a thought", "")
-    store.db.execute("UPDATE turns SET status = 'interrupted', pid = NULL WHERE id = ?", (turn,))
-    store.db.commit()
-    calls = []
-    import workbench.inspect as inspect
-
-    real = inspect.inspect_text
-    monkeypatch.setattr(inspect, "inspect_text", lambda *a, **k: calls.append(1) or real(*a, **k))
-    for _ in range(3):
-        reply = json.loads(cli(capsys, "show", "last", "--json"))["turns"][1]
-        assert reply["inspection"]["markers"]["counts"]["wait"] == 1
-    assert calls == [1]  # computed once, then read from the store
-
-
 def test_json_outputs_escape_c1_and_bidi_characters_and_keep_the_value(store, capsys):
     """json.dumps(ensure_ascii=False) escapes ESC but writes C1 controls (\\x9b is a one-byte CSI)
     and bidi controls raw."""

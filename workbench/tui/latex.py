@@ -406,8 +406,6 @@ class LatexStream:
 
     def __init__(self, markdown: bool = False) -> None:
         self.markdown = markdown
-        self.raw = ""
-        self.out = ""  # converted text handed out so far
         self._pieces: list[str] = []  # raw text not converted yet (held back), in pieces
         self._state = (True, False, False)  # at a line start, in a code fence, in a line copied raw
         self._held = 0  # characters held back
@@ -439,24 +437,15 @@ class LatexStream:
 
     @property
     def raw(self) -> str:
-        if len(self._parts) > 1:
-            self._parts = ["".join(self._parts)]
-        return self._parts[0] if self._parts else ""
-
-    @raw.setter
-    def raw(self, value: str) -> None:
-        self._parts = [value] if value else []
+        """The text fed so far (kept in pieces: appending never copies what came before)."""
+        self._parts[:] = ["".join(self._parts)]
+        return self._parts[0]
 
     @property
     def out(self) -> str:
-        if len(self._out_parts) > 1:
-            self._out_parts = ["".join(self._out_parts)]
-        return self._out_parts[0] if self._out_parts else ""
-
-    @out.setter
-    def out(self, value: str) -> None:
-        self._out_parts = [value] if value else []
-
+        """The converted text handed out so far."""
+        self._out_parts[:] = ["".join(self._out_parts)]
+        return self._out_parts[0]
 
     def _can_wait(self, delta: str) -> bool:
         """Nothing held back can be settled by `delta`: a long construct is open (an unclosed
