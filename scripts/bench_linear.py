@@ -63,11 +63,11 @@ def steps_text(n):
 
 
 RUN = """
-import sys, workbench.engine.worker as w
-from workbench.tui.scripted import ScriptedEngine, Script
+import sys, workbench.engine.thread as w
+from workbench.engine.scripted import ScriptedEngine, Script
 from workbench.engine.events import Think, Answer
 n = int(sys.argv[1])
-w.Engine = lambda: ScriptedEngine([Script([Think("7", 1) for _ in range(n)] + [Answer("42", 1)])])
+w.ThreadEngine = lambda: ScriptedEngine([Script([Think("7", 1) for _ in range(n)] + [Answer("42", 1)])])
 from workbench.cli import main
 sys.exit(main(["run", "hi", *sys.argv[2:]]))
 """

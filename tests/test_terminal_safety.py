@@ -54,9 +54,9 @@ def test_run_shows_hostile_text_escaped_and_saves_a_lone_surrogate(tmp_path):
     (a lone surrogate used to crash the save and leave an empty "interrupted" session)."""
     thinking, answer = HOSTILE + " a\ud800b", HOSTILE + " 42"
     code = (
-        "import sys, workbench.engine.worker as w\n"
-        "from workbench.tui.scripted import ScriptedEngine, script_from_text\n"
-        f"w.Engine = lambda: ScriptedEngine([script_from_text({thinking!r}, {answer!r}, chunk=3)])\n"
+        "import sys, workbench.engine.thread as w\n"
+        "from workbench.engine.scripted import ScriptedEngine, script_from_text\n"
+        f"w.ThreadEngine = lambda: ScriptedEngine([script_from_text({thinking!r}, {answer!r}, chunk=3)])\n"
         "from workbench.cli import main\n"
         "sys.exit(main(['run', 'hi']))\n")
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path), "WORKBENCH_NO_OPENBLAS": "1"}
