@@ -46,7 +46,7 @@ def test_encodable_keeps_length_and_encodes(text):
 
 def test_one_function_for_the_whole_project():
     """No other module keeps its own copy of the escaping (grep for the old helpers)."""
-    out = subprocess.run(["grep", "-rnE", r"def (safe_text|_safe|clean)\(|tui\.safe|isprintable\(\) else",
+    out = subprocess.run(["grep", "-rnE", r"def (safe_text|_safe)\(|def clean\(text|tui\.safe|isprintable\(\) else",
                           "workbench", "--include=*.py"], capture_output=True, text=True,
                          cwd=__import__("pathlib").Path(__file__).parent.parent)
     assert out.stdout == ""
