@@ -140,15 +140,35 @@ def test_sessions_command(store, tmp_path, capsys, monkeypatch):
         cli("show", "12345")
 
 
-def test_an_interrupted_response_is_shown_with_an_inspection_computed_from_its_text(store, capsys, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_SESSIONS_DB", str(store.path))
+def interrupted_response(store, thinking: str) -> None:
     sid = store.new_session("q")
     store.add_turn(sid, "user", "q")
     turn = store.start_response(sid)
-    store.append_response(turn, "Wait, half a thought", "")
+    store.append_response(turn, thinking, "")
     store.db.execute("UPDATE turns SET status = 'interrupted', pid = NULL WHERE id = ?", (turn,))
     store.db.commit()
+
+
+def test_an_interrupted_response_is_shown_with_an_inspection_computed_from_its_text(store, capsys, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_SESSIONS_DB", str(store.path))
+    interrupted_response(store, "Wait, half a thought")
     assert cli("show", "last", "--json") == 0
     reply = json.loads(capsys.readouterr().out)["turns"][1]
     assert reply["status"] == "interrupted" and reply["thinking"] == "Wait, half a thought"
     assert reply["inspection"]["markers"]["counts"]["wait"] == 1
+
+
+def test_show_stores_the_inspection_it_computes_for_an_interrupted_response(store, capsys, monkeypatch):
+    """It was computed again on every `show` (and inspection of a long thinking is not free)."""
+    monkeypatch.setenv("WORKBENCH_SESSIONS_DB", str(store.path))
+    interrupted_response(store, "Wait, half a thought")
+    calls = []
+    import workbench.inspect as inspect
+
+    real = inspect.inspect_text
+    monkeypatch.setattr(inspect, "inspect_text", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for _ in range(3):
+        assert cli("show", "last", "--json") == 0
+        reply = json.loads(capsys.readouterr().out)["turns"][1]
+        assert reply["inspection"]["markers"]["counts"]["wait"] == 1
+    assert calls == [1]  # computed once, then read from the store

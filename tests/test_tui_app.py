@@ -284,8 +284,25 @@ async def test_hostile_model_output_appears_literally():
         text = screen_text(app)
         # thinking pane, the expanded thinking, the answer
         assert text.count("[bold red]x[/] [@click=app.quit]click[/]") == 3
-        assert "␛[31mred␛[0m" in text and "␛]52;c;aGk=␇" in text and "\\x9b2J end" in text
+        assert "\\x1b[31mred\\x1b[0m" in text and "\\x1b]52;c;aGk=\\x07" in text and "\\x9b2J end" in text
         assert not any(ord(c) < 32 and c != "\n" or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
+async def test_bidi_controls_are_shown_and_a_lone_surrogate_does_not_break_the_response():
+    """U+202E would reverse what the terminal shows; a lone surrogate used to end the response with
+    an error (its save failed) and cannot be written to a terminal."""
+    engine = ScriptedEngine([script_from_text("think \u202eevil\u202c \u2066x\u2069 a\ud800b\n",
+                                              "answer \u202eevil\u202c c\udfffd", chunk=3)])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await submit(pilot, app)
+        await wait_for(pilot, lambda: done(app))
+        assert app.last.error is None and app.last.answer == "answer \u202eevil\u202c c\ufffdd"
+        await pilot.click("#answer", offset=(4, 2))  # the folded thinking, expanded
+        await pilot.pause()
+        text = screen_text(app)
+        assert "\\u202eevil\\u202c" in text and "\\u2066x\\u2069" in text and "a\ufffdb" in text
+        assert not any(c in text for c in "\u202e\u202c\u2066\u2069") and not any(0xD800 <= ord(c) < 0xE000 for c in text)
 
 
 async def test_copy_answer_and_thinking_to_the_clipboard():
@@ -585,3 +602,70 @@ async def test_the_app_steps_back_from_the_engine_while_open_and_restores_its_pr
         assert os.getpriority(os.PRIO_PROCESS, tid) == min(before + UI_NICE, 19)
     if os.geteuid() == 0:  # giving priority back needs the rights to raise it
         assert os.getpriority(os.PRIO_PROCESS, tid) == before
+
+
+async def test_raw_html_in_an_answer_is_shown_as_written_in_the_pane_and_the_final_answer():
+    """Markdown's raw HTML (`<div>`, comments) used to vanish from the answer pane, and
+    `\\boxed{<script>…</script>}` showed differently in the pane and in the framed final answer."""
+    first = "Intro <b>bold?</b> text.\n\n<div>hidden div</div>\n\n<!-- a comment -->\n\n"
+    filler = "".join(f"Line {i} " + "word " * 50 + "\n\n" for i in range(2 * SEGMENT_CHARS // 250))
+    answer = first + filler + "So \\boxed{<script>x</script>}"
+    app = WorkbenchApp(ScriptedEngine([script_from_text("t", answer, chunk=40)], rate=400))
+    async with app.run_test(size=(160, 200)) as pilot:
+        await submit(pilot, app)
+        await wait_for(pilot, lambda: done(app), timeout=30)
+        assert app.query(FrozenMarkdown)  # the first part was frozen (Rich), the rest is the live Markdown
+        await pilot.pause()
+        app.query_one("#answer").scroll_home(animate=False)
+        await pilot.pause()
+        text = screen_text(app)
+        assert "<b>bold?</b>" in text and "<div>hidden div</div>" in text and "<!-- a comment -->" in text
+        app.query_one("#answer").scroll_end(animate=False)
+        await pilot.pause()
+        text = screen_text(app)
+        assert "⟦<script>x</script>⟧" in text  # in the answer
+        assert text.count("<script>x</script>") == 2  # and the same in the framed final answer
+
+
+@pytest.fixture
+def machine_24gb(monkeypatch):
+    from workbench.models import recommend
+
+    monkeypatch.setattr(recommend, "machine_memory", lambda: 24 * 10**9)
+    monkeypatch.setattr(recommend, "free_disk", lambda path: 500 * 10**9)
+
+
+async def test_the_first_screen_says_what_r1_nano_is_and_which_model_to_pull(machine_24gb):
+    from workbench.tui.app import catalog_fits
+    from workbench.tui.welcome import EXAMPLES, Welcome
+
+    best = catalog_fits({"r1-nano"})[0].entry.name
+    app = WorkbenchApp(ScriptedEngine([script_from_text(THINKING, ANSWER)], name="r1-nano"))
+    async with app.run_test(size=(120, 30)) as pilot:
+        welcome = app.query_one(Welcome)
+        await wait_for(pilot, lambda: welcome.best is not None)
+        await pilot.pause()
+        text = " ".join(screen_text(app).split())
+        assert "r1-nano" in text and "1M-parameter" in text and "arithmetic" in text
+        assert all(example in text for example in EXAMPLES)
+        assert best in welcome.best and best in " ".join(screen_text(app).replace("│", " ").split())
+        assert "ctrl+o" in welcome.best
+        await submit(pilot, app)
+        await wait_for(pilot, lambda: done(app))
+        assert welcome.region.height == 0 and "1M-parameter" not in screen_text(app)  # gone once a turn is there
+
+
+async def test_the_first_screen_does_not_wait_for_the_catalog(monkeypatch):
+    from workbench.models import recommend
+    from workbench.tui.welcome import Welcome
+
+    gate = threading.Event()
+    monkeypatch.setattr(recommend, "machine_memory", lambda: gate.wait(10) and 24 * 10**9)
+    app = WorkbenchApp(ScriptedEngine([script_from_text(THINKING, ANSWER)]))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        assert "checking the catalog" in " ".join(screen_text(app).split())
+        await submit(pilot, app)  # the app answers while the recommendation is still being worked out
+        await wait_for(pilot, lambda: done(app))
+        gate.set()
+        await wait_for(pilot, lambda: app.query_one(Welcome).best is not None)

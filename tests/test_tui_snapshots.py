@@ -89,3 +89,22 @@ def test_narrow_screen_after_completion(snap_compare):
         await ask_and_wait(pilot, lambda app: app.last is not None and app.turn_view.finished)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_first_screen(snap_compare, monkeypatch):
+    """What a first-time user sees: the welcome in the Answer pane (a fixed 24 GB machine)."""
+    from workbench.models import recommend
+
+    monkeypatch.setattr(recommend, "machine_memory", lambda: 24 * 10**9)
+    monkeypatch.setattr(recommend, "free_disk", lambda path: 500 * 10**9)
+    app = WorkbenchApp(engine())
+
+    async def run_before(pilot):
+        pilot.app.query_one("#prompt", Input).cursor_blink = False
+        for _ in range(500):
+            if pilot.app.ready and pilot.app.query_one("#welcome").best is not None:
+                break
+            await pilot.pause(0.02)
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=(110, 28), run_before=run_before)

@@ -12,7 +12,7 @@ import json
 import sys
 
 from workbench.commands.arguments import add_engine_arguments, add_save_arguments
-from workbench.commands.run import safe_text
+from workbench.terminal import printable
 
 
 def add_arguments(parser) -> None:
@@ -83,12 +83,12 @@ def print_report(report: dict, out=None) -> None:
     out = out or sys.stdout
     results = report["results"]
     for r in results:
-        out.write(f"\n== {safe_text(r['label'])} ==\n")
+        out.write(f"\n== {printable(r['label'])} ==\n")
         if "error" in r and "answer" not in r:
-            out.write(f"error: {safe_text(r['error'])}\n")
+            out.write(f"error: {printable(r['error'])}\n")
             continue
-        out.write(f"Thinking\n{safe_text(r['thinking'])}\n\nAnswer\n{safe_text(r['answer'])}\n")
-    table = [["", *(safe_text(r["label"])[:24] for r in results)]]
+        out.write(f"Thinking\n{printable(r['thinking'])}\n\nAnswer\n{printable(r['answer'])}\n")
+    table = [["", *(printable(r["label"])[:24] for r in results)]]
     for name, cell in ROWS:
         row = [name]
         for r in results:

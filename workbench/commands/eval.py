@@ -32,7 +32,7 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from workbench.commands.run import safe_text
+    from workbench.terminal import printable
     from workbench.eval.runner import EvalOptions, run_eval
 
     options = EvalOptions(
@@ -50,7 +50,7 @@ def main(args) -> int:
         return 0
     lo, hi = card["ci95"]
     served = f" (served by {card['served']['endpoint']})" if card["served"] else ""
-    print(f"{safe_text(card['model'])}{served} on {card['suite']['name']}: {card['accuracy']:.1%} "
+    print(f"{printable(card['model'])}{served} on {card['suite']['name']}: {card['accuracy']:.1%} "
           f"(95% CI {lo:.1%} to {hi:.1%}, n={card['n']}, {card['samples']} sample(s) each)")
     claim = card.get("claim")
     if claim:

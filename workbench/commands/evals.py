@@ -102,7 +102,7 @@ def main(args) -> int:
     if args.rescore:
         return rescore(args.rescore, args.json)
 
-    from workbench.commands.run import safe_text
+    from workbench.terminal import printable
     from workbench.eval import card as cards
     from workbench.models.local import list_local, resolve_model
 
@@ -128,7 +128,7 @@ def main(args) -> int:
         status = f"  STALE: {r['stale_reason']}" if r["stale"] else ""
         if r["older_judge"]:
             status += f"  judged by {r['verifier']} (now {r['older_judge']}: evals --rescore re-judges it)"
-        print(f"{safe_text(r['model']):<24} {safe_text(r['suite'] or '?'):<12} {r['accuracy'] * 100:5.1f}%  "
+        print(f"{printable(r['model']):<24} {printable(r['suite'] or '?'):<12} {r['accuracy'] * 100:5.1f}%  "
               f"[{r['ci95'][0] * 100:.1f}, {r['ci95'][1] * 100:.1f}]  n={r['n']:<5} {r['finished'] or ''}{status}")
         print(f"{'':<24} {r['file']}")
     return 0

@@ -10,6 +10,7 @@ import sys
 from workbench.commands.arguments import (
     add_engine_arguments, add_model_arguments, add_sampling_arguments, add_save_arguments,
 )
+from workbench.terminal import printable  # model output is untrusted: escapes are shown, not obeyed
 
 
 def add_arguments(parser) -> None:
@@ -45,21 +46,16 @@ class Printer:
             if self.phase != "think":
                 self.out.write(f"{self._style('1')}Thinking{self._style('0')}\n{self._style('2')}")
                 self.phase = "think"
-            self.out.write(safe_text(event.text))
+            self.out.write(printable(event.text))
         elif isinstance(event, Answer):
             if self.phase != "answer":
                 sep = "\n\n" if self.phase else ""
                 self.out.write(f"{self._style('0')}{sep}{self._style('1')}Answer{self._style('0')}\n")
                 self.phase = "answer"
-            self.out.write(safe_text(event.text))
+            self.out.write(printable(event.text))
         elif isinstance(event, Done):
             self.out.write(f"{self._style('0')}\n\n{self._style('2')}[{event.stats.summary()}]{self._style('0')}\n")
         self.out.flush()
-
-
-def safe_text(text: str) -> str:
-    """Model output is untrusted: control characters (ANSI/OSC escapes) are shown, not obeyed."""
-    return "".join(c if c in "\n\t" or (c.isprintable()) else f"\\x{ord(c):02x}" for c in text)
 
 
 def recorder_for_run(args, prompt: str, info):

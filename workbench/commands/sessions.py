@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from workbench.terminal import escaped_json, printable  # titles, model names and text are untrusted
+
 
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
@@ -34,22 +36,22 @@ def main(args) -> int:
         if action == "list":
             rows = store.list_sessions(getattr(args, "limit", 30))
             if getattr(args, "json", False):
-                print(json.dumps(rows, indent=1, ensure_ascii=False))
+                print(escaped_json(json.dumps(rows, indent=1, ensure_ascii=False)))
             elif not rows:
                 print(f"no sessions yet in {store.path}")
             for r in rows if not getattr(args, "json", False) else ():
-                print(f"{r['id']:>5}  {_when(r['updated'])}  {r['status'] or '-':<11} {(r['model'] or '-')[:20]:<20}  "
-                      f"{_safe(r['title'])}")
+                print(f"{r['id']:>5}  {_when(r['updated'])}  {r['status'] or '-':<11} {printable(r['model'] or '-')[:20]:<20}  "
+                      f"{printable(r['title'])}")
         elif action == "show":
-            session = with_inspection(store.session(args.id))
+            session = with_inspection(store.session(args.id), store)
             if args.json:
-                print(json.dumps(session, indent=1, ensure_ascii=False))
+                print(escaped_json(json.dumps(session, indent=1, ensure_ascii=False)))
             else:
                 print_session(session)
         elif action == "export":
             from workbench.sessions.export import EXPORTERS
 
-            text = EXPORTERS[args.format](with_inspection(store.session(args.id)))
+            text = EXPORTERS[args.format](with_inspection(store.session(args.id), store))
             if args.output:
                 with open(args.output, "w", encoding="utf-8") as f:
                     f.write(text)
@@ -58,9 +60,9 @@ def main(args) -> int:
         elif action == "search":
             hits = store.search(args.text, args.limit)
             if args.json:
-                print(json.dumps(hits, indent=1, ensure_ascii=False))
+                print(escaped_json(json.dumps(hits, indent=1, ensure_ascii=False)))
             for h in hits if not args.json else ():
-                print(f"{h['session']:>5}  {h['in']:<9} {_safe(h['title'])[:40]:<40}  …{_safe(h['snippet'])}…")
+                print(f"{h['session']:>5}  {h['in']:<9} {printable(h['title'])[:40]:<40}  …{printable(h['snippet'])}…")
         elif action == "import":
             from workbench.sessions.export import import_jsonl
 
@@ -69,16 +71,24 @@ def main(args) -> int:
     return 0
 
 
-def with_inspection(session: dict) -> dict:
-    """Responses saved without an inspection (interrupted mid-stream) get one computed from their text."""
+def with_inspection(session: dict, store=None) -> dict:
+    """Responses saved without an inspection (interrupted mid-stream) get one computed from their text,
+    kept in `store` (when given) unless the response is still streaming: the next show reads it."""
+    import sqlite3
+
     prompt = ""
     for t in session["turns"]:
         if t["role"] == "user":
             prompt = t["content"]
         elif t["role"] == "assistant" and not t.get("inspection") and (t["thinking"] or t["content"]):
-            from workbench.inspect import inspect_text
+            import workbench.inspect
 
-            t["inspection"] = inspect_text(prompt, t["thinking"], t["content"])
+            t["inspection"] = workbench.inspect.inspect_text(prompt, t["thinking"], t["content"])
+            if store is not None and t.get("status") != "streaming" and t.get("id") is not None:
+                try:
+                    store.set_inspection(t["id"], t["inspection"])
+                except sqlite3.Error:
+                    pass  # a read-only or locked store: shown, computed again next time
     return session
 
 
@@ -87,28 +97,22 @@ def print_session(session: dict, out=None) -> None:
     from workbench.engine.events import Stats
     from workbench.sessions.export import inspection_summary
 
-    out.write(f"session {session['id']}: {_safe(session['title'])}  ({session['kind']}, {_when(session['created'])})\n")
+    out.write(f"session {session['id']}: {printable(session['title'])}  ({session['kind']}, {_when(session['created'])})\n")
     for t in session["turns"]:
         if t["role"] != "assistant":
-            out.write(f"\n[{t['role']}]\n{_safe(t['content'])}\n")
+            out.write(f"\n[{t['role']}]\n{printable(t['content'])}\n")
             continue
         label = f" {t['label']}" if t.get("label") else ""
-        out.write(f"\n[assistant: {_safe(t.get('model') or '?')}{_safe(label)} · {t.get('status')}]\n")
+        out.write(f"\n[assistant: {printable(t.get('model') or '?')}{printable(label)} · {t.get('status')}]\n")
         if t["thinking"]:
-            out.write(f"Thinking\n{_safe(t['thinking'])}\n\n")
-        out.write(f"Answer\n{_safe(t['content'])}\n")
+            out.write(f"Thinking\n{printable(t['thinking'])}\n\n")
+        out.write(f"Answer\n{printable(t['content'])}\n")
         stats = t.get("stats") or {}
         if "generation_tps" in stats:
             out.write(f"[{Stats.from_dict(stats).summary()}]\n")
         summary = inspection_summary(t.get("inspection"))
         if summary:
-            out.write(f"[{_safe(summary)}]\n")
-
-
-def _safe(text) -> str:
-    from workbench.commands.run import safe_text
-
-    return safe_text(str(text))
+            out.write(f"[{printable(summary)}]\n")
 
 
 def _when(t) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Union
 
+from workbench.terminal import encodable
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -131,11 +133,24 @@ class Think:
     text: str
     tokens: int = 0  # model tokens this delta accounts for (0 when unknown)
 
+    def __post_init__(self) -> None:
+        _encodable_text(self)
+
 
 @dataclass(frozen=True)
 class Answer:
     text: str
     tokens: int = 0
+
+    def __post_init__(self) -> None:
+        _encodable_text(self)
+
+
+def _encodable_text(delta) -> None:
+    """The one place model text enters: a lone surrogate (a server's JSON may send "\\ud800") becomes
+    U+FFFD here, so the store, the panes, `run` and the next prompt can all encode the text."""
+    if type(delta.text) is str and not delta.text.isascii():
+        object.__setattr__(delta, "text", encodable(delta.text))
 
 
 @dataclass(frozen=True)

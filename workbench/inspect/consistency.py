@@ -13,6 +13,8 @@ from fractions import Fraction
 
 from workbench.verify.answer import extract_answer as find_answer
 
+MAX_ANSWER = 1000  # characters; longer "answers" are runaway text, not compared
+
 
 def extract_answer(text: str) -> str | None:
     """The final answer in `text` (boxed, else after "the answer is", else a sole expression): the one
@@ -38,6 +40,8 @@ def normalise(answer: str) -> str:
 
 
 def _number(a: str) -> Fraction | None:
+    if len(a) > MAX_ANSWER:  # not an answer to compare as a number (and int() refuses over 4,300 digits)
+        return None
     m = re.fullmatch(r"\(?(-?\d+(?:\.\d+)?)\)?(?:/\(?(\d+)\)?)?", a)
     if not m:
         return None
@@ -83,8 +87,8 @@ def consistency(thinking: str, answer: str, verifier=None) -> dict:
     """Cheap comparison first; the math verifier only for answers it cannot settle (e.g. 1/2 vs 0.5x)."""
     in_thinking, in_answer = reached_in_thinking(thinking), extract_answer(answer)
     result = {"thinking_answer": in_thinking, "final_answer": in_answer, "consistent": None, "method": None}
-    if in_thinking is None or in_answer is None:
-        return result
+    if in_thinking is None or in_answer is None or max(len(in_thinking), len(in_answer)) > MAX_ANSWER:
+        return result  # nothing to compare, or not an answer (a 100,000-digit "number" is a runaway)
     if same_answer(in_thinking, in_answer):
         return {**result, "consistent": True, "method": "normalised"}
     if verifier is False or (_number(normalise(in_thinking)) is not None and _number(normalise(in_answer)) is not None):

@@ -16,6 +16,8 @@ WINDOW = 48  # n-grams in the sliding window
 STUCK_SHARE = 0.9  # share of the window that repeats (3rd+ time) to call it a loop
 MIN_PARAGRAPH = 20  # chars; shorter paragraphs ("Wait.") may repeat legitimately
 PARAGRAPH_LOOP = 3  # the same paragraph this many times is a loop
+PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_LAST_NON_WORD = re.compile(r"(?s:.*)\W")  # greedy: backs up from the end to the last non-word character
 
 
 class LoopDetector:
@@ -28,8 +30,9 @@ class LoopDetector:
         self.paragraphs: dict[str, int] = {}
         self.duplicate_paragraphs = 0  # paragraphs written again (2nd+ time)
         self.loop_at: int | None = None  # character offset where the loop was detected
-        self._partial = ""  # a word or paragraph still being written
-        self._para = ""
+        self._partial: list[str] = []  # the word still being written, in pieces (joined once, when it ends)
+        self._para: list[str] = []  # the paragraph still being written, in pieces
+        self._newlines = 0  # newlines in the whitespace that ends the text so far (2: a paragraph break)
         self._pos = 0
 
     @property
@@ -37,24 +40,42 @@ class LoopDetector:
         return self.loop_at is not None
 
     def feed(self, text: str) -> None:
+        """Each delta costs its own length: only the delta is searched, held text is never rescanned."""
         self._pos += len(text)
         # words: hold back a trailing partial word
-        buf = self._partial + text
-        m = re.search(r"\w+$", buf)
-        self._partial = m.group(0) if m else ""
-        self._words(buf[: len(buf) - len(self._partial)])
-        # paragraphs
-        self._para += text
-        if "\n" in text:  # only then can a paragraph have ended (keeps long unbroken text cheap)
-            *done, self._para = re.split(r"\n\s*\n", self._para)
-            for p in done:
-                self._paragraph(p)
+        m = _LAST_NON_WORD.match(text)
+        if m is None:  # the word goes on
+            self._partial.append(text)
+        else:
+            self._words("".join(self._partial) + text[:m.end()])
+            self._partial = [text[m.end():]]
+        self._paragraphs(text)
+
+    def _paragraphs(self, text: str) -> None:
+        """Paragraphs end at whitespace holding two newlines (`\\n\\s*\\n`), as soon as the second arrives."""
+        body = text.lstrip()
+        lead = text[:len(text) - len(body)]
+        self._para.append(lead)
+        self._newlines += lead.count("\n")
+        if self._newlines >= 2:
+            self._end_paragraph()
+        if not body:
+            return
+        *done, last = PARAGRAPH_BREAK.split(body)
+        for p in done:
+            self._para.append(p)
+            self._end_paragraph()
+        self._para.append(last)
+        self._newlines = last.count("\n", len(last.rstrip()))
+
+    def _end_paragraph(self) -> None:
+        self._paragraph("".join(self._para))
+        self._para = []
 
     def finish(self) -> None:
-        self._words(self._partial)
-        self._partial = ""
-        self._paragraph(self._para)
-        self._para = ""
+        self._words("".join(self._partial))
+        self._partial = []
+        self._end_paragraph()
 
     def _words(self, text: str) -> None:
         for w in WORD.findall(text):

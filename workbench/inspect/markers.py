@@ -34,10 +34,13 @@ class MarkerScanner:
         self._scanned = 0  # absolute position up to which matches are final
 
     def feed(self, text: str) -> list[tuple[int, int, str]]:
-        """New markers completed by this delta."""
+        """New markers completed by this delta. Only the delta is searched for a word boundary, and
+        at most MAX_HELD characters are held back, so each delta costs its own length."""
+        start = len(self._buf)
         self._buf += text
-        cut = _word_boundary(self._buf)
-        if cut < 0 and len(self._buf) > MAX_HELD:
+        boundary = _word_boundary(text)
+        cut = start + boundary if boundary >= 0 else -1
+        if cut < 0 and len(self._buf) - (self._scanned - self._offset) > MAX_HELD:
             cut = len(self._buf) - CONTEXT
         if cut <= self._scanned - self._offset:
             return []
@@ -61,12 +64,13 @@ class MarkerScanner:
         return new
 
 
+_LAST_NON_WORD = re.compile(r"(?s:.*)[^\w'\-]")  # greedy: backs up from the end to the last one
+
+
 def _word_boundary(text: str) -> int:
     """Index of the last character that cannot be inside a word (-1: none)."""
-    for i in range(len(text) - 1, -1, -1):
-        if not (text[i].isalnum() or text[i] in "'-_"):
-            return i
-    return -1
+    m = _LAST_NON_WORD.match(text)
+    return m.end() - 1 if m else -1
 
 
 def counts(markers) -> dict[str, int]:

@@ -36,5 +36,8 @@ def segment_steps(thinking: str, markers=None) -> list[dict]:
 
 
 def _opens_sentence(text: str, i: int) -> bool:
-    before = text[:i].rstrip(" \t")
-    return not before or before[-1] in ".!?:\n。！？"
+    """Is text[i] the first thing after a sentence end (or the start)? Looks back over spaces only:
+    each marker costs the blank run before it, not the text before it."""
+    while i > 0 and text[i - 1] in " \t":
+        i -= 1
+    return i == 0 or text[i - 1] in ".!?:\n。！？"

@@ -59,40 +59,6 @@ def count_o200k(text: str) -> int | None:
     return None if enc is None else len(enc.encode(text, disallowed_special=()))
 
 
-class IncrementalCounter:
-    """Counts tokens of a growing text with a tokenizer callable, cheaply: only completed pieces.
-
-    o200k's pre-tokenizer never joins text across a newline followed by a non-space character,
-    so counting the text in pieces cut there gives exactly the count of the whole.
-    """
-
-    def __init__(self, count) -> None:
-        self.count = count  # callable str -> int
-        self.done = 0
-        self.pending = ""
-
-    def feed(self, text: str) -> None:
-        self.pending += text
-        cut = _last_cut(self.pending)
-        if cut > 0:
-            self.done += self.count(self.pending[:cut])
-            self.pending = self.pending[cut:]
-
-    def total(self) -> int:
-        return self.done + (self.count(self.pending) if self.pending else 0)
-
-
-def _last_cut(text: str) -> int:
-    """Index just after the last newline that is followed by a non-whitespace character (0: none)."""
-    i = len(text) - 1
-    while True:
-        i = text.rfind("\n", 0, i)
-        if i < 0:
-            return 0
-        if not text[i + 1].isspace():
-            return i + 1
-
-
 # ---- costs ----------------------------------------------------------------------------------
 
 # Hosted-API list prices, $ per million OUTPUT tokens (thinking is billed as output). Edit with

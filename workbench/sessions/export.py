@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from workbench.errors import UserError
 from workbench.sessions import shapes
 from workbench.sessions.shapes import COLUMNS, clean
 from workbench.sessions.store import LATEST_TIME, problem, valid_time
+from workbench.terminal import escaped_json, printable
 
 RESPONSE_FIELDS = ("status", "label", "model", "model_hash", "adapter", "adapter_hash", "sampling", "seed",
                    "stats", "inspection")
@@ -38,7 +40,7 @@ def to_jsonl_record(session: dict) -> dict:
 
 
 def export_jsonl(session: dict) -> str:
-    return json.dumps(to_jsonl_record(session), ensure_ascii=False) + "\n"
+    return escaped_json(json.dumps(to_jsonl_record(session), ensure_ascii=False)) + "\n"
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -128,26 +130,47 @@ def _clean(extra: dict) -> dict:
 # ---- Markdown -------------------------------------------------------------------------------------
 
 def export_markdown(session: dict) -> str:
-    out = [f"# {session['title']}", ""]
+    """Model text is untrusted: escapes are shown (`printable`), and the thinking, plain text in a
+    `<details>` fold, is HTML-escaped with any open code fence closed, so it cannot end the fold."""
+    p = printable
+    out = [f"# {p(session['title'])}", ""]
     for t in session["turns"]:
         if t["role"] != "assistant":
-            out += [f"**{t['role'].capitalize()}:**", "", t["content"], ""]
+            out += [f"**{p(t['role'].capitalize())}:**", "", p(t["content"]), ""]
             continue
-        who = t.get("model") or "assistant"
+        who = p(t.get("model") or "assistant")
         if t.get("label"):
-            who += f" ({t['label']})"
-        out += [f"**{who}** · {t.get('status') or 'complete'}", ""]
+            who += f" ({p(t['label'])})"
+        out += [f"**{who}** · {p(t.get('status') or 'complete')}", ""]
         if t["thinking"]:
-            out += ["<details>", f"<summary>Thinking{_token_note(t)}</summary>", "", t["thinking"], "", "</details>", ""]
-        out += [t["content"], ""]
+            out += ["<details>", f"<summary>Thinking{_token_note(t)}</summary>", "", _folded(t["thinking"]), "",
+                    "</details>", ""]
+        out += [p(t["content"]), ""]
         summary = inspection_summary(t.get("inspection"))
         if t.get("stats") and "generation_tps" in t["stats"]:
             from workbench.engine.events import Stats
 
             out += [f"*{Stats.from_dict(t['stats']).summary()}*", ""]
         if summary:
-            out += [f"*{summary}*", ""]
+            out += [f"*{p(summary)}*", ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.M)
+
+
+def _folded(thinking: str) -> str:
+    """The thinking as Markdown that stays inside its fold: `<` and `&` as entities (a `</details>`
+    or `<div>` is shown, not parsed), and a code fence left open is closed."""
+    text = html.escape(printable(thinking), quote=False)
+    opened = None
+    for m in FENCE.finditer(text):
+        fence = m.group(1)
+        if opened is None:
+            opened = fence
+        elif fence[0] == opened[0] and len(fence) >= len(opened):
+            opened = None
+    return text if opened is None else f"{text.rstrip()}\n{opened}"
 
 
 def _token_note(t: dict) -> str:
@@ -189,7 +212,9 @@ STYLE = """body{font:15px/1.5 system-ui,sans-serif;max-width:52em;margin:2em aut
 
 
 def export_html(session: dict) -> str:
-    e = html.escape
+    def e(text) -> str:  # untrusted text: escapes shown, then HTML-escaped
+        return html.escape(printable(str(text)))
+
     body = [f"<h1>{e(session['title'])}</h1>"]
     for t in session["turns"]:
         if t["role"] != "assistant":
@@ -219,11 +244,15 @@ def highlight(text: str, markers) -> str:
             continue
         start, end, kind = m
         if at <= start < end <= len(text):
-            out += [html.escape(text[at:start]), f'<mark title="{html.escape(str(kind))}">',
-                    html.escape(text[start:end]), "</mark>"]
+            out += [_escaped(text[at:start]), f'<mark title="{_escaped(str(kind))}">', _escaped(text[start:end]),
+                    "</mark>"]
             at = end
-    out.append(html.escape(text[at:]))
+    out.append(_escaped(text[at:]))
     return "".join(out)
+
+
+def _escaped(text: str) -> str:
+    return html.escape(printable(text))
 
 
 EXPORTERS = {"md": export_markdown, "jsonl": export_jsonl, "html": export_html}

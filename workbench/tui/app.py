@@ -27,7 +27,8 @@ from workbench.engine.events import (
 from workbench.machine import lower_thread_priority, restore_thread_priority
 from workbench.tui.messages import Chunk, Finished, ModelFailed, ModelLoaded, ModelLoading
 from workbench.tui.panes import StatusLine, ThinkingView, Transcript, TurnView
-from workbench.tui.safe import clean
+from workbench.tui.welcome import Welcome
+from workbench.terminal import printable
 
 
 HERE = Path(__file__).parent  # .tcss files beside the code (absolute, so subclasses elsewhere work)
@@ -153,7 +154,8 @@ class WorkbenchApp(App):
         with Horizontal(id="main"):
             with Horizontal(id="panes"):
                 yield self._thinking_view
-                yield Transcript(id="answer")
+                with Transcript(id="answer"):
+                    yield Welcome()  # the first screen, until the first turn is there
         yield self._status_line
         yield Input(placeholder="Ask something (Enter to send, ctrl+p for commands)", id="prompt")
         yield Footer()
@@ -214,11 +216,11 @@ class WorkbenchApp(App):
         self._spin.stop()
         self.ready = True
         self.model_name = message.info.name
-        self.status.model = clean(message.info.name)
+        self.status.model = printable(message.info.name)
         remote = message.info.location not in ("", "local")
-        self.status.where = clean(message.info.location) if remote else ""
+        self.status.where = printable(message.info.location) if remote else ""
         self.status.show("ready")
-        self.sub_title = clean(f"{message.info.name} on {message.info.location}" if remote else message.info.name)
+        self.sub_title = printable(f"{message.info.name} on {message.info.location}" if remote else message.info.name)
         if remote and self.engine.capabilities.cluster:
             self._read_cluster()
 
@@ -444,7 +446,7 @@ class WorkbenchApp(App):
         if not text:
             self.notify(f"No {what} to copy yet.", markup=False)
             return
-        self.copy_to_clipboard(clean(text))
+        self.copy_to_clipboard(printable(text))
         self.notify(f"Copied the {what} ({len(text):,} characters).", markup=False, timeout=2)
 
     def action_toggle_dark(self) -> None:
@@ -545,7 +547,7 @@ class WorkbenchApp(App):
 
         def started(v):
             n = todo.index(v) + 1
-            self.call_from_thread(self.status.show, f"comparing {n}/{len(todo)}: {clean(v['label'])}")
+            self.call_from_thread(self.status.show, f"comparing {n}/{len(todo)}: {printable(v['label'])}")
 
         error, session = None, None
         try:
@@ -615,7 +617,7 @@ class WorkbenchApp(App):
     @on(Markdown.LinkClicked)
     def link_clicked(self, event: Markdown.LinkClicked) -> None:
         # Links in model output are not opened (untrusted); the address is shown instead.
-        self.notify(clean(event.href), title="Link (not opened)", markup=False)
+        self.notify(printable(event.href), title="Link (not opened)", markup=False)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

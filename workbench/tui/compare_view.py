@@ -12,7 +12,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from workbench.tui.safe import clean
+from workbench.terminal import printable
 
 
 def column_summary(turn: dict) -> str:
@@ -32,7 +32,7 @@ def column_summary(turn: dict) -> str:
     consistent = (ins.get("consistency") or {}).get("consistent")
     if consistent is not None:
         lines.append("answer matches thinking" if consistent else "ANSWER DIFFERS from thinking")
-    return "\n".join(clean(line) for line in lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 class CompareScreen(ModalScreen):
@@ -53,15 +53,15 @@ class CompareScreen(ModalScreen):
     def compose(self):
         turns = self.session["turns"]
         prompt = next((t["content"] for t in turns if t["role"] == "user"), "")
-        yield Static(Text("› " + clean(prompt)), classes="prompt")
+        yield Static(Text("› " + printable(prompt)), classes="prompt")
         with Horizontal(id="columns"):
             for t in (t for t in turns if t["role"] == "assistant"):
                 column = VerticalScroll(classes="variant")
-                column.border_title = clean(t.get("label") or t.get("model") or "response")
+                column.border_title = printable(t.get("label") or t.get("model") or "response")
                 with column:
                     yield Static(Text(column_summary(t)), classes="summary", markup=False)
-                    yield Static(Text(clean(t["thinking"])), classes="thought", markup=False)
-                    yield Static(Text(clean(t["content"])), classes="answer", markup=False)
+                    yield Static(Text(printable(t["thinking"])), classes="thought", markup=False)
+                    yield Static(Text(printable(t["content"])), classes="answer", markup=False)
         yield Footer()
 
 
@@ -93,7 +93,7 @@ class CompareSetup(ModalScreen):
         from textual.widgets import Input, Label
 
         with Vertical(id="dialog"):
-            yield Label(Text("Compare: " + clean(self.prompt.splitlines()[0][:50])), id="title")
+            yield Label(Text("Compare: " + printable(self.prompt.splitlines()[0][:50])), id="title")
             for name, label, hint in self.FIELDS:
                 with Horizontal(classes="field"):
                     yield Label(label)

@@ -17,7 +17,7 @@ from textual.widgets.option_list import Option
 
 from workbench.inspect.markers import PATTERN
 from workbench.tui.panes import ThinkingView
-from workbench.tui.safe import clean
+from workbench.terminal import printable
 
 
 class InspectorPanel(Vertical):
@@ -105,7 +105,7 @@ class InspectorPanel(Vertical):
         steps.clear_options()
         for i, step in enumerate((inspection or {}).get("steps", [])):
             tag = f"[{step['marker']}] " if step.get("marker") else ""
-            steps.add_option(Option(Text(f"{i + 1:>3}. {tag}{clean(step['title'])}"), id=str(step["start"])))
+            steps.add_option(Option(Text(f"{i + 1:>3}. {tag}{printable(step['title'])}"), id=str(step["start"])))
 
     # ---- navigation ------------------------------------------------------------------------------
     @on(OptionList.OptionSelected, "#inspector-steps")
@@ -123,7 +123,7 @@ class InspectorPanel(Vertical):
         self.marker_index = (self.marker_index + direction) % len(markers)
         start, end, kind = markers[self.marker_index]
         scroll_thinking_to(thinking_view, start)
-        word = clean(thinking_view.raw[start:end])
+        word = printable(thinking_view.raw[start:end])
         self.app.notify(f"{kind}: “{word}” ({self.marker_index + 1}/{len(markers)})", markup=False, timeout=2)
 
 
@@ -158,7 +158,7 @@ def summary_lines(ins: dict | None) -> str:
     if c.get("consistent") is not None:
         out.append("answer: " + ("matches the thinking" if c["consistent"] else
                                  f"DIFFERS ({c['thinking_answer']} vs {c['final_answer']})"))
-    return "\n".join(clean(line) for line in out)
+    return "\n".join(printable(line) for line in out)
 
 
 def scroll_thinking_to(view, offset: int) -> None:

@@ -6,6 +6,7 @@ import re
 import time
 from bisect import bisect_right
 
+from markdown_it import MarkdownIt
 from rich.cells import cell_len, chop_cells
 from rich.markdown import Markdown as RichMarkdown
 from rich.segment import Segment
@@ -20,10 +21,17 @@ from textual.widgets import Collapsible, Markdown, Static
 
 from workbench.engine.events import Stats
 from workbench.tui.latex import LatexStream, to_unicode
-from workbench.tui.safe import clean
+from workbench.terminal import printable
 from workbench.verify.answer import extract_answer
 
 _WORDS = re.compile(r"\S+\s*|\s+")
+TAB = "    "  # panes draw cells, where a tab has no width
+
+
+def answer_parser() -> MarkdownIt:
+    """Markdown for model answers: raw HTML (`<div>`, `<!-- -->`, `<script>`) is text, shown as
+    written. (With HTML on, Textual and Rich drop it: the answer would lose what the model wrote.)"""
+    return MarkdownIt("gfm-like", {"html": False})
 
 
 def wrap(line: str, width: int, start: int = 0) -> tuple[list[str], list[int]]:
@@ -102,6 +110,7 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
         self.raw = ""  # the thinking as the model wrote it
         self.raw_mode = False  # show LaTeX source instead of Unicode
         self._lines: list[str] = [""]  # logical lines, raw
+        self._last_line = LatexStream()  # the last line, converted as it grows (not again per append)
         self._rows: list[str] = []  # wrapped display rows
         self._last_display, self._last_starts = "", [0]  # the last line as shown, where its rows start
         self._row_start: list[int] = [0]  # first row of each logical line
@@ -109,10 +118,17 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
         self._drawn_rows = 0  # rows when last redrawn: a shorter text must clear the rest
 
     def display_line(self, line: str) -> str:
-        return clean(line if self.raw_mode else to_unicode(line))
+        return printable(line if self.raw_mode else to_unicode(line), tab=TAB)
+
+    def _display(self, index: int) -> str:
+        """Logical line `index` as shown; the last, still growing, from its converter."""
+        if self.raw_mode or index != len(self._lines) - 1:
+            return self.display_line(self._lines[index])
+        return printable(self._last_line.preview(), tab=TAB)
 
     def clear(self) -> None:
         self.raw, self._lines = "", [""]
+        self._last_line = LatexStream()
         self._rewrap_all()
 
     def set_text(self, text: str) -> None:
@@ -126,10 +142,14 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
         first, *more = text.split("\n")
         self._lines[-1] += first
         self._lines.extend(more)
+        self._last_line.feed(first)
+        for raw in more:
+            self._last_line = LatexStream()
+            self._last_line.feed(raw)
         changed = len(self._lines) - 1 - len(more)  # the line that grew, then the new ones
         # Rewrap the grown line from the row before its first changed character, not from its start:
         # a long paragraph would otherwise be rewrapped whole on every append.
-        line = self.display_line(self._lines[changed])
+        line = self._display(changed)
         k = max(0, bisect_right(self._last_starts, common_prefix(self._last_display, line)) - 2)
         first_row = self._row_start[changed] + k
         rows, starts = wrap(line, self._width, self._last_starts[k]) if k else wrap(line, self._width)
@@ -137,8 +157,8 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
         del self._rows[first_row:]
         del self._row_start[changed + 1:]
         self._rows.extend(rows)
-        for raw in more:
-            line = self.display_line(raw)
+        for index in range(changed + 1, len(self._lines)):
+            line = self._display(index)
             rows, starts = wrap(line, self._width)
             self._row_start.append(len(self._rows))
             self._rows.extend(rows)
@@ -220,7 +240,11 @@ class FrozenMarkdown(Widget):
     def lines(self, width: int) -> list[Strip]:
         if width not in self._lines:
             console = self.app.console
-            rendered = console.render_lines(RichMarkdown(self.source, hyperlinks=False),
+            markdown = RichMarkdown("", hyperlinks=False)
+            # Rich parses with HTML on: parse again as the live segment does (raw HTML as text).
+            markdown.parsed = MarkdownIt("commonmark", {"html": False}).enable(["strikethrough", "table"]).parse(
+                self.source)
+            rendered = console.render_lines(markdown,
                                             console.options.update_width(max(1, width)), pad=False)
             if len(self._lines) > 3:
                 self._lines.clear()
@@ -252,7 +276,8 @@ class TurnView(Vertical):
         self.raw_mode = raw_mode
         self.answer = LatexStream(markdown=True)
         self.thinking = ""
-        self.markdown = Markdown("", open_links=False)  # the segment being streamed into
+        # the segment being streamed into
+        self.markdown = Markdown("", open_links=False, parser_factory=answer_parser)
         self.segments = [self.markdown]
         self.segment_chars = 0
         self.fences = 0  # code fences written so far (never split inside a code block)
@@ -261,7 +286,7 @@ class TurnView(Vertical):
         self.finished = False  # finish() has drawn everything
 
     def compose(self):
-        yield Static(Text("› " + clean(self.prompt)), classes="prompt")
+        yield Static(Text("› " + printable(self.prompt)), classes="prompt")
         yield self.markdown
         yield self.source
 
@@ -269,7 +294,7 @@ class TurnView(Vertical):
         self.stream = Markdown.get_stream(self.markdown)
 
     async def write(self, delta: str) -> None:
-        append, replacement = self.answer.feed(clean(delta))
+        append, replacement = self.answer.feed(printable(delta, tab=TAB))
         await self._show(append, replacement)
         if self.raw_mode:
             self.source.update(Text(self.answer.raw))
@@ -309,7 +334,7 @@ class TurnView(Vertical):
         await self.stream.stop()
         done = self.markdown
         frozen = FrozenMarkdown(done.source)
-        self.markdown = Markdown("", open_links=False)
+        self.markdown = Markdown("", open_links=False, parser_factory=answer_parser)
         self.segments = [*self.segments[:-1], frozen, self.markdown]
         await self.mount(frozen, self.markdown, before=done)
         await done.remove()
@@ -324,16 +349,16 @@ class TurnView(Vertical):
         if thinking:
             seconds = f", {stats.thinking_time:.1f} s" if stats else ""
             title = f"Thinking ({stats.thinking_tokens:,} tokens{seconds})" if stats else "Thinking"
-            body = Static(Text(clean(thinking if self.raw_mode else to_unicode(thinking))), markup=False,
+            body = Static(Text(printable(thinking if self.raw_mode else to_unicode(thinking))), markup=False,
                           classes="thought")
             await self.mount(Collapsible(body, title=title, collapsed=True), before=self.segments[0])
         found = extract_answer(self.answer.raw)
         if found.anchored:  # boxed or after "the answer is": what the verifiers read as the answer
-            final = Static(Text(clean(to_unicode(f"\\({found.text}\\)"))), classes="final", markup=False)
+            final = Static(Text(printable(to_unicode(f"\\({found.text}\\)"))), classes="final", markup=False)
             final.border_title = "final answer"
             await self.mount(final, before=self.source)
         if error:
-            await self.mount(Static(Text("error: " + clean(error)), classes="error"))
+            await self.mount(Static(Text("error: " + printable(error)), classes="error"))
         elif stats:
             await self.mount(Static(Text(stats.summary()), classes="stats"))
         self.finished = True
@@ -343,7 +368,7 @@ class TurnView(Vertical):
         self.raw_mode = raw_mode
         self.source.update(Text(self.answer.raw))
         for body in self.query(".thought"):
-            body.update(Text(clean(self.thinking if raw_mode else to_unicode(self.thinking))))
+            body.update(Text(printable(self.thinking if raw_mode else to_unicode(self.thinking))))
 
 
 class Transcript(FollowsEnd, VerticalScroll):
@@ -396,7 +421,7 @@ class StatusLine(Widget):
 
     def set_cluster(self, line: str) -> None:
         """Our cluster's ranks (which layers each holds, its memory) on a second line."""
-        self.cluster = clean(line)
+        self.cluster = printable(line)
         self.styles.height = 2 if self.cluster else 1
         self.text = Text(self.text.plain.split("\n")[0], style=self.text.style, no_wrap=True, overflow="ellipsis")
         if self.cluster:
@@ -448,7 +473,7 @@ class StatusLine(Widget):
                   stats.finish_reason)
 
     def error(self, message: str) -> None:
-        self.show("error: " + clean(message), style="bold red")
+        self.show("error: " + printable(message), style="bold red")
 
 
 def _rate(tokens: int, seconds: float) -> str:

@@ -19,7 +19,7 @@ from textual.widgets.option_list import Option
 from workbench.engine.events import Message, Stats
 from workbench.errors import UserError
 from workbench.tui.inspector import InspectorPanel
-from workbench.tui.safe import clean
+from workbench.terminal import printable
 
 
 class SessionsPanel(Vertical):
@@ -59,11 +59,11 @@ class SessionsPanel(Vertical):
             for hit in store.search(text, 200):
                 if hit["session"] not in seen:
                     seen.add(hit["session"])
-                    rows.append(Option(Text(f"{hit['session']:>4} {clean(hit['title'])[:28]}\n     "
-                                            f"{hit['in']}: {clean(hit['snippet'])[:26]}"), id=str(hit["session"])))
+                    rows.append(Option(Text(f"{hit['session']:>4} {printable(hit['title'])[:28]}\n     "
+                                            f"{hit['in']}: {printable(hit['snippet'])[:26]}"), id=str(hit["session"])))
         else:
-            rows = [Option(Text(f"{r['id']:>4} {clean(r['title'])[:28]}\n     {r['status'] or '-'} · "
-                                f"{clean(r['model'] or '-')[:18]}"), id=str(r["id"])) for r in store.list_sessions(200)]
+            rows = [Option(Text(f"{r['id']:>4} {printable(r['title'])[:28]}\n     {r['status'] or '-'} · "
+                                f"{printable(r['model'] or '-')[:18]}"), id=str(r["id"])) for r in store.list_sessions(200)]
         options.add_options(rows)
 
     @on(Input.Changed, "#session-search")
@@ -183,5 +183,5 @@ class SessionsUI:
         self.inspector.show(last.get("inspection") if last else None, last["thinking"] if last else "",
                             last["content"] if last else "")
         transcript.scroll_end(animate=False)
-        app.status.show(f"session {session_id}: {clean(session['title'])[:60]}")
+        app.status.show(f"session {session_id}: {printable(session['title'])[:60]}")
         app.query_one("#prompt").focus()

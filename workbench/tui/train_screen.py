@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, Sparkline, Static
 
-from workbench.tui.safe import clean
+from workbench.terminal import printable
 from workbench.verify.answer import split_thinking
 
 CURVES = (("reward", "reward"), ("accuracy", "accuracy"), ("kl", "KL"))
@@ -101,7 +101,7 @@ class TrainScreen(Screen):
         self.stop_requested = False
 
     def compose(self):
-        yield Static(Text(f"Run {clean(str(self.run))}"), id="progress")
+        yield Static(Text(f"Run {printable(str(self.run))}"), id="progress")
         with Horizontal(id="curves"):
             for key, title in CURVES:
                 box = Vertical(classes="curve", id=f"box-{key}")
@@ -144,7 +144,7 @@ class TrainScreen(Screen):
             parts.append(f"finished (exit {self.process.returncode})")
         elif self.stop_requested:
             parts.append("stopping after the next checkpoint …")
-        return clean(" · ".join(parts))
+        return printable(" · ".join(parts))
 
     def action_stop(self) -> None:
         try:
@@ -172,4 +172,4 @@ def sample_text(sample: dict) -> str:
     if thinking:
         lines += ["", "Thinking:", thinking]
     lines += ["", "Answer:", answer.strip()]
-    return "\n".join(clean(line) for line in lines)
+    return "\n".join(printable(line) for line in lines)
