@@ -75,7 +75,7 @@ def main(argv=None) -> int:
             inbox: queue.Queue = queue.Queue()
             try:
                 token = Path(args.token_file).read_text().strip() if args.token_file else None
-                server = ChatServer((args.host, args.port), lambda request: _submit(inbox, request),
+                server = ChatServer((args.host, args.port), lambda request: _submit(inbox, loaded, request),
                                     loaded.info.name, token, cluster=lambda: shards)
             except (OSError, ValueError) as e:
                 raise UserError(f"cannot serve on {args.host}:{args.port} ({getattr(e, 'strerror', None) or e})") from None
@@ -97,21 +97,59 @@ def main(argv=None) -> int:
     return 0
 
 
-def _submit(inbox: queue.Queue, request):
+def context_length(loaded) -> int | None:
+    """Tokens the model can attend to (prompt + completion), from its config; None when it does not say."""
+    for value in (loaded.config.get("max_position_embeddings"), getattr(loaded.tokenizer, "model_max_length", None)):
+        if isinstance(value, int) and 0 < value < 1 << 40:
+            return value
+    return None
+
+
+def prepare(loaded, request) -> dict:
+    """The broadcast message for one request: templated prompt and sampling, its max_tokens within the
+    model's context. Runs on the HTTP thread (the tokenizer only), so a request the model cannot take
+    is refused with 400 before it reaches the ranks."""
+    from workbench.distributed.server import RequestRefused
+    from workbench.engine.generate import encode_prompt
+    from workbench.engine.prompt import build_prompt
+    from workbench.engine.job import one_line
+
+    profile = loaded.profile
+    try:
+        prompt = build_prompt(loaded.tokenizer, request.messages, force_think=profile.force_think,
+                              system_prompt=profile.system_prompt)
+        prompt_tokens = len(encode_prompt(loaded.tokenizer, prompt))
+    except Exception as e:  # noqa: BLE001 - chat templates and tokenizers raise anything on odd input
+        raise RequestRefused(f"cannot build the prompt: {one_line(e)}") from None
+    sampling = request.sampling.over(profile.sampling).to_dict()
+    limit = context_length(loaded)
+    if limit is not None:
+        room = limit - prompt_tokens
+        asked = request.sampling.max_tokens
+        if room < 1 or (asked is not None and asked > room):
+            raise RequestRefused(
+                f"This model's maximum context length is {limit} tokens. However, you requested "
+                f"{prompt_tokens + (asked or 1)} tokens ({prompt_tokens} in the messages, {asked or 1} in the "
+                "completion). Please reduce the length of the messages or completion.", "context_length_exceeded")
+        sampling["max_tokens"] = min(sampling["max_tokens"] or room, room)
+    if sampling["seed"] is None:  # every rank must sample alike
+        sampling["seed"] = random.randrange(2**31)
+    return {"kind": "generate", "prompt": prompt, "sampling": sampling}
+
+
+def _submit(inbox: queue.Queue, loaded, request):
     from workbench.engine.job import Job
 
+    message = prepare(loaded, request)
     job = Job()
-    inbox.put((request, job))
+    inbox.put((message, job))
     return job
 
 
 def lead(loaded, control, inbox: queue.Queue, shards: list, ping_every: float) -> None:
     """Rank 0: one request at a time, broadcast to all ranks, events streamed into its Job."""
-    from workbench.engine.events import Done, Failed, Stats
-    from workbench.engine.prompt import build_prompt
-    from workbench.engine.job import one_line
+    from workbench.engine.events import Done, Stats
 
-    profile = loaded.profile
     while True:
         try:
             item = inbox.get(timeout=ping_every)
@@ -121,20 +159,10 @@ def lead(loaded, control, inbox: queue.Queue, shards: list, ping_every: float) -
         if item is None:  # Ctrl-C or SIGTERM: let the others end too
             control.broadcast_json({"kind": "stop"})
             return
-        request, job = item
+        message, job = item
         if job.stop_reason():
             job.put(Done(Stats(finish_reason="cancelled")))
             continue
-        try:  # before the broadcast, so a bad request fails alone
-            prompt = build_prompt(loaded.tokenizer, request.messages, force_think=profile.force_think,
-                                  system_prompt=profile.system_prompt)
-        except Exception as e:  # noqa: BLE001 - chat templates raise anything on odd messages
-            job.put(Failed(f"cannot build the prompt: {one_line(e)}"))
-            continue
-        sampling = request.sampling.over(profile.sampling).to_dict()
-        if sampling["seed"] is None:  # every rank must sample alike
-            sampling["seed"] = random.randrange(2**31)
-        message = {"kind": "generate", "prompt": prompt, "sampling": sampling}
         control.broadcast_json(message)
         status = generate(loaded, control, message, job)
         for shard, peak in zip(shards, status):
