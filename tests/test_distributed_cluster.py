@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -229,6 +230,55 @@ def test_cluster_endpoint_streams_both_phases(four_layer_model, tmp_path):
         assert status.returncode == 0, status.stderr
         assert "rank 0 (127.0.0.1)" in status.stdout and "rank 1 (127.0.0.1)" in status.stdout
         assert "1/2 of every layer" in status.stdout
+    finally:
+        cluster.stop()
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time of a process, in clock ticks (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_cluster_idles_quietly_and_refuses_bad_requests_without_losing_a_rank(taught_model):
+    """Idle ranks sleep; a lone surrogate, a prompt or max_tokens beyond the context get 400 and the ranks
+    serve the next request; the official openai client streams thinking and answer."""
+    import openai
+
+    cluster = Cluster(taught_model)
+    try:
+        ranks = cluster.pids()
+        time.sleep(1)  # settle after loading
+        before = [cpu_ticks(pid) for pid in ranks]
+        time.sleep(2)  # idle
+        spent = [cpu_ticks(pid) - b for pid, b in zip(ranks, before)]
+        ticks = os.sysconf("SC_CLK_TCK")
+        assert max(spent) < ticks * 2 * 0.05, f"idle ranks used {spent} ticks in 2 s (a busy core: {2 * ticks})"
+
+        def post(body: bytes) -> tuple[int, str]:
+            request = urllib.request.Request(f"{cluster.url}/v1/chat/completions", body,
+                                             {"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=60) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+
+        assert post(b'{"messages": [{"role": "user", "content": "\\ud800"}]}')[0] == 400
+        status, text = post(json.dumps({"messages": [{"role": "user", "content": "x"}], "max_tokens": 10**6}).encode())
+        assert status == 400 and "maximum context length is 4096 tokens" in text  # tiny models' config
+        status, text = post(json.dumps({"messages": [{"role": "user", "content": "x" * 5000}]}).encode())
+        assert status == 400 and "context_length_exceeded" in text
+        client = openai.OpenAI(base_url=f"{cluster.url}/v1", api_key="none", max_retries=0, timeout=60)
+        thinking, answer = [], []
+        for chunk in client.chat.completions.create(model=client.models.list().data[0].id, stream=True, temperature=0,
+                                                   messages=[{"role": "user", "content": QUESTION}]):
+            if chunk.choices:
+                delta = chunk.choices[0].delta
+                thinking.append(getattr(delta, "reasoning_content", None) or "")
+                answer.append(delta.content or "")
+        assert "12+30" in "".join(thinking) and "\\boxed{42}" in "".join(answer)
+        assert all(running(pid) for pid in ranks)
     finally:
         cluster.stop()
 

@@ -16,11 +16,15 @@ import random
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 STOP_EVERY = 8  # tokens between the collective that lets rank 0 cancel (each one syncs the stream)
 LOAD_DEADLINE = 900.0  # seconds: loading a 300 GB shard from disk is slow
 PREFILL_SECONDS_PER_TOKEN = 0.03  # deadline until the first token (as if prompts ran at ~33 tokens/s)
+# Idle ranks meet every IDLE_TICK seconds, each sleeping in between: a rank waiting inside a collective
+# spins on its socket (a full core), so no rank may enter one long before the others.
+IDLE_TICK = 0.1
 
 
 def parse_args(argv=None):
@@ -84,11 +88,11 @@ def main(argv=None) -> int:
             signal.signal(signal.SIGINT, lambda *_: inbox.put(None))
             print(f"serving {loaded.info.name} on http://{args.host}:{server.server_address[1]}/v1 "
                   f"({size} ranks, {args.mode} parallel)", flush=True)
-            lead(loaded, control, inbox, shards, ping_every=args.deadline / 4)
+            lead(loaded, control, inbox, shards, tick=min(IDLE_TICK, args.deadline / 4))
             server.shutdown()
         else:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches rank 0, which tells us to stop
-            follow(loaded, control)
+            follow(loaded, control, tick=min(IDLE_TICK, args.deadline / 4))
     except UserError as e:
         print(f"workbench: error: rank {rank} ({hosts[rank]}): {e}", file=sys.stderr, flush=True)
         return 2
@@ -146,13 +150,14 @@ def _submit(inbox: queue.Queue, loaded, request):
     return job
 
 
-def lead(loaded, control, inbox: queue.Queue, shards: list, ping_every: float) -> None:
-    """Rank 0: one request at a time, broadcast to all ranks, events streamed into its Job."""
+def lead(loaded, control, inbox: queue.Queue, shards: list, tick: float) -> None:
+    """Rank 0: one request at a time, broadcast to all ranks, events streamed into its Job; while idle, a
+    ping every `tick` seconds (the others sleep as long between pings, so nobody spins in the collective)."""
     from workbench.engine.events import Done, Stats
 
     while True:
         try:
-            item = inbox.get(timeout=ping_every)
+            item = inbox.get(timeout=tick)
         except queue.Empty:
             control.broadcast_json({"kind": "ping"})
             continue
@@ -169,14 +174,16 @@ def lead(loaded, control, inbox: queue.Queue, shards: list, ping_every: float) -
             shard["peak_gb"] = max(shard.get("peak_gb", 0.0), peak)
 
 
-def follow(loaded, control) -> None:
-    """The other ranks: wait for rank 0's next message (it pings while idle) and do the same work."""
+def follow(loaded, control, tick: float) -> None:
+    """The other ranks: wait for rank 0's next message (it pings every `tick` s while idle) and do the same work."""
     while True:
         message = control.broadcast_json(None)
         if message["kind"] == "stop":
             return
         if message["kind"] == "generate":
             generate(loaded, control, message, None)
+        else:  # a ping: the next comes a tick from now (a request arriving sooner waits for us at most a tick)
+            time.sleep(tick)
 
 
 def generate(loaded, control, message: dict, job) -> list[float]:
