@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from workbench.distributed.server import ChatServer, request_from_openai
-from workbench.engine.events import ChatRequest, Done, Failed, Loaded, Sampling
+from workbench.engine.events import Answer, ChatRequest, Done, Failed, Loaded, Sampling, Think
 from workbench.engine.remote import RemoteEngine
 from workbench.engine.thread import ThreadEngine
 
@@ -89,8 +89,9 @@ def test_bad_requests_are_named(body, message):
 
 # ---- other servers' dialects -------------------------------------------------------------------
 
-def fake_server(chunks: list, close_early: bool = False, models: bytes | None = None):
-    """A server that answers every chat request with these SSE chunks (dicts or raw strings)."""
+def fake_server(chunks: list, close_early: bool = False, models: bytes | None = None, plain: dict | None = None):
+    """A server that answers every chat request with these SSE chunks (dicts or raw strings), or with
+    `plain` as one JSON body (a server that ignores `stream: true`)."""
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *a):
             pass
@@ -104,6 +105,14 @@ def fake_server(chunks: list, close_early: bool = False, models: bytes | None = 
 
         def do_POST(self):
             server.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            if plain is not None:
+                data = json.dumps(plain).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
@@ -142,6 +151,52 @@ def test_think_tags_in_content_are_split():
     thinking, answer, done = remote.generate(ChatRequest.single("2+2?")).collect()
     server.shutdown()
     assert (thinking, answer, done.stats.finish_reason) == ("hmm, 2+2", "4", "length")
+
+
+def generate_from(server, request=None):
+    remote = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}")
+    remote.load().collect()
+    events = list(remote.generate(request or ChatRequest.single("2+2?")))
+    server.shutdown()
+    return events
+
+
+def test_thinking_opened_by_the_servers_template_is_thinking():
+    """R1 distills behind a server without a reasoning parser: `...thinking...</think>answer`, no opening tag."""
+    events = generate_from(fake_server([delta(content="let me add. "), delta(content="2+2=4.</th"),
+                                        delta(content="ink>\n\nThe answer is 4."), delta("stop")]))
+    thinking = "".join(e.text for e in events if isinstance(e, Think))
+    answer = "".join(e.text for e in events if isinstance(e, Answer))
+    assert (thinking, answer) == ("let me add. 2+2=4.", "The answer is 4.")
+    stats = events[-1].stats
+    assert (stats.thinking_tokens, stats.answer_tokens, stats.thinking_closed) == (2, 1, True)
+    assert stats.thinking_time > 0 and stats.answer_time > 0
+
+
+def test_a_server_that_ignores_stream_is_read():
+    reply = {"id": "x", "object": "chat.completion", "choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "reasoning_content": "2 and 2 make 4.", "content": "It is 4."}}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 5}}}
+    events = generate_from(fake_server([], plain=reply))
+    assert isinstance(events[-1], Done), events[-1]
+    assert [(type(e), e.text) for e in events[:-1]] == [(Think, "2 and 2 make 4."), (Answer, "It is 4.")]
+    stats = events[-1].stats
+    assert (stats.prompt_tokens, stats.thinking_tokens, stats.answer_tokens, stats.finish_reason) == (7, 5, 4, "stop")
+
+
+@pytest.mark.parametrize("usage", [
+    {"prompt_tokens": -5, "completion_tokens": -3, "completion_tokens_details": {"reasoning_tokens": -9}},
+    {"prompt_tokens": 10**30, "completion_tokens": 10**30, "completion_tokens_details": {"reasoning_tokens": 1}},
+    {"prompt_tokens": 1e30, "completion_tokens": 1e30, "completion_tokens_details": {"reasoning_tokens": 1e30}},
+    {"prompt_tokens": 3, "completion_tokens": 2, "completion_tokens_details": {"reasoning_tokens": 5}},
+])
+def test_absurd_usage_is_not_shown_as_fact(usage):
+    events = generate_from(fake_server([delta(reasoning="hm. "), delta(reasoning="yes. "), delta(content="ok"),
+                                        delta("stop"), {"choices": [], "usage": usage,
+                                                        "stats": {"peak_memory_gb": -2}}]))
+    stats = events[-1].stats
+    assert (stats.thinking_tokens, stats.answer_tokens) == (2, 1)  # our own count of the deltas
+    assert stats.prompt_tokens in (0, 3) and stats.peak_memory_gb == 0
 
 
 @pytest.mark.parametrize("chunks, close_early, expected", [

@@ -2,14 +2,19 @@
 
 Implements `workbench.engine.protocol.Engine`, with the optional `cluster()` (our cluster's ranks). Thinking arrives as `reasoning_content` (llama.cpp, DeepSeek, our
 cluster), `reasoning` (mlx_lm.server) or `thinking` (Ollama); servers that leave `<think>` tags
-in `content` are split with our `ReasoningSplitter`. Token counts come from the server's
-`usage` when it sends one, else one per streamed delta. Token: `token=` or $WORKBENCH_TOKEN.
+in `content` are split with our `ReasoningSplitter`. Until a server sends one of those fields,
+`content` starts inside thinking, as the default profile's `force_think` has it: R1 templates open
+`<think>` in the prompt, so a server without a reasoning parser streams `...</think>answer`. Token
+counts come from the server's `usage` when it sends a plausible one, else one per streamed delta.
+A server that ignores `stream: true` and answers one JSON body is read the same way.
+Token: `token=` or $WORKBENCH_TOKEN.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import math
 import os
 import threading
 import time
@@ -24,6 +29,8 @@ from workbench.engine.splitter import ReasoningSplitter
 from workbench.errors import UserError
 
 REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
+MAX_PLAUSIBLE_TOKENS = 10**9  # a server's usage beyond this (or negative, or not an integer) is not believed
+MAX_PLAUSIBLE_GB = 1e6
 DEFAULT_MODEL = "default_model"  # what mlx_lm.server calls the model it loaded; llama.cpp ignores the name
 
 
@@ -33,6 +40,7 @@ class EndpointError(UserError):
     def __init__(self, message: str, status: int = 0):
         super().__init__(message)
         self.status = status
+MAX_PLAIN_BODY = 64 << 20
 TIMEOUT = 120.0  # seconds without a byte from the server (prompt processing on a big model is slow)
 
 
@@ -159,7 +167,9 @@ class RemoteEngine:
             return
         stream = StreamState(start)
         try:
-            for data in sse_data(response):
+            plain = not (response.getheader("Content-Type") or "").startswith("text/event-stream")
+            chunks = [plain_answer(response)] if plain else sse_data(response)  # plain: it ignored `stream: true`
+            for data in chunks:
                 if job.stop_reason():
                     stream.finish = job.stop_reason()
                     break
@@ -176,7 +186,7 @@ class RemoteEngine:
                 for event in stream.feed(chunk):
                     job.put(event)
             else:
-                if not stream.finish:
+                if not stream.finish and not plain:
                     raise UserError(f"{self.endpoint}: the connection closed mid-response")
         except UserError as e:
             job.put(Failed(str(e)))
@@ -201,6 +211,17 @@ def error_message(raw) -> str:
     return str(error).strip().splitlines()[0] if error else ""
 
 
+def plain_answer(response) -> str:
+    """The body of a non-streamed answer, as if it were one SSE event followed by [DONE]."""
+    return response.read(MAX_PLAIN_BODY).decode("utf-8", errors="replace")
+
+
+def plausible_count(value) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PLAUSIBLE_TOKENS:
+        return value
+    return None
+
+
 def sse_data(response):
     """The `data:` payloads of a server-sent event stream, one per event."""
     lines = []
@@ -221,7 +242,8 @@ class StreamState:
 
     def __init__(self, start: float):
         self.start = start
-        self.splitter = ReasoningSplitter()  # for servers that leave <think> tags in `content`
+        self.splitter: ReasoningSplitter | None = None  # made at the first content: see the module doc
+        self.reasoning_field = False  # the server sends thinking in a field of its own
         self.stats = Stats()
         self.first = self.think_end = None
         self.finish = ""
@@ -245,8 +267,12 @@ class StreamState:
             self.usage = chunk["usage"]
         if isinstance(chunk.get("stats"), dict):  # our cluster's extension: the server's own numbers
             peak = chunk["stats"].get("peak_memory_gb")
-            self.stats.peak_memory_gb = float(peak) if isinstance(peak, (int, float)) else 0.0
-        for choice in chunk.get("choices") or []:
+            if isinstance(peak, int) and not isinstance(peak, bool):
+                peak = float(peak) if peak < MAX_PLAUSIBLE_GB else -1.0  # float() of 400 digits overflows
+            plausible = isinstance(peak, float) and math.isfinite(peak) and 0 <= peak < MAX_PLAUSIBLE_GB
+            self.stats.peak_memory_gb = peak if plausible else 0.0
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else []:
             if not isinstance(choice, dict):
                 continue
             delta = choice.get("delta") or choice.get("message") or {}
@@ -254,9 +280,13 @@ class StreamState:
                 continue
             for key in REASONING_KEYS:
                 if isinstance(delta.get(key), str) and delta[key]:
+                    self.reasoning_field = True
                     out.append(Think(delta[key], 1))
-            if isinstance(delta.get("content"), str) and delta["content"]:
-                out.extend(self.splitter.feed(delta["content"]))
+            content = delta.get("content")
+            if isinstance(content, str) and (content.strip() or self.splitter is not None):
+                if self.splitter is None:
+                    self.splitter = ReasoningSplitter(start_in_thinking=not self.reasoning_field)
+                out.extend(self.splitter.feed(content))
             if choice.get("finish_reason"):
                 self.finish = str(choice["finish_reason"])
         for event in out:
@@ -264,7 +294,7 @@ class StreamState:
         return [type(e)(e.text, 1) for e in out]
 
     def end(self) -> list:
-        out = self.splitter.finish()
+        out = self.splitter.finish() if self.splitter else []
         for event in out:
             self._count(event)
         end = time.perf_counter()
@@ -275,13 +305,14 @@ class StreamState:
         if s.answer_tokens:
             s.answer_time = end - (self.think_end or first)
         s.total_time = end - self.start
-        s.thinking_closed = bool(s.thinking_tokens and s.answer_tokens) or self.splitter.closed
+        s.thinking_closed = bool(s.thinking_tokens and s.answer_tokens) or bool(self.splitter and self.splitter.closed)
         usage = self.usage or {}
-        if isinstance(usage.get("prompt_tokens"), int):
-            s.prompt_tokens = usage["prompt_tokens"]
-        details = usage.get("completion_tokens_details") or {}
-        reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
-        if isinstance(usage.get("completion_tokens"), int) and isinstance(reasoning, int):
-            s.thinking_tokens, s.answer_tokens = reasoning, max(usage["completion_tokens"] - reasoning, 0)
+        prompt, completion = plausible_count(usage.get("prompt_tokens")), plausible_count(usage.get("completion_tokens"))
+        if prompt is not None:
+            s.prompt_tokens = prompt
+        details = usage.get("completion_tokens_details")
+        reasoning = plausible_count(details.get("reasoning_tokens")) if isinstance(details, dict) else None
+        if completion is not None and reasoning is not None and reasoning <= completion:
+            s.thinking_tokens, s.answer_tokens = reasoning, completion - reasoning
         s.finish_reason = self.finish if self.finish in ("cancelled", "loop", "length") else "stop"
         return [*out, Done(s)]
