@@ -178,8 +178,9 @@ class Cluster:
         deadline = time.monotonic() + 120
         while "serving " not in self.output():
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                output = self.output()
                 self.stop()
-                pytest.fail("cluster did not start:\n" + self.output())
+                pytest.fail("cluster did not start:\n" + output)
             time.sleep(0.2)
 
     def output(self) -> str:
@@ -253,7 +254,7 @@ def test_cluster_idles_quietly_and_refuses_bad_requests_without_losing_a_rank(ta
         time.sleep(2)  # idle
         spent = [cpu_ticks(pid) - b for pid, b in zip(ranks, before)]
         ticks = os.sysconf("SC_CLK_TCK")
-        assert max(spent) < ticks * 2 * 0.05, f"idle ranks used {spent} ticks in 2 s (a busy core: {2 * ticks})"
+        assert max(spent) < ticks * 2 * 0.1, f"idle ranks used {spent} ticks in 2 s (a busy core: {2 * ticks})"
 
         def post(body: bytes) -> tuple[int, str]:
             request = urllib.request.Request(f"{cluster.url}/v1/chat/completions", body,
@@ -286,10 +287,27 @@ def test_cluster_idles_quietly_and_refuses_bad_requests_without_losing_a_rank(ta
 def long_generation(url: str):
     remote = RemoteEngine(url)
     remote.load().collect()
-    job = remote.generate(ChatRequest.single("Tell me everything.", Sampling(temperature=0, max_tokens=10**6)))
+    job = remote.generate(ChatRequest.single("Tell me everything.", Sampling(temperature=0, max_tokens=4000)))
     first = job.get(timeout=60)
     assert not isinstance(first, Failed), first
     return job
+
+
+def test_a_long_request_does_not_hold_up_a_short_one(tiny_model):
+    """Random weights generate until max_tokens: the short request is answered while the long one streams."""
+    cluster = Cluster(tiny_model)
+    try:
+        long = long_generation(cluster.url)
+        remote = RemoteEngine(cluster.url)
+        remote.load().collect()
+        *_, done = remote.generate(ChatRequest.single("Hi.", Sampling(temperature=0, max_tokens=5))).collect()
+        assert isinstance(done, Done) and done.stats.generated_tokens == 5, done
+        assert not long.finished.is_set(), "the short request waited for the long one to end"
+        long.cancel()
+        *_, last = long.collect()
+        assert isinstance(last, Done) and last.stats.finish_reason == "cancelled", last
+    finally:
+        cluster.stop()
 
 
 @pytest.mark.parametrize("how", ["killed", "frozen"])

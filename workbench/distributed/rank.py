@@ -1,8 +1,9 @@
 """The program every rank runs under `mlx.launch` (`workbench cluster serve` starts it).
 
-All ranks load their shard and then move in lockstep: rank 0 serves HTTP and broadcasts each
-request (or, when idle, a ping that keeps the deadlines meaningful); the others follow headless.
-Every rank generates the same tokens (same logits, same seed); only rank 0 streams them out.
+All ranks load their shard and then move in lockstep: rank 0 serves HTTP and broadcasts, turn by
+turn, which request generates its next few tokens (or, when idle, a ping that keeps the deadlines
+meaningful); the others follow headless. Every rank generates the same tokens (same logits, same
+seed, same order of turns); only rank 0 streams them out.
 
     python -m workbench.distributed.rank --model FOLDER [--mode pipeline|tensor] [--split 10,14]
 """
@@ -17,14 +18,16 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-STOP_EVERY = 8  # tokens between the collective that lets rank 0 cancel (each one syncs the stream)
+SLICE = 8  # tokens a generation runs per turn; between turns rank 0 tells the ranks what runs next (or stops)
+MAX_ACTIVE = 4  # generations in turn at once (each holds its KV cache); later requests wait
 LOAD_DEADLINE = 900.0  # seconds: loading a 300 GB shard from disk is slow
 PREFILL_SECONDS_PER_TOKEN = 0.03  # deadline until the first token (as if prompts ran at ~33 tokens/s)
 # Idle ranks meet every IDLE_TICK seconds, each sleeping in between: a rank waiting inside a collective
 # spins on its socket (a full core), so no rank may enter one long before the others.
-IDLE_TICK = 0.1
+IDLE_TICK = 0.25
 
 
 def parse_args(argv=None):
@@ -138,7 +141,7 @@ def prepare(loaded, request) -> dict:
         sampling["max_tokens"] = min(sampling["max_tokens"] or room, room)
     if sampling["seed"] is None:  # every rank must sample alike
         sampling["seed"] = random.randrange(2**31)
-    return {"kind": "generate", "prompt": prompt, "sampling": sampling}
+    return {"prompt": prompt, "prompt_tokens": prompt_tokens, "sampling": sampling}
 
 
 def _submit(inbox: queue.Queue, loaded, request):
@@ -150,69 +153,128 @@ def _submit(inbox: queue.Queue, loaded, request):
     return job
 
 
+@dataclass
+class Generation:
+    """One request's generation on this rank: a paused stream of events, resumed a slice at a time."""
+
+    message: dict
+    job: object = None  # rank 0's Job; None on the others
+    events: object = None
+    tokens: int = 0  # tokens generated so far (the stop check runs once per token)
+    cancelled: bool = False
+
+
 def lead(loaded, control, inbox: queue.Queue, shards: list, tick: float) -> None:
-    """Rank 0: one request at a time, broadcast to all ranks, events streamed into its Job; while idle, a
-    ping every `tick` seconds (the others sleep as long between pings, so nobody spins in the collective)."""
-    from workbench.engine.events import Done, Stats
+    """Rank 0: takes requests, and each turn broadcasts which generation runs its next slice (new ones and
+    cancels with it), round-robin over up to MAX_ACTIVE, so a long request does not hold up the others.
+    While idle, a ping every `tick` seconds (the others sleep as long between pings, so nobody spins in
+    the collective)."""
+    from workbench.engine.events import Done, Failed, Stats
+
+    running: dict[int, Generation] = {}
+    order: list[int] = []  # round-robin: the next to run first
+    waiting: list = []
+    ids = itertools.count()
+
+    def stop() -> None:  # Ctrl-C or SIGTERM: let the others end too
+        for job in [g.job for g in running.values()] + [job for _, job in waiting]:
+            job.put(Failed("the server is stopping"))
+        control.broadcast_json({"kind": "stop"})
 
     while True:
         try:
-            item = inbox.get(timeout=tick)
+            item = inbox.get(timeout=tick) if not (running or waiting) else inbox.get_nowait()
         except queue.Empty:
+            item = False
+        while item is not False:  # this and everything else that came meanwhile
+            if item is None:
+                return stop()
+            waiting.append(item)
+            try:
+                item = inbox.get_nowait()
+            except queue.Empty:
+                item = False
+        for message, job in [w for w in waiting if w[1].stop_reason()]:  # gone before they started
+            waiting.remove((message, job))
+            job.put(Done(Stats(finish_reason="cancelled")))
+        started = []
+        while waiting and len(running) < MAX_ACTIVE:
+            message, job = waiting.pop(0)
+            n = next(ids)
+            running[n] = Generation(message, job)
+            order.append(n)
+            started.append({"id": n, **message})
+        if not order:
             control.broadcast_json({"kind": "ping"})
             continue
-        if item is None:  # Ctrl-C or SIGTERM: let the others end too
-            control.broadcast_json({"kind": "stop"})
-            return
-        message, job = item
-        if job.stop_reason():
-            job.put(Done(Stats(finish_reason="cancelled")))
-            continue
-        control.broadcast_json(message)
-        status = generate(loaded, control, message, job)
-        for shard, peak in zip(shards, status):
+        cancel = [n for n in order if running[n].job.stop_reason()]
+        turn = {"kind": "turn", "start": started, "cancel": cancel, "run": order[0]}
+        control.broadcast_json(turn)
+        finished, peaks = take_turn(loaded, control, running, turn)
+        order = [n for n in order[1:] + order[:1] if n not in finished]
+        for shard, peak in zip(shards, peaks):
             shard["peak_gb"] = max(shard.get("peak_gb", 0.0), peak)
 
 
 def follow(loaded, control, tick: float) -> None:
     """The other ranks: wait for rank 0's next message (it pings every `tick` s while idle) and do the same work."""
+    running: dict[int, Generation] = {}
     while True:
         message = control.broadcast_json(None)
         if message["kind"] == "stop":
             return
-        if message["kind"] == "generate":
-            generate(loaded, control, message, None)
+        if message["kind"] == "turn":
+            for start in message["start"]:
+                running[start["id"]] = Generation(start)
+            take_turn(loaded, control, running, message)
         else:  # a ping: the next comes a tick from now (a request arriving sooner waits for us at most a tick)
             time.sleep(tick)
 
 
-def generate(loaded, control, message: dict, job) -> list[float]:
-    """One completion on this rank; rank 0's `job` gets the events. Returns every rank's peak memory (GB)."""
+def take_turn(loaded, control, running: dict, turn: dict) -> tuple[set, list[float]]:
+    """Every rank alike: cancelled generations run to their end (one more token), then `turn["run"]` runs
+    SLICE tokens. Returns the ids that finished and, when some did, every rank's peak memory (GB)."""
     import mlx.core as mx
 
+    for n in turn["cancel"]:
+        running[n].cancelled = True
+    finished = set()
+    for n in [*turn["cancel"], *([turn["run"]] if turn["run"] not in turn["cancel"] else [])]:
+        if run_slice(loaded, control.watchdog, running[n], None if n in turn["cancel"] else SLICE):
+            finished.add(n)
+            del running[n]
+    if not finished:
+        return finished, []
+    return finished, [r["peak"] for r in control.gather_json({"peak": mx.get_peak_memory() / 1e9})]
+
+
+def run_slice(loaded, watchdog, generation: Generation, tokens: int | None) -> bool:
+    """Resume one generation for `tokens` more tokens (None: to its end). True when it has ended."""
     from workbench.engine.events import Sampling
-    from workbench.engine.generate import encode_prompt, stream_prompt
+    from workbench.engine.generate import stream_prompt
 
-    watchdog = control.watchdog
-    calls = itertools.count()
+    message = generation.message
+    if generation.events is None:
+        def stop():
+            generation.tokens += 1
+            if generation.tokens == 1:
+                watchdog.relabel("generating")  # the prompt is processed: from here, one deadline per token
+            watchdog.beat()  # a token arrived: the collectives inside it completed
+            return "cancelled" if generation.cancelled else None
 
-    def stop():
-        n = next(calls)
-        if n == 0:
-            watchdog.relabel("generating")  # the prompt is processed: from here, one deadline per token
-        watchdog.beat()  # a token arrived: the collectives inside it completed
-        if n % STOP_EVERY:
-            return None
-        return "cancelled" if control.any(job is not None and job.stop_reason() is not None) else None
-
+        generation.events = stream_prompt(loaded.model, loaded.tokenizer, message["prompt"],
+                                          Sampling.from_dict(message["sampling"]), stop)
     # A long prompt on a big model takes a while before the first token: give it time per token.
-    prompt_tokens = len(encode_prompt(loaded.tokenizer, message["prompt"]))
-    with watchdog.guard("processing the prompt", max(watchdog.seconds, prompt_tokens * PREFILL_SECONDS_PER_TOKEN)):
-        for event in stream_prompt(loaded.model, loaded.tokenizer, message["prompt"],
-                                   Sampling.from_dict(message["sampling"]), stop):
-            if job is not None:
-                job.put(event)
-    return [r["peak"] for r in control.gather_json({"peak": mx.get_peak_memory() / 1e9})]
+    first = generation.tokens == 0
+    seconds = max(watchdog.seconds, message["prompt_tokens"] * PREFILL_SECONDS_PER_TOKEN) if first else None
+    end = None if tokens is None else generation.tokens + tokens
+    with watchdog.guard("processing the prompt" if first else "generating", seconds):
+        for event in generation.events:
+            if generation.job is not None:
+                generation.job.put(event)
+            if end is not None and generation.tokens >= end:
+                return False
+    return True
 
 
 if __name__ == "__main__":
