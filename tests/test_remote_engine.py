@@ -258,6 +258,25 @@ def test_a_blank_error_on_the_model_list_is_one_line(body):
     assert "HTTP 500" in str(error.value) and "\n" not in str(error.value)
 
 
+def test_lone_surrogates_in_deltas_become_replacement_characters_and_the_run_is_saved(workbench_home):
+    from conftest import workbench_env
+
+    chunks = [delta(reasoning="hm \ud800. "), delta(content="a\udfffb"), delta("stop")]  # JSON: "\ud800" escapes
+    server = fake_server(chunks)
+    remote = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}")
+    remote.load().collect()
+    thinking, answer, done = remote.generate(ChatRequest.single("hi")).collect()
+    assert (thinking, answer) == ("hm \ufffd. ", "a\ufffdb") and isinstance(done, Done)
+    out = subprocess.run([sys.executable, "-m", "workbench", "run", "hi", "--endpoint",
+                          f"http://127.0.0.1:{server.server_address[1]}"], capture_output=True, text=True, timeout=120,
+                         env=workbench_env(WORKBENCH_HOME=str(workbench_home)))
+    server.shutdown()
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    listed = subprocess.run([sys.executable, "-m", "workbench", "sessions", "list"], capture_output=True, text=True,
+                            timeout=120, env=workbench_env(WORKBENCH_HOME=str(workbench_home)))
+    assert listed.returncode == 0 and "interrupted" not in listed.stdout and "hi" in listed.stdout, listed.stdout
+
+
 def test_a_2_mb_event_is_read():
     big = "7" * 2_000_000
     server = fake_server([delta(reasoning="long. "), delta(content=big), delta("stop")])

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import queue
+import re
 import socket
 import threading
 import time
@@ -134,7 +135,7 @@ class RemoteEngine:
             return
         try:
             listed = self._get_json("/models", timeout=min(self.timeout, LOAD_TIMEOUT)).get("data")
-            models = [m["id"] for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str)] \
+            models = [unicode_text(m["id"]) for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str)] \
                 if isinstance(listed, list) else []
         except EndpointError as e:
             if e.status in (0, 401, 403):  # unreachable, silent or refused: nothing will work
@@ -286,7 +287,7 @@ def error_text(error) -> str:
     """What a server's `error` field says: a string, or an object with a `message`."""
     if isinstance(error, dict):
         error = error.get("message")
-    return first_line(error) if isinstance(error, str) else ""
+    return first_line(unicode_text(error)) if isinstance(error, str) else ""
 
 
 def error_message(raw) -> str:
@@ -314,6 +315,18 @@ def sse_data(response, limit: int = MAX_EVENT):
             if lines:
                 yield "\n".join(lines)
             lines, size = [], 0
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unicode_text(text: str) -> str:
+    """`text` with lone surrogates (JSON may carry "\\ud800") as U+FFFD: they cannot be saved or shown."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
 
 
 def plausible_count(value) -> int | None:
@@ -366,12 +379,12 @@ class StreamState:
             for key in REASONING_KEYS:
                 if isinstance(delta.get(key), str) and delta[key]:
                     self.reasoning_field = True
-                    out.append(Think(delta[key], 1))
+                    out.append(Think(unicode_text(delta[key]), 1))
             content = delta.get("content")
             if isinstance(content, str) and (content.strip() or self.splitter is not None):
                 if self.splitter is None:
                     self.splitter = ReasoningSplitter(start_in_thinking=not self.reasoning_field)
-                out.extend(self.splitter.feed(content))
+                out.extend(self.splitter.feed(unicode_text(content)))
             if choice.get("finish_reason"):
                 self.finish = str(choice["finish_reason"])
         for event in out:
