@@ -118,8 +118,8 @@ def prepare(loaded, request) -> dict:
     is refused with 400 before it reaches the ranks."""
     from workbench.distributed.server import RequestRefused
     from workbench.engine.generate import encode_prompt
-    from workbench.engine.prompt import build_prompt
     from workbench.engine.job import one_line
+    from workbench.engine.prompt import build_prompt
 
     profile = loaded.profile
     try:
