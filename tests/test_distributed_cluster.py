@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -177,8 +178,9 @@ class Cluster:
         deadline = time.monotonic() + 120
         while "serving " not in self.output():
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                output = self.output()
                 self.stop()
-                pytest.fail("cluster did not start:\n" + self.output())
+                pytest.fail("cluster did not start:\n" + output)
             time.sleep(0.2)
 
     def output(self) -> str:
@@ -233,13 +235,79 @@ def test_cluster_endpoint_streams_both_phases(four_layer_model, tmp_path):
         cluster.stop()
 
 
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time of a process, in clock ticks (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_cluster_idles_quietly_and_refuses_bad_requests_without_losing_a_rank(taught_model):
+    """Idle ranks sleep; a lone surrogate, a prompt or max_tokens beyond the context get 400 and the ranks
+    serve the next request; the official openai client streams thinking and answer."""
+    import openai
+
+    cluster = Cluster(taught_model)
+    try:
+        ranks = cluster.pids()
+        time.sleep(1)  # settle after loading
+        before = [cpu_ticks(pid) for pid in ranks]
+        time.sleep(2)  # idle
+        spent = [cpu_ticks(pid) - b for pid, b in zip(ranks, before)]
+        ticks = os.sysconf("SC_CLK_TCK")
+        assert max(spent) < ticks * 2 * 0.1, f"idle ranks used {spent} ticks in 2 s (a busy core: {2 * ticks})"
+
+        def post(body: bytes) -> tuple[int, str]:
+            request = urllib.request.Request(f"{cluster.url}/v1/chat/completions", body,
+                                             {"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=60) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+
+        assert post(b'{"messages": [{"role": "user", "content": "\\ud800"}]}')[0] == 400
+        status, text = post(json.dumps({"messages": [{"role": "user", "content": "x"}], "max_tokens": 10**6}).encode())
+        assert status == 400 and "maximum context length is 4096 tokens" in text  # tiny models' config
+        status, text = post(json.dumps({"messages": [{"role": "user", "content": "x" * 5000}]}).encode())
+        assert status == 400 and "context_length_exceeded" in text
+        client = openai.OpenAI(base_url=f"{cluster.url}/v1", api_key="none", max_retries=0, timeout=60)
+        thinking, answer = [], []
+        for chunk in client.chat.completions.create(model=client.models.list().data[0].id, stream=True, temperature=0,
+                                                   messages=[{"role": "user", "content": QUESTION}]):
+            if chunk.choices:
+                delta = chunk.choices[0].delta
+                thinking.append(getattr(delta, "reasoning_content", None) or "")
+                answer.append(delta.content or "")
+        assert "12+30" in "".join(thinking) and "\\boxed{42}" in "".join(answer)
+        assert all(running(pid) for pid in ranks)
+    finally:
+        cluster.stop()
+
+
 def long_generation(url: str):
     remote = RemoteEngine(url)
     remote.load().collect()
-    job = remote.generate(ChatRequest.single("Tell me everything.", Sampling(temperature=0, max_tokens=10**6)))
+    job = remote.generate(ChatRequest.single("Tell me everything.", Sampling(temperature=0, max_tokens=4000)))
     first = job.get(timeout=60)
     assert not isinstance(first, Failed), first
     return job
+
+
+def test_a_long_request_does_not_hold_up_a_short_one(tiny_model):
+    """Random weights generate until max_tokens: the short request is answered while the long one streams."""
+    cluster = Cluster(tiny_model)
+    try:
+        long = long_generation(cluster.url)
+        remote = RemoteEngine(cluster.url)
+        remote.load().collect()
+        *_, done = remote.generate(ChatRequest.single("Hi.", Sampling(temperature=0, max_tokens=5))).collect()
+        assert isinstance(done, Done) and done.stats.generated_tokens == 5, done
+        assert not long.finished.is_set(), "the short request waited for the long one to end"
+        long.cancel()
+        *_, last = long.collect()
+        assert isinstance(last, Done) and last.stats.finish_reason == "cancelled", last
+    finally:
+        cluster.stop()
 
 
 @pytest.mark.parametrize("how", ["killed", "frozen"])

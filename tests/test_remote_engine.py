@@ -4,6 +4,7 @@ speaking the other reasoning dialects (mlx_lm.server's `reasoning`, Ollama's `th
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -12,9 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from workbench.distributed.server import ChatServer, request_from_openai
-from workbench.engine.events import ChatRequest, Done, Failed, Loaded, Sampling
+from workbench.engine.events import Answer, ChatRequest, Done, Failed, Loaded, Sampling, Think
 from workbench.engine.remote import RemoteEngine
 from workbench.engine.thread import ThreadEngine
+from workbench.errors import UserError
 
 QUESTION = "What is 12+30?"
 
@@ -89,26 +91,40 @@ def test_bad_requests_are_named(body, message):
 
 # ---- other servers' dialects -------------------------------------------------------------------
 
-def fake_server(chunks: list, close_early: bool = False, models: bytes | None = None):
-    """A server that answers every chat request with these SSE chunks (dicts or raw strings)."""
+def fake_server(chunks: list, close_early: bool = False, models: bytes | None = None, plain: dict | None = None,
+                models_status: int = 200, stall: threading.Event | None = None):
+    """A server that answers every chat request with these SSE chunks (dicts or raw strings), or with
+    `plain` as one JSON body (a server that ignores `stream: true`). With `stall`, it sends the chunks
+    and then waits for that event before anything else."""
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *a):
             pass
 
         def do_GET(self):
             data = json.dumps({"data": [{"id": "fake-model"}]}).encode() if models is None else models
-            self.send_response(200)
+            self.send_response(models_status)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 
         def do_POST(self):
             server.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            if plain is not None:
+                data = json.dumps(plain).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
             for c in chunks:
                 self.wfile.write(f"data: {c if isinstance(c, str) else json.dumps(c)}\n\n".encode())
+            if stall is not None:
+                self.wfile.flush()
+                stall.wait(120)
             if not close_early:
                 self.wfile.write(b"data: [DONE]\n\n")
 
@@ -144,6 +160,52 @@ def test_think_tags_in_content_are_split():
     assert (thinking, answer, done.stats.finish_reason) == ("hmm, 2+2", "4", "length")
 
 
+def generate_from(server, request=None):
+    remote = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}")
+    remote.load().collect()
+    events = list(remote.generate(request or ChatRequest.single("2+2?")))
+    server.shutdown()
+    return events
+
+
+def test_thinking_opened_by_the_servers_template_is_thinking():
+    """R1 distills behind a server without a reasoning parser: `...thinking...</think>answer`, no opening tag."""
+    events = generate_from(fake_server([delta(content="let me add. "), delta(content="2+2=4.</th"),
+                                        delta(content="ink>\n\nThe answer is 4."), delta("stop")]))
+    thinking = "".join(e.text for e in events if isinstance(e, Think))
+    answer = "".join(e.text for e in events if isinstance(e, Answer))
+    assert (thinking, answer) == ("let me add. 2+2=4.", "The answer is 4.")
+    stats = events[-1].stats
+    assert (stats.thinking_tokens, stats.answer_tokens, stats.thinking_closed) == (2, 1, True)
+    assert stats.thinking_time > 0 and stats.answer_time > 0
+
+
+def test_a_server_that_ignores_stream_is_read():
+    reply = {"id": "x", "object": "chat.completion", "choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "reasoning_content": "2 and 2 make 4.", "content": "It is 4."}}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 5}}}
+    events = generate_from(fake_server([], plain=reply))
+    assert isinstance(events[-1], Done), events[-1]
+    assert [(type(e), e.text) for e in events[:-1]] == [(Think, "2 and 2 make 4."), (Answer, "It is 4.")]
+    stats = events[-1].stats
+    assert (stats.prompt_tokens, stats.thinking_tokens, stats.answer_tokens, stats.finish_reason) == (7, 5, 4, "stop")
+
+
+@pytest.mark.parametrize("usage", [
+    {"prompt_tokens": -5, "completion_tokens": -3, "completion_tokens_details": {"reasoning_tokens": -9}},
+    {"prompt_tokens": 10**30, "completion_tokens": 10**30, "completion_tokens_details": {"reasoning_tokens": 1}},
+    {"prompt_tokens": 1e30, "completion_tokens": 1e30, "completion_tokens_details": {"reasoning_tokens": 1e30}},
+    {"prompt_tokens": 3, "completion_tokens": 2, "completion_tokens_details": {"reasoning_tokens": 5}},
+])
+def test_absurd_usage_is_not_shown_as_fact(usage):
+    events = generate_from(fake_server([delta(reasoning="hm. "), delta(reasoning="yes. "), delta(content="ok"),
+                                        delta("stop"), {"choices": [], "usage": usage,
+                                                        "stats": {"peak_memory_gb": -2}}]))
+    stats = events[-1].stats
+    assert (stats.thinking_tokens, stats.answer_tokens) == (2, 1)  # our own count of the deltas
+    assert stats.prompt_tokens in (0, 3) and stats.peak_memory_gb == 0
+
+
 @pytest.mark.parametrize("chunks, close_early, expected", [
     ([delta(content="half an ans")], True, "closed mid-response"),
     (["{not json"], False, "not JSON"),
@@ -156,6 +218,165 @@ def test_broken_streams_fail_with_one_line(chunks, close_early, expected):
     *_, last = remote.generate(ChatRequest.single("hi")).collect()
     server.shutdown()
     assert isinstance(last, Failed) and expected in last.message and "\n" not in last.message
+
+
+@pytest.mark.parametrize("chunk", [
+    {"error": "   "}, {"error": {"message": "\n"}}, {"error": {"message": 5}}, {"error": None}, {"choices": 5},
+    {"choices": [{"delta": {"content": 5, "reasoning": ["x"]}, "finish_reason": {"a": 1}}]},
+    {"choices": [], "stats": {"peak_memory_gb": int("9" * 400)}}, {"choices": [], "stats": {"peak_memory_gb": 1e308}},
+    {"choices": [], "usage": {"prompt_tokens": int("9" * 400)}},
+    pytest.param("[" * 100_000 + "]" * 100_000, id="100000-deep"),
+])
+def test_hostile_events_end_the_job_with_one_line(chunk):
+    """Whatever the server sends, the job ends (Done or Failed with one non-blank line): nothing hangs."""
+    server = fake_server([delta(reasoning="hm. "), chunk, delta(content="ok"), delta("stop")])
+    remote = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}")
+    remote.load().collect()
+    job = remote.generate(ChatRequest.single("hi"))
+    try:
+        assert job.finished.wait(timeout=60), "the job never ended"
+        *_, last = job.collect()
+    finally:
+        server.shutdown()
+    assert isinstance(last, (Done, Failed)), last
+    if isinstance(last, Failed):
+        assert last.message.strip() and "\n" not in last.message and len(last.message) < 600
+    else:
+        assert last.stats.peak_memory_gb == 0 and last.stats.prompt_tokens == 0
+
+
+@pytest.mark.parametrize("body", [b'{"error": "   "}', b'{"error": {"message": "\\n"}}', b"", b"\x00" * 10])
+def test_a_blank_error_on_the_model_list_is_one_line(body):
+    server = fake_server([], models=body, models_status=500)
+    *_, last = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}").load().collect()
+    server.shutdown()
+    assert isinstance(last, Loaded), last  # a server without a working model list: ask for its default model
+    server = fake_server([], models=body, models_status=500)
+    with pytest.raises(UserError) as error:  # /v1/cluster (our own) says what went wrong, in one line
+        RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}").cluster()
+    server.shutdown()
+    assert "HTTP 500" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_lone_surrogates_in_deltas_become_replacement_characters_and_the_run_is_saved(workbench_home):
+    from conftest import workbench_env
+
+    chunks = [delta(reasoning="hm \ud800. "), delta(content="a\udfffb"), delta("stop")]  # JSON: "\ud800" escapes
+    server = fake_server(chunks)
+    remote = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}")
+    remote.load().collect()
+    thinking, answer, done = remote.generate(ChatRequest.single("hi")).collect()
+    assert (thinking, answer) == ("hm \ufffd. ", "a\ufffdb") and isinstance(done, Done)
+    out = subprocess.run([sys.executable, "-m", "workbench", "run", "hi", "--endpoint",
+                          f"http://127.0.0.1:{server.server_address[1]}"], capture_output=True, text=True, timeout=120,
+                         env=workbench_env(WORKBENCH_HOME=str(workbench_home)))
+    server.shutdown()
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    listed = subprocess.run([sys.executable, "-m", "workbench", "sessions", "list"], capture_output=True, text=True,
+                            timeout=120, env=workbench_env(WORKBENCH_HOME=str(workbench_home)))
+    assert listed.returncode == 0 and "interrupted" not in listed.stdout and "hi" in listed.stdout, listed.stdout
+
+
+def test_a_2_mb_event_is_read():
+    big = "7" * 2_000_000
+    server = fake_server([delta(reasoning="long. "), delta(content=big), delta("stop")])
+    remote = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}")
+    remote.load().collect()
+    thinking, answer, done = remote.generate(ChatRequest.single("hi")).collect()
+    server.shutdown()
+    assert isinstance(done, Done), done
+    assert answer == big
+
+
+def test_cancel_acts_at_once_on_a_server_that_stalls_and_keeps_the_stats():
+    """Headers and one delta, then nothing: cancel must not wait for the network (the timeout is 120 s)."""
+    stall = threading.Event()
+    server = fake_server([delta(reasoning="thinking hard. ")], stall=stall)
+    try:
+        remote = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}")
+        remote.load().collect()
+        job = remote.generate(ChatRequest.single("hi"))
+        assert job.get(timeout=60).text == "thinking hard. "
+        job.cancel()
+        assert job.finished.wait(timeout=10), "cancel waited on the network"
+        *_, done = job.collect()
+        assert isinstance(done, Done) and done.stats.finish_reason == "cancelled"
+        assert done.stats.thinking_tokens == 1
+    finally:
+        stall.set()
+        server.shutdown()
+
+
+def test_a_stalled_stream_times_out_with_one_line():
+    stall = threading.Event()
+    server = fake_server([delta(reasoning="thinking hard. ")], stall=stall)
+    try:
+        remote = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}", timeout=1)
+        remote.load().collect()
+        *_, last = remote.generate(ChatRequest.single("hi")).collect()
+    finally:
+        stall.set()
+        server.shutdown()
+    assert isinstance(last, Failed) and "no answer for 1 s" in last.message
+
+
+def silent_server() -> socket.socket:
+    """Accepts connections (the kernel does, from the backlog) and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    return listener
+
+
+def test_load_returns_at_once_and_times_out_on_a_server_that_never_answers():
+    listener = silent_server()
+    try:
+        remote = RemoteEngine(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=1)
+        job = remote.load()  # returns a Job at once: the caller (the app's UI thread) is not held
+        assert not job.finished.is_set()
+        assert job.finished.wait(timeout=30)
+        *_, last = job.collect()
+        assert isinstance(last, Failed) and "no answer for 1 s" in last.message and "\n" not in last.message
+    finally:
+        listener.close()
+
+
+def test_run_ctrl_c_on_a_stalled_server_stops_at_once_and_prints_the_stats(workbench_home):
+    import signal
+    import time
+
+    from conftest import workbench_env
+
+    stall = threading.Event()
+    server = fake_server([delta(reasoning="thinking hard. ")], stall=stall)
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "run", "hi", "--endpoint",
+                             f"http://127.0.0.1:{server.server_address[1]}", "--no-save"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=workbench_env(WORKBENCH_HOME=str(workbench_home)))
+    try:
+        assert proc.stdout.readline().strip() == "Thinking"  # streaming has begun
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)  # the stalled stream's timeout is 120 s
+        out, err = proc.stdout.read(), proc.stderr.read()
+    finally:
+        proc.kill()
+        stall.set()
+        server.shutdown()
+    assert proc.returncode == 130, err
+    assert "thinking hard." in out and "cancelled" in out and "Traceback" not in err
+
+
+def test_server_error_text_reaches_the_terminal_escaped(workbench_home):
+    from conftest import workbench_env
+
+    server = fake_server([delta(reasoning="hm. "), {"error": {"message": "boom \x1b]0;pwned\x07\x1b[2J gone"}}])
+    out = subprocess.run([sys.executable, "-m", "workbench", "run", "hi", "--endpoint",
+                          f"http://127.0.0.1:{server.server_address[1]}", "--no-save"], capture_output=True,
+                         text=True, timeout=120, env=workbench_env(WORKBENCH_HOME=str(workbench_home)))
+    server.shutdown()
+    assert out.returncode == 1 and "boom" in out.stderr
+    assert "\x1b" not in out.stderr and "\x07" not in out.stderr
 
 
 def test_a_server_with_a_broken_model_list_still_answers():

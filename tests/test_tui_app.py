@@ -221,6 +221,46 @@ async def test_prompt_waits_while_the_model_loads():
         assert app.query_one("#prompt", Input).value == "early"
 
 
+async def test_an_engine_whose_load_blocks_does_not_hold_the_screen():
+    """A remote engine whose server never answers may block in load(): the app calls it on a worker."""
+    gate = threading.Event()
+    safety = threading.Timer(60, gate.set)  # only so that a regression fails instead of hanging
+    safety.start()
+
+    class Blocking(ScriptedEngine):
+        def load(self, model=None, adapter=None, trust_remote_code=False):
+            gate.wait()
+            return super().load(model, adapter, trust_remote_code)
+
+    engine = Blocking([script_from_text(THINKING, ANSWER)])
+    app = WorkbenchApp(engine)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.press("h", "i")
+            await pilot.pause()
+            assert app.query_one("#prompt", Input).value == "hi" and not gate.is_set()
+            assert "loading" in str(app.query_one("#status").render())
+            gate.set()
+            await wait_for(pilot, lambda: app.ready)
+    finally:
+        gate.set()
+        safety.cancel()
+
+
+async def test_server_error_text_is_escaped_in_the_notifications():
+    hostile = "boom \x1b]0;pwned\x07\x1b[2J gone"
+    app = WorkbenchApp(ScriptedEngine(load_error=hostile), model="nope")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: any("boom" in n.message for n in app._notifications))
+        assert all("\x1b" not in n.message and "\x07" not in n.message for n in app._notifications)
+    engine = ScriptedEngine([Script([Think("hm", 1)], fail=hostile)])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await submit(pilot, app)
+        await wait_for(pilot, lambda: any("boom" in n.message for n in app._notifications))
+        assert all("\x1b" not in n.message and "\x07" not in n.message for n in app._notifications)
+
+
 async def test_load_failure_is_a_notification_and_a_status_not_a_crash():
     app = WorkbenchApp(ScriptedEngine(load_error="no model named 'nope'"), model="nope")
     async with app.run_test(size=(120, 30)) as pilot:

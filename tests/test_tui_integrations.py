@@ -14,7 +14,7 @@ from workbench.engine.events import Message
 from workbench.engine.remote import RemoteEngine
 from workbench.models import pull
 from workbench.train import launch
-from tui_pilot import ask, screen_text, wait_for
+from tui_pilot import ask, screen_text, submit, wait_for
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.panes import ThinkingView
 from workbench.engine.scripted import ScriptedEngine, script_from_text
@@ -42,8 +42,8 @@ def server():
     """Our OpenAI-compatible server on a free loopback port, answering from a scripted engine."""
     started = []
 
-    def start(cluster=list, token="s3cret"):
-        engine = ScriptedEngine([script_from_text(THINKING, ANSWER, chunk=6)])
+    def start(cluster=list, token="s3cret", script=None):
+        engine = ScriptedEngine([script or script_from_text(THINKING, ANSWER, chunk=6)])
         srv = ChatServer(("127.0.0.1", 0), engine.generate, "r1-cluster", token=token, cluster=cluster)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         started.append(srv)
@@ -104,6 +104,26 @@ async def test_unreachable_endpoint_is_a_load_error_not_a_crash(server):
     async with app.run_test(size=(160, 30)) as pilot:
         await wait_for(pilot, lambda: app.load_failed)
         assert "401" in screen_text(app)
+
+
+async def test_esc_stops_a_remote_response_at_once_when_the_server_stalls(server):
+    """The server streams a little thinking, then nothing: Esc must not wait for the network (120 s)."""
+    from workbench.engine.events import Think
+    from workbench.engine.scripted import Script
+
+    hold = threading.Event()
+    url, _ = server(script=Script([Think("thinking hard ", 1)], hold=hold))
+    app = WorkbenchApp(RemoteEngine(url, token="s3cret"))
+    try:
+        async with app.run_test(size=(160, 30)) as pilot:
+            await submit(pilot, app)
+            await wait_for(pilot, lambda: "thinking hard" in app.query_one(ThinkingView).raw)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.last is not None)  # 10 s at most, not the stream's 120 s timeout
+            assert app.last.error is None and app.last.stats.finish_reason == "cancelled"
+            assert app.last.thinking == "thinking hard " and app.last.stats.thinking_tokens == 1
+    finally:
+        hold.set()
 
 
 # ---- 2. model picker: catalog models that fit, pull with a progress bar ------------------------------

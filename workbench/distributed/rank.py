@@ -1,8 +1,9 @@
 """The program every rank runs under `mlx.launch` (`workbench cluster serve` starts it).
 
-All ranks load their shard and then move in lockstep: rank 0 serves HTTP and broadcasts each
-request (or, when idle, a ping that keeps the deadlines meaningful); the others follow headless.
-Every rank generates the same tokens (same logits, same seed); only rank 0 streams them out.
+All ranks load their shard and then move in lockstep: rank 0 serves HTTP and broadcasts, turn by
+turn, which request generates its next few tokens (or, when idle, a ping that keeps the deadlines
+meaningful); the others follow headless. Every rank generates the same tokens (same logits, same
+seed, same order of turns); only rank 0 streams them out.
 
     python -m workbench.distributed.rank --model FOLDER [--mode pipeline|tensor] [--split 10,14]
 """
@@ -16,11 +17,17 @@ import random
 import signal
 import sys
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-STOP_EVERY = 8  # tokens between the collective that lets rank 0 cancel (each one syncs the stream)
+SLICE = 8  # tokens a generation runs per turn; between turns rank 0 tells the ranks what runs next (or stops)
+MAX_ACTIVE = 4  # generations in turn at once (each holds its KV cache); later requests wait
 LOAD_DEADLINE = 900.0  # seconds: loading a 300 GB shard from disk is slow
 PREFILL_SECONDS_PER_TOKEN = 0.03  # deadline until the first token (as if prompts ran at ~33 tokens/s)
+# Idle ranks meet every IDLE_TICK seconds, each sleeping in between: a rank waiting inside a collective
+# spins on its socket (a full core), so no rank may enter one long before the others.
+IDLE_TICK = 0.25
 
 
 def parse_args(argv=None):
@@ -75,7 +82,7 @@ def main(argv=None) -> int:
             inbox: queue.Queue = queue.Queue()
             try:
                 token = Path(args.token_file).read_text().strip() if args.token_file else None
-                server = ChatServer((args.host, args.port), lambda request: _submit(inbox, request),
+                server = ChatServer((args.host, args.port), lambda request: _submit(inbox, loaded, request),
                                     loaded.info.name, token, cluster=lambda: shards)
             except (OSError, ValueError) as e:
                 raise UserError(f"cannot serve on {args.host}:{args.port} ({getattr(e, 'strerror', None) or e})") from None
@@ -84,11 +91,11 @@ def main(argv=None) -> int:
             signal.signal(signal.SIGINT, lambda *_: inbox.put(None))
             print(f"serving {loaded.info.name} on http://{args.host}:{server.server_address[1]}/v1 "
                   f"({size} ranks, {args.mode} parallel)", flush=True)
-            lead(loaded, control, inbox, shards, ping_every=args.deadline / 4)
+            lead(loaded, control, inbox, shards, tick=min(IDLE_TICK, args.deadline / 4))
             server.shutdown()
         else:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches rank 0, which tells us to stop
-            follow(loaded, control)
+            follow(loaded, control, tick=min(IDLE_TICK, args.deadline / 4))
     except UserError as e:
         print(f"workbench: error: rank {rank} ({hosts[rank]}): {e}", file=sys.stderr, flush=True)
         return 2
@@ -97,87 +104,177 @@ def main(argv=None) -> int:
     return 0
 
 
-def _submit(inbox: queue.Queue, request):
+def context_length(loaded) -> int | None:
+    """Tokens the model can attend to (prompt + completion), from its config; None when it does not say."""
+    for value in (loaded.config.get("max_position_embeddings"), getattr(loaded.tokenizer, "model_max_length", None)):
+        if isinstance(value, int) and 0 < value < 1 << 40:
+            return value
+    return None
+
+
+def prepare(loaded, request) -> dict:
+    """The broadcast message for one request: templated prompt and sampling, its max_tokens within the
+    model's context. Runs on the HTTP thread (the tokenizer only), so a request the model cannot take
+    is refused with 400 before it reaches the ranks."""
+    from workbench.distributed.server import RequestRefused
+    from workbench.engine.generate import encode_prompt
+    from workbench.engine.job import one_line
+    from workbench.engine.prompt import build_prompt
+
+    profile = loaded.profile
+    try:
+        prompt = build_prompt(loaded.tokenizer, request.messages, force_think=profile.force_think,
+                              system_prompt=profile.system_prompt)
+        prompt_tokens = len(encode_prompt(loaded.tokenizer, prompt))
+    except Exception as e:  # noqa: BLE001 - chat templates and tokenizers raise anything on odd input
+        raise RequestRefused(f"cannot build the prompt: {one_line(e)}") from None
+    sampling = request.sampling.over(profile.sampling).to_dict()
+    limit = context_length(loaded)
+    if limit is not None:
+        room = limit - prompt_tokens
+        asked = request.sampling.max_tokens
+        if room < 1 or (asked is not None and asked > room):
+            raise RequestRefused(
+                f"This model's maximum context length is {limit} tokens. However, you requested "
+                f"{prompt_tokens + (asked or 1)} tokens ({prompt_tokens} in the messages, {asked or 1} in the "
+                "completion). Please reduce the length of the messages or completion.", "context_length_exceeded")
+        sampling["max_tokens"] = min(sampling["max_tokens"] or room, room)
+    if sampling["seed"] is None:  # every rank must sample alike
+        sampling["seed"] = random.randrange(2**31)
+    return {"prompt": prompt, "prompt_tokens": prompt_tokens, "sampling": sampling}
+
+
+def _submit(inbox: queue.Queue, loaded, request):
     from workbench.engine.job import Job
 
+    message = prepare(loaded, request)
     job = Job()
-    inbox.put((request, job))
+    inbox.put((message, job))
     return job
 
 
-def lead(loaded, control, inbox: queue.Queue, shards: list, ping_every: float) -> None:
-    """Rank 0: one request at a time, broadcast to all ranks, events streamed into its Job."""
-    from workbench.engine.events import Done, Failed, Stats
-    from workbench.engine.prompt import build_prompt
-    from workbench.engine.job import one_line
+@dataclass
+class Generation:
+    """One request's generation on this rank: a paused stream of events, resumed a slice at a time."""
 
-    profile = loaded.profile
+    message: dict
+    job: object = None  # rank 0's Job; None on the others
+    events: object = None
+    tokens: int = 0  # tokens generated so far (the stop check runs once per token)
+    cancelled: bool = False
+
+
+def lead(loaded, control, inbox: queue.Queue, shards: list, tick: float) -> None:
+    """Rank 0: takes requests, and each turn broadcasts which generation runs its next slice (new ones and
+    cancels with it), round-robin over up to MAX_ACTIVE, so a long request does not hold up the others.
+    While idle, a ping every `tick` seconds (the others sleep as long between pings, so nobody spins in
+    the collective)."""
+    from workbench.engine.events import Done, Failed, Stats
+
+    running: dict[int, Generation] = {}
+    order: list[int] = []  # round-robin: the next to run first
+    waiting: list = []
+    ids = itertools.count()
+
+    def stop() -> None:  # Ctrl-C or SIGTERM: let the others end too
+        for job in [g.job for g in running.values()] + [job for _, job in waiting]:
+            job.put(Failed("the server is stopping"))
+        control.broadcast_json({"kind": "stop"})
+
     while True:
         try:
-            item = inbox.get(timeout=ping_every)
+            item = inbox.get(timeout=tick) if not (running or waiting) else inbox.get_nowait()
         except queue.Empty:
+            item = False
+        while item is not False:  # this and everything else that came meanwhile
+            if item is None:
+                return stop()
+            waiting.append(item)
+            try:
+                item = inbox.get_nowait()
+            except queue.Empty:
+                item = False
+        for message, job in [w for w in waiting if w[1].stop_reason()]:  # gone before they started
+            waiting.remove((message, job))
+            job.put(Done(Stats(finish_reason="cancelled")))
+        started = []
+        while waiting and len(running) < MAX_ACTIVE:
+            message, job = waiting.pop(0)
+            n = next(ids)
+            running[n] = Generation(message, job)
+            order.append(n)
+            started.append({"id": n, **message})
+        if not order:
             control.broadcast_json({"kind": "ping"})
             continue
-        if item is None:  # Ctrl-C or SIGTERM: let the others end too
-            control.broadcast_json({"kind": "stop"})
-            return
-        request, job = item
-        if job.stop_reason():
-            job.put(Done(Stats(finish_reason="cancelled")))
-            continue
-        try:  # before the broadcast, so a bad request fails alone
-            prompt = build_prompt(loaded.tokenizer, request.messages, force_think=profile.force_think,
-                                  system_prompt=profile.system_prompt)
-        except Exception as e:  # noqa: BLE001 - chat templates raise anything on odd messages
-            job.put(Failed(f"cannot build the prompt: {one_line(e)}"))
-            continue
-        sampling = request.sampling.over(profile.sampling).to_dict()
-        if sampling["seed"] is None:  # every rank must sample alike
-            sampling["seed"] = random.randrange(2**31)
-        message = {"kind": "generate", "prompt": prompt, "sampling": sampling}
-        control.broadcast_json(message)
-        status = generate(loaded, control, message, job)
-        for shard, peak in zip(shards, status):
+        cancel = [n for n in order if running[n].job.stop_reason()]
+        turn = {"kind": "turn", "start": started, "cancel": cancel, "run": order[0]}
+        control.broadcast_json(turn)
+        finished, peaks = take_turn(loaded, control, running, turn)
+        order = [n for n in order[1:] + order[:1] if n not in finished]
+        for shard, peak in zip(shards, peaks):
             shard["peak_gb"] = max(shard.get("peak_gb", 0.0), peak)
 
 
-def follow(loaded, control) -> None:
-    """The other ranks: wait for rank 0's next message (it pings while idle) and do the same work."""
+def follow(loaded, control, tick: float) -> None:
+    """The other ranks: wait for rank 0's next message (it pings every `tick` s while idle) and do the same work."""
+    running: dict[int, Generation] = {}
     while True:
         message = control.broadcast_json(None)
         if message["kind"] == "stop":
             return
-        if message["kind"] == "generate":
-            generate(loaded, control, message, None)
+        if message["kind"] == "turn":
+            for start in message["start"]:
+                running[start["id"]] = Generation(start)
+            take_turn(loaded, control, running, message)
+        else:  # a ping: the next comes a tick from now (a request arriving sooner waits for us at most a tick)
+            time.sleep(tick)
 
 
-def generate(loaded, control, message: dict, job) -> list[float]:
-    """One completion on this rank; rank 0's `job` gets the events. Returns every rank's peak memory (GB)."""
+def take_turn(loaded, control, running: dict, turn: dict) -> tuple[set, list[float]]:
+    """Every rank alike: cancelled generations run to their end (one more token), then `turn["run"]` runs
+    SLICE tokens. Returns the ids that finished and, when some did, every rank's peak memory (GB)."""
     import mlx.core as mx
 
+    for n in turn["cancel"]:
+        running[n].cancelled = True
+    finished = set()
+    for n in [*turn["cancel"], *([turn["run"]] if turn["run"] not in turn["cancel"] else [])]:
+        if run_slice(loaded, control.watchdog, running[n], None if n in turn["cancel"] else SLICE):
+            finished.add(n)
+            del running[n]
+    if not finished:
+        return finished, []
+    return finished, [r["peak"] for r in control.gather_json({"peak": mx.get_peak_memory() / 1e9})]
+
+
+def run_slice(loaded, watchdog, generation: Generation, tokens: int | None) -> bool:
+    """Resume one generation for `tokens` more tokens (None: to its end). True when it has ended."""
     from workbench.engine.events import Sampling
-    from workbench.engine.generate import encode_prompt, stream_prompt
+    from workbench.engine.generate import stream_prompt
 
-    watchdog = control.watchdog
-    calls = itertools.count()
+    message = generation.message
+    if generation.events is None:
+        def stop():
+            generation.tokens += 1
+            if generation.tokens == 1:
+                watchdog.relabel("generating")  # the prompt is processed: from here, one deadline per token
+            watchdog.beat()  # a token arrived: the collectives inside it completed
+            return "cancelled" if generation.cancelled else None
 
-    def stop():
-        n = next(calls)
-        if n == 0:
-            watchdog.relabel("generating")  # the prompt is processed: from here, one deadline per token
-        watchdog.beat()  # a token arrived: the collectives inside it completed
-        if n % STOP_EVERY:
-            return None
-        return "cancelled" if control.any(job is not None and job.stop_reason() is not None) else None
-
+        generation.events = stream_prompt(loaded.model, loaded.tokenizer, message["prompt"],
+                                          Sampling.from_dict(message["sampling"]), stop)
     # A long prompt on a big model takes a while before the first token: give it time per token.
-    prompt_tokens = len(encode_prompt(loaded.tokenizer, message["prompt"]))
-    with watchdog.guard("processing the prompt", max(watchdog.seconds, prompt_tokens * PREFILL_SECONDS_PER_TOKEN)):
-        for event in stream_prompt(loaded.model, loaded.tokenizer, message["prompt"],
-                                   Sampling.from_dict(message["sampling"]), stop):
-            if job is not None:
-                job.put(event)
-    return [r["peak"] for r in control.gather_json({"peak": mx.get_peak_memory() / 1e9})]
+    first = generation.tokens == 0
+    seconds = max(watchdog.seconds, message["prompt_tokens"] * PREFILL_SECONDS_PER_TOKEN) if first else None
+    end = None if tokens is None else generation.tokens + tokens
+    with watchdog.guard("processing the prompt" if first else "generating", seconds):
+        for event in generation.events:
+            if generation.job is not None:
+                generation.job.put(event)
+            if end is not None and generation.tokens >= end:
+                return False
+    return True
 
 
 if __name__ == "__main__":

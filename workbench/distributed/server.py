@@ -3,8 +3,11 @@
 `GET /v1/models`, `POST /v1/chat/completions` (SSE streaming or one JSON answer, thinking in
 `reasoning_content`), and `GET /v1/cluster` (which layers each rank holds, its memory).
 Requests become `ChatRequest`s handed to `submit`, which returns a `Job` of engine events; the
-rank-0 loop (or, in tests, a `ThreadEngine`) fills it. With a token, every request must carry
-`Authorization: Bearer <token>`.
+rank-0 loop (or, in tests, a `ThreadEngine`) fills it. `submit` raising `RequestRefused` (e.g. a
+prompt longer than the model's context) answers 400 with its message. With a token, every request
+must carry `Authorization: Bearer <token>`. A `model` other than the one served gets 404
+(`model_not_found`), as OpenAI answers; an absent one means the served model. A client that hangs up,
+streaming or not, cancels its job.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from __future__ import annotations
 import hmac
 import json
 import queue
+import select
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -22,6 +28,37 @@ from workbench.engine.events import Answer, ChatRequest, Done, Failed, Message, 
 
 MAX_BODY = 4 << 20
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+CLIENT_CHECK = 0.5  # seconds between checks that a waiting client is still connected
+
+
+class RequestRefused(ValueError):
+    """A well-formed request this model cannot take (400); `code` is OpenAI's error code."""
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+def _text(value, where: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{where} must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{where} is not valid Unicode (it holds a lone surrogate such as \\ud800)") from None
+    return value
+
+
+def _content(content, where: str) -> str:
+    """A message's content: a string, or a list of text parts ([{"type": "text", "text": ...}])."""
+    if not isinstance(content, list):
+        return _text(content, where)
+    parts = []
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or part.get("type") != "text":
+            raise ValueError(f'{where}[{j}] must be a text part, {{"type": "text", "text": "..."}}')
+        parts.append(_text(part.get("text"), f"{where}[{j}].text"))
+    return "".join(parts)
 
 
 def request_from_openai(body) -> ChatRequest:
@@ -35,13 +72,10 @@ def request_from_openai(body) -> ChatRequest:
     for i, m in enumerate(raw):
         if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
             raise ValueError(f"messages[{i}]: needs a role of system, user or assistant")
-        content = m.get("content") or ""
-        if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        if not isinstance(content, str):
-            raise ValueError(f"messages[{i}].content must be a string")
+        content = _content("" if m.get("content") is None else m["content"], f"messages[{i}].content")
         thinking = m.get("reasoning_content")
-        messages.append(Message(m["role"], content, thinking if isinstance(thinking, str) else None))
+        thinking = _text(thinking, f"messages[{i}].reasoning_content") if thinking is not None else None
+        messages.append(Message(m["role"], content, thinking))
 
     def number(key, kind, low, high):
         value = body.get(key)
@@ -80,6 +114,15 @@ class ChatServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         super().__init__(address, Handler)
 
+    def handle_error(self, request, client_address) -> None:
+        """One line, no traceback: a client that left is normal; anything else is named."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return
+        text = str(error).strip().splitlines()
+        print(f"workbench: server: request from {client_address[0]} failed: {type(error).__name__}"
+              + (f": {text[0]}" if text else ""), file=sys.stderr, flush=True)
+
     def fail(self, message: str) -> None:
         """The cluster is gone: end every open response with this error, refuse new ones."""
         self.failure = message
@@ -104,8 +147,16 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _error(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
-        self._json(status, {"error": {"message": message, "type": kind}})
+    def _error(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None) -> None:
+        self._json(status, {"error": {"message": message, "type": kind, "code": code}})
+
+    def _client_gone(self) -> bool:
+        """The client closed its end (a readable socket with nothing to read), or it broke."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
     def _allowed(self) -> bool:
         if self.server.token:
@@ -142,10 +193,22 @@ class Handler(BaseHTTPRequestHandler):
                 raise ValueError(f"the body must be 1 byte to {MAX_BODY >> 20} MB")
             body = json.loads(self.rfile.read(length))
             request = request_from_openai(body)
+        except RecursionError:
+            self._error(400, "the body is nested too deeply")
+            return
         except (ValueError, UnicodeDecodeError) as e:
             self._error(400, str(e).splitlines()[0] if str(e) else "bad request")
             return
-        job = self.server.submit(request)
+        model = body.get("model")
+        if model not in (None, "", self.server.model_id):
+            self._error(404, f"The model `{str(model)[:200]}` does not exist: this server serves "
+                             f"`{self.server.model_id}`", code="model_not_found")
+            return
+        try:
+            job = self.server.submit(request)
+        except RequestRefused as e:
+            self._error(400, str(e), code=e.code)
+            return
         with self.server.lock:
             self.server.active.add(job)
         try:
@@ -158,13 +221,22 @@ class Handler(BaseHTTPRequestHandler):
                 self.server.active.discard(job)
 
     def _events(self, job):
+        """The job's events; a client that hangs up meanwhile cancels it (the job still ends on its own)."""
+        checked = time.monotonic()
         while True:
             try:
-                event = job.get(timeout=1.0)
+                event = job.get(timeout=CLIENT_CHECK)
             except queue.Empty:
                 if self.server.failure:
                     yield Failed(self.server.failure)
                     return
+                event = None
+            if time.monotonic() - checked >= CLIENT_CHECK or event is None:
+                checked = time.monotonic()
+                if self._client_gone():
+                    job.cancel("cancelled")
+                    return
+            if event is None:
                 continue
             yield event
             if isinstance(event, (Done, Failed)):

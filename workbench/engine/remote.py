@@ -2,17 +2,27 @@
 
 Implements `workbench.engine.protocol.Engine`, with the optional `cluster()` (our cluster's ranks). Thinking arrives as `reasoning_content` (llama.cpp, DeepSeek, our
 cluster), `reasoning` (mlx_lm.server) or `thinking` (Ollama); servers that leave `<think>` tags
-in `content` are split with our `ReasoningSplitter`. Token counts come from the server's
-`usage` when it sends one, else one per streamed delta. Token: `token=` or $WORKBENCH_TOKEN.
+in `content` are split with our `ReasoningSplitter`. Until a server sends one of those fields,
+`content` starts inside thinking, as the default profile's `force_think` has it: R1 templates open
+`<think>` in the prompt, so a server without a reasoning parser streams `...</think>answer`. Token
+counts come from the server's `usage` when it sends a plausible one, else one per streamed delta.
+A server that ignores `stream: true` and answers one JSON body is read the same way.
+Token: `token=` or $WORKBENCH_TOKEN.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import math
 import os
+import queue
+import re
+import socket
 import threading
 import time
+from typing import Callable
 from urllib.parse import urlsplit
 
 from workbench.engine.events import (
@@ -24,16 +34,24 @@ from workbench.engine.splitter import ReasoningSplitter
 from workbench.errors import UserError
 
 REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
+MAX_PLAUSIBLE_TOKENS = 10**9  # a server's usage beyond this (or negative, or not an integer) is not believed
+MAX_PLAUSIBLE_GB = 1e6
 DEFAULT_MODEL = "default_model"  # what mlx_lm.server calls the model it loaded; llama.cpp ignores the name
 
 
 class EndpointError(UserError):
-    """A failed request; `status` is the HTTP status, 0 when the server could not be reached."""
+    """A failed request; `status` is the HTTP status, 0 when the server could not be reached or did not answer."""
 
     def __init__(self, message: str, status: int = 0):
         super().__init__(message)
         self.status = status
+
+
+MAX_PLAIN_BODY = 64 << 20  # a non-streamed answer (or a model list) larger than this is refused
+MAX_EVENT = 64 << 20  # one SSE event (a whole `data:` line or several): large, but bounded
 TIMEOUT = 120.0  # seconds without a byte from the server (prompt processing on a big model is slow)
+LOAD_TIMEOUT = 15.0  # seconds for the model list: the server answers it at once when it answers at all
+CANCEL_POLL = 0.05  # seconds between checks for a cancel while the server says nothing
 
 
 class RemoteEngine:
@@ -53,37 +71,48 @@ class RemoteEngine:
         self.info: ModelInfo | None = None
 
     # ---- HTTP --------------------------------------------------------------------------------
-    def _connect(self) -> http.client.HTTPConnection:
-        cls = http.client.HTTPSConnection if self._url.scheme == "https" else http.client.HTTPConnection
-        return cls(self._url.hostname, self._url.port, timeout=self.timeout)
-
-    def _request(self, method: str, path: str, body: dict | None = None):
-        """(connection, response); raises UserError with one line for any failure."""
+    def _request(self, method: str, path: str, body: dict | None = None, timeout: float | None = None,
+                 on_socket: Callable[[socket.socket], None] = lambda sock: None):
+        """(connection, response); raises EndpointError with one line for any failure. `on_socket` gets
+        the socket as soon as it is connected (to hang up from another thread)."""
+        timeout = timeout or self.timeout
         headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        conn = self._connect()
+        cls = http.client.HTTPSConnection if self._url.scheme == "https" else http.client.HTTPConnection
+        conn = cls(self._url.hostname, self._url.port, timeout=timeout)
         try:
+            conn.connect()
+            on_socket(conn.sock)
             conn.request(method, self._base + path, json.dumps(body) if body is not None else None, headers)
             response = conn.getresponse()
+        except TimeoutError:
+            conn.close()
+            raise EndpointError(f"{self.endpoint}: no answer for {timeout:g} s") from None
         except OSError as e:
             conn.close()
-            raise EndpointError(f"{self.endpoint}: cannot reach the server ({e.strerror or e})") from None
+            raise EndpointError(f"{self.endpoint}: cannot reach the server ({e.strerror or type(e).__name__})") from None
         except http.client.HTTPException as e:
             conn.close()
             raise EndpointError(f"{self.endpoint}: bad answer ({type(e).__name__})", 502) from None
         if response.status >= 400:
-            raw = response.read(65536)
+            try:
+                raw = response.read(65536)
+            except (OSError, http.client.HTTPException):
+                raw = b""
             conn.close()
-            raise EndpointError(f"{self.endpoint}: HTTP {response.status}: {error_message(raw) or response.reason}"
+            reason = error_message(raw) or first_line(str(response.reason or "")) or "error"
+            raise EndpointError(f"{self.endpoint}: HTTP {response.status}: {reason}"
                                 + (" (check the token)" if response.status == 401 else ""), response.status)
         return conn, response
 
-    def _get_json(self, path: str) -> dict:
-        conn, response = self._request("GET", path)
+    def _get_json(self, path: str, timeout: float | None = None) -> dict:
+        conn, response = self._request("GET", path, timeout=timeout)
         try:
-            data = json.loads(response.read(1 << 20))
-        except (ValueError, OSError):
+            data = json.loads(response.read(MAX_PLAIN_BODY))
+        except TimeoutError:
+            raise EndpointError(f"{self.endpoint}: no answer for {timeout or self.timeout:g} s") from None
+        except (ValueError, RecursionError, OSError, http.client.HTTPException):
             raise EndpointError(f"{self.endpoint}{self._base}{path}: not a JSON answer", 502) from None
         finally:
             conn.close()
@@ -93,27 +122,35 @@ class RemoteEngine:
 
     # ---- engine interface --------------------------------------------------------------------
     def load(self, model=None, adapter=None, trust_remote_code: bool = False) -> Job:
-        """Pick the server's model (or the named one): Loading, then Loaded(info) or Failed."""
+        """Pick the server's model (or the named one): Loading, then Loaded(info) or Failed. Returns at
+        once; the model list is asked for on a thread of its own."""
         job = Job()
         job.put(Loading(str(model or self.endpoint)))
+        threading.Thread(target=self._load, args=(job, model, adapter), name="remote-load", daemon=True).start()
+        return job
+
+    def _load(self, job: Job, model, adapter) -> None:
         if adapter is not None:
             job.put(Failed(f"{self.endpoint}: adapters cannot be loaded into a remote engine"))
-            return job
+            return
         try:
-            listed = self._get_json("/models").get("data", [])
-            models = [m.get("id") for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str)]
+            listed = self._get_json("/models", timeout=min(self.timeout, LOAD_TIMEOUT)).get("data")
+            models = [unicode_text(m["id"]) for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str)] \
+                if isinstance(listed, list) else []
         except EndpointError as e:
-            if e.status in (0, 401, 403):  # unreachable or refused: nothing will work
+            if e.status in (0, 401, 403):  # unreachable, silent or refused: nothing will work
                 job.put(Failed(str(e)))
-                return job
+                return
             models = []  # a server without a (working) model list: ask for its default model
+        except Exception as e:  # noqa: BLE001 - whatever happens, the load ends with one line
+            job.put(Failed(f"{self.endpoint}: unreadable model list ({type(e).__name__})"))
+            return
         if model is not None and models and str(model) not in models:
             job.put(Failed(f"{self.endpoint}: no model {model!s} (it serves: {', '.join(models)})"))
-            return job
+            return
         name = str(model) if model is not None else (models[0] if models else DEFAULT_MODEL)
         self.info = ModelInfo(name=name, path=self.endpoint, location=self.endpoint)
         job.put(Loaded(self.info))
-        return job
 
     def generate(self, request: ChatRequest) -> Job:
         job = Job(stop_on_loop=request.stop_on_loop)
@@ -123,7 +160,7 @@ class RemoteEngine:
     def cluster(self) -> dict:
         """Our cluster's `/v1/cluster`: which layers each rank holds and its memory (EndpointError from
         servers that are not our cluster)."""
-        return self._get_json("/cluster")
+        return self._get_json("/cluster", timeout=min(self.timeout, LOAD_TIMEOUT))
 
     def memory_gb(self) -> None:
         """Not known here: the model's memory is the server's (our cluster's is in `cluster()`)."""
@@ -150,70 +187,152 @@ class RemoteEngine:
                 body[key] = value
         return body
 
-    def _generate(self, job: Job, request: ChatRequest) -> None:
-        start = time.perf_counter()
+    def _read(self, request: ChatRequest, inbox: queue.SimpleQueue, sockets: list) -> None:
+        """The network side of one response, on a thread of its own: every `data:` payload into `inbox`,
+        then `_END` (or a `_Failure`). Blocking here never holds up a cancel: `_generate` hangs up."""
         try:
-            conn, response = self._request("POST", "/chat/completions", self._body(request))
+            conn, response = self._request("POST", "/chat/completions", self._body(request), on_socket=sockets.append)
+            try:
+                if (response.getheader("Content-Type") or "").startswith("text/event-stream"):
+                    for data in sse_data(response):
+                        inbox.put(data)
+                else:  # a server that ignored `stream: true`: its one JSON answer
+                    inbox.put(_Plain(response.read(MAX_PLAIN_BODY).decode("utf-8", errors="replace")))
+            finally:
+                conn.close()
+            inbox.put(_END)
         except UserError as e:
-            job.put(Failed(str(e)))
-            return
-        stream = StreamState(start)
+            inbox.put(_Failure(str(e)))
+        except ValueError as e:  # from sse_data
+            inbox.put(_Failure(f"{self.endpoint}: {e}"))
+        except TimeoutError:
+            inbox.put(_Failure(f"{self.endpoint}: no answer for {self.timeout:g} s mid-response"))
+        except (OSError, http.client.HTTPException) as e:
+            inbox.put(_Failure(f"{self.endpoint}: connection lost mid-response "
+                               f"({getattr(e, 'strerror', None) or type(e).__name__})"))
+
+    def _generate(self, job: Job, request: ChatRequest) -> None:
+        stream = StreamState(time.perf_counter())
+        inbox: queue.SimpleQueue = queue.SimpleQueue()
+        sockets: list = []
+        threading.Thread(target=self._read, args=(request, inbox, sockets), name="remote-read", daemon=True).start()
         try:
-            for data in sse_data(response):
+            while True:
+                try:
+                    data = inbox.get(timeout=CANCEL_POLL)
+                except queue.Empty:
+                    data = None
                 if job.stop_reason():
                     stream.finish = job.stop_reason()
                     break
-                if data == "[DONE]":
+                if data is None:
+                    continue
+                if isinstance(data, _Failure):
+                    raise UserError(data.message)
+                if data is _END or data == "[DONE]":
+                    if not stream.finish and data is _END:
+                        raise UserError(f"{self.endpoint}: the connection closed mid-response")
                     break
-                try:
-                    chunk = json.loads(data)
-                except ValueError:
-                    raise UserError(f"{self.endpoint}: sent a line that is not JSON") from None
-                if not isinstance(chunk, dict):
-                    raise UserError(f"{self.endpoint}: sent a chunk that is not a JSON object")
-                if "error" in chunk:
-                    raise UserError(f"{self.endpoint}: {error_message(json.dumps(chunk)) or 'server error'}")
-                for event in stream.feed(chunk):
+                for event in stream.feed(self._chunk(data)):
                     job.put(event)
-            else:
-                if not stream.finish:
-                    raise UserError(f"{self.endpoint}: the connection closed mid-response")
+                if isinstance(data, _Plain):
+                    stream.finish = stream.finish or "stop"
+                    break
         except UserError as e:
-            job.put(Failed(str(e)))
+            job.put(Failed(first_line(str(e)) or f"{self.endpoint}: server error"))
             return
-        except (OSError, http.client.HTTPException) as e:
-            job.put(Failed(f"{self.endpoint}: connection lost mid-response ({getattr(e, 'strerror', None) or type(e).__name__})"))
+        except Exception as e:  # noqa: BLE001 - a reply no one foresaw still ends the job with one line
+            job.put(Failed(f"{self.endpoint}: unreadable reply ({type(e).__name__})"))
             return
         finally:
-            conn.close()
+            for sock in sockets:  # hang up: the reader thread ends, and the server sees the client go
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
         for event in stream.end():
             job.put(event)
+
+    def _chunk(self, data: str) -> dict:
+        try:
+            chunk = json.loads(data)
+        except (ValueError, RecursionError):
+            raise UserError(f"{self.endpoint}: sent a line that is not JSON") from None
+        if not isinstance(chunk, dict):
+            raise UserError(f"{self.endpoint}: sent a chunk that is not a JSON object")
+        if chunk.get("error"):
+            raise UserError(f"{self.endpoint}: {error_text(chunk['error']) or 'server error'}")
+        return chunk
+
+
+class _Failure:
+    def __init__(self, message: str):
+        self.message = message
+
+
+class _Plain(str):
+    """The whole body of a non-streamed answer."""
+
+
+_END = object()
+
+
+def first_line(text: str) -> str:
+    """The first non-blank line of `text`, stripped and bounded ("" when there is none)."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:500]
+    return ""
+
+
+def error_text(error) -> str:
+    """What a server's `error` field says: a string, or an object with a `message`."""
+    if isinstance(error, dict):
+        error = error.get("message")
+    return first_line(unicode_text(error)) if isinstance(error, str) else ""
 
 
 def error_message(raw) -> str:
     try:
         data = json.loads(raw)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return ""
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict):
-        error = error.get("message")
-    return str(error).strip().splitlines()[0] if error else ""
+    return error_text(data.get("error")) if isinstance(data, dict) else ""
 
 
-def sse_data(response):
-    """The `data:` payloads of a server-sent event stream, one per event."""
-    lines = []
+def sse_data(response, limit: int = MAX_EVENT):
+    """The `data:` payloads of a server-sent event stream, one per event (each at most `limit` bytes)."""
+    lines, size = [], 0
     while True:
-        line = response.readline(1 << 20)
+        line = response.readline(limit + 1)
         if not line:
             return
+        size += len(line)
+        if size > limit:
+            raise ValueError(f"sent an event longer than {limit >> 20} MB")
         line = line.decode("utf-8", errors="replace").rstrip("\r\n")
         if line.startswith("data:"):
             lines.append(line[5:].lstrip(" "))
-        elif not line and lines:
-            yield "\n".join(lines)
-            lines = []
+        elif not line:
+            if lines:
+                yield "\n".join(lines)
+            lines, size = [], 0
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unicode_text(text: str) -> str:
+    """`text` with lone surrogates (JSON may carry "\\ud800") as U+FFFD: they cannot be saved or shown."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+
+
+def plausible_count(value) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PLAUSIBLE_TOKENS:
+        return value
+    return None
 
 
 class StreamState:
@@ -221,7 +340,8 @@ class StreamState:
 
     def __init__(self, start: float):
         self.start = start
-        self.splitter = ReasoningSplitter()  # for servers that leave <think> tags in `content`
+        self.splitter: ReasoningSplitter | None = None  # made at the first content: see the module doc
+        self.reasoning_field = False  # the server sends thinking in a field of its own
         self.stats = Stats()
         self.first = self.think_end = None
         self.finish = ""
@@ -245,8 +365,12 @@ class StreamState:
             self.usage = chunk["usage"]
         if isinstance(chunk.get("stats"), dict):  # our cluster's extension: the server's own numbers
             peak = chunk["stats"].get("peak_memory_gb")
-            self.stats.peak_memory_gb = float(peak) if isinstance(peak, (int, float)) else 0.0
-        for choice in chunk.get("choices") or []:
+            if isinstance(peak, int) and not isinstance(peak, bool):
+                peak = float(peak) if peak < MAX_PLAUSIBLE_GB else -1.0  # float() of 400 digits overflows
+            plausible = isinstance(peak, float) and math.isfinite(peak) and 0 <= peak < MAX_PLAUSIBLE_GB
+            self.stats.peak_memory_gb = peak if plausible else 0.0
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else []:
             if not isinstance(choice, dict):
                 continue
             delta = choice.get("delta") or choice.get("message") or {}
@@ -254,9 +378,13 @@ class StreamState:
                 continue
             for key in REASONING_KEYS:
                 if isinstance(delta.get(key), str) and delta[key]:
-                    out.append(Think(delta[key], 1))
-            if isinstance(delta.get("content"), str) and delta["content"]:
-                out.extend(self.splitter.feed(delta["content"]))
+                    self.reasoning_field = True
+                    out.append(Think(unicode_text(delta[key]), 1))
+            content = delta.get("content")
+            if isinstance(content, str) and (content.strip() or self.splitter is not None):
+                if self.splitter is None:
+                    self.splitter = ReasoningSplitter(start_in_thinking=not self.reasoning_field)
+                out.extend(self.splitter.feed(unicode_text(content)))
             if choice.get("finish_reason"):
                 self.finish = str(choice["finish_reason"])
         for event in out:
@@ -264,7 +392,7 @@ class StreamState:
         return [type(e)(e.text, 1) for e in out]
 
     def end(self) -> list:
-        out = self.splitter.finish()
+        out = self.splitter.finish() if self.splitter else []
         for event in out:
             self._count(event)
         end = time.perf_counter()
@@ -275,13 +403,14 @@ class StreamState:
         if s.answer_tokens:
             s.answer_time = end - (self.think_end or first)
         s.total_time = end - self.start
-        s.thinking_closed = bool(s.thinking_tokens and s.answer_tokens) or self.splitter.closed
+        s.thinking_closed = bool(s.thinking_tokens and s.answer_tokens) or bool(self.splitter and self.splitter.closed)
         usage = self.usage or {}
-        if isinstance(usage.get("prompt_tokens"), int):
-            s.prompt_tokens = usage["prompt_tokens"]
-        details = usage.get("completion_tokens_details") or {}
-        reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
-        if isinstance(usage.get("completion_tokens"), int) and isinstance(reasoning, int):
-            s.thinking_tokens, s.answer_tokens = reasoning, max(usage["completion_tokens"] - reasoning, 0)
+        prompt, completion = plausible_count(usage.get("prompt_tokens")), plausible_count(usage.get("completion_tokens"))
+        if prompt is not None:
+            s.prompt_tokens = prompt
+        details = usage.get("completion_tokens_details")
+        reasoning = plausible_count(details.get("reasoning_tokens")) if isinstance(details, dict) else None
+        if completion is not None and reasoning is not None and reasoning <= completion:
+            s.thinking_tokens, s.answer_tokens = reasoning, completion - reasoning
         s.finish_reason = self.finish if self.finish in ("cancelled", "loop", "length") else "stop"
         return [*out, Done(s)]

@@ -197,10 +197,17 @@ class WorkbenchApp(App):
         self.loaded_from = (model, adapter)
         self.status.loading(str(model or "default model"))
         self._spin = self.set_interval(0.1, lambda: self.status.loading(self.status.model))
-        self._read_load(self.engine.load(model, adapter, **self.load_options))
+        self._load_on_worker(model, adapter)
 
     @work(thread=True, group="load", exit_on_error=False)
-    def _read_load(self, job) -> None:
+    def _load_on_worker(self, model: str | None, adapter: str | None) -> None:
+        # engine.load is called here too, not on the UI thread: an engine may block in it (a remote one
+        # whose server does not answer); the screen stays live and the status line says "loading".
+        try:
+            job = self.engine.load(model, adapter, **self.load_options)
+        except Exception as e:  # noqa: BLE001 - an engine that cannot even start loading
+            self.post_message(ModelFailed(f"{type(e).__name__}: {e}"))
+            return
         for event in job:
             if isinstance(event, Loading):
                 self.post_message(ModelLoading(event.model))
@@ -241,7 +248,7 @@ class WorkbenchApp(App):
         self._spin.stop()
         self.load_failed = True
         self.status.error(f"could not load the model: {message.message}")
-        self.notify(message.message, title="Model failed to load", severity="error", markup=False, timeout=10)
+        self.notify(clean(message.message), title="Model failed to load", severity="error", markup=False, timeout=10)
 
     # ---- a response --------------------------------------------------------------------------
     async def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -358,7 +365,7 @@ class WorkbenchApp(App):
         view.call_next(view.finish, thinking, message.stats, message.error)  # after its queued writes
         if message.error:
             self.status.error(message.error)
-            self.notify(message.error, title="Generation failed", severity="error", markup=False, timeout=10)
+            self.notify(clean(message.error), title="Generation failed", severity="error", markup=False, timeout=10)
         else:
             self.status.finished(message.stats)
         self.response_finished(Response(view.prompt, thinking, self.answer_raw, message.stats, message.error,
