@@ -676,10 +676,10 @@ def machine_24gb(monkeypatch):
 
 
 async def test_the_first_screen_says_what_r1_nano_is_and_which_model_to_pull(machine_24gb):
-    from workbench.tui.app import catalog_fits
+    from workbench.models.recommend import fits_to_pull
     from workbench.tui.welcome import EXAMPLES, Welcome
 
-    best = catalog_fits({"r1-nano"})[0].entry.name
+    best = fits_to_pull({"r1-nano"})[0].entry.name
     app = WorkbenchApp(ScriptedEngine([script_from_text(THINKING, ANSWER)], name="r1-nano"))
     async with app.run_test(size=(120, 30)) as pilot:
         welcome = app.query_one(Welcome)

@@ -81,6 +81,15 @@ def recommend(memory_bytes: int, disk_bytes: int, machines: int = 1,
     return [fit(e, memory_bytes, disk_bytes, machines) for e in ranked(candidates)]
 
 
+def fits_to_pull(local_names: set[str]) -> list[Fit]:
+    """Catalog models that fit this machine's memory and free disk and are not here yet, best first."""
+    try:
+        fits = recommend(machine_memory(), free_disk(download_dir()))
+    except Exception:  # noqa: BLE001 - a broken catalog must not keep the local models from the picker
+        return []
+    return [f for f in fits if f.fits and f.entry.name not in local_names]
+
+
 def machine_memory() -> int:
     from workbench.machine import memory_bytes
 

@@ -42,17 +42,6 @@ UI_NICE = 19  # how far the app's own threads step back from the engine's (Linux
 THINKING_LAYOUTS = ("", "thinking-wide", "thinking-hidden")  # ctrl+t cycles through them
 
 
-def catalog_fits(local_names: set[str]) -> list:
-    """Catalog models that fit this machine's memory and free disk and are not here yet, best first."""
-    from workbench.models import recommend as r
-
-    try:
-        fits = r.recommend(r.machine_memory(), r.free_disk(r.download_dir()))
-    except Exception:  # noqa: BLE001 - a broken catalog must not keep the local models from the picker
-        return []
-    return [f for f in fits if f.fits and f.entry.name not in local_names]
-
-
 @dataclass
 class Response:
     """One finished response, as handed on by `WorkbenchApp.response_finished`."""
@@ -461,6 +450,7 @@ class WorkbenchApp(App):
 
     def action_pick_model(self) -> None:
         from workbench.models.local import list_local
+        from workbench.models.recommend import fits_to_pull
         from workbench.tui.screens import PULL, ModelPicker
 
         def picked(path: str | None) -> None:
@@ -473,7 +463,7 @@ class WorkbenchApp(App):
             self.notify("Comparing: wait for it, or Esc stops it.", markup=False)
             return
         local = list_local()
-        self.push_screen(ModelPicker(local, self.model_name, catalog_fits({m.name for m in local})), picked)
+        self.push_screen(ModelPicker(local, self.model_name, fits_to_pull({m.name for m in local})), picked)
 
     # ---- pulling a catalog model -------------------------------------------------------------
     def pull_model(self, name: str) -> None:

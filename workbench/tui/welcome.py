@@ -2,7 +2,7 @@
 
 Shown in the Answer pane until the first turn is there (CSS: only while it is the pane's last child).
 The best fit comes from the catalog and this machine's memory and free disk (`workbench models
-recommend`'s logic, through the picker's `catalog_fits`), computed in a thread worker: nothing
+recommend`'s logic, through `models.recommend.fits_to_pull`, as the picker), computed in a thread worker: nothing
 blocks the screen and nothing touches the network.
 """
 
@@ -55,13 +55,13 @@ def best_fit_line() -> str:
     """One line naming the best catalog model that fits this machine and how to pull it."""
     from workbench.models.local import list_local
     from workbench.models.recommend import gb
-    from workbench.tui.app import catalog_fits
+    from workbench.models.recommend import fits_to_pull
 
     try:
         local = {m.name for m in list_local()}
     except Exception:  # noqa: BLE001 - an unreadable models folder must not cost the welcome
         local = set()
-    fits = catalog_fits(local)
+    fits = fits_to_pull(local)
     if not fits:
         return "For real questions, no catalog model fits this machine's memory and free disk (or all are here: ctrl+o)."
     best = fits[0]
