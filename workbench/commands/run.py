@@ -88,7 +88,7 @@ def main(args) -> int:
     try:
         _, _, loaded = engine.load(args.model, args.adapter, args.trust_remote_code).collect()
         if isinstance(loaded, Failed):  # server text: shown, not obeyed
-            print(f"workbench: error: {safe_text(loaded.message)}", file=sys.stderr)
+            print(f"workbench: error: {printable(loaded.message)}", file=sys.stderr)
             return 2
         job = engine.generate(ChatRequest((Message("user", prompt),), sampling_from_args(args),
                                           stop_on_loop=args.stop_on_loop))
@@ -116,7 +116,7 @@ def stream(args, prompt: str, info, job) -> int:
         try:
             for event in recorder.follow(job):
                 if isinstance(event, Failed):
-                    print(f"workbench: error: {safe_text(event.message)}", file=sys.stderr)
+                    print(f"workbench: error: {printable(event.message)}", file=sys.stderr)
                     status = 1
                 elif args.json:
                     print(json.dumps(event_to_dict(event)), flush=True)

@@ -237,7 +237,7 @@ class WorkbenchApp(App):
         self._spin.stop()
         self.load_failed = True
         self.status.error(f"could not load the model: {message.message}")
-        self.notify(clean(message.message), title="Model failed to load", severity="error", markup=False, timeout=10)
+        self.notify(printable(message.message), title="Model failed to load", severity="error", markup=False, timeout=10)
 
     # ---- a response --------------------------------------------------------------------------
     async def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -354,7 +354,7 @@ class WorkbenchApp(App):
         view.call_next(view.finish, thinking, message.stats, message.error)  # after its queued writes
         if message.error:
             self.status.error(message.error)
-            self.notify(clean(message.error), title="Generation failed", severity="error", markup=False, timeout=10)
+            self.notify(printable(message.error), title="Generation failed", severity="error", markup=False, timeout=10)
         else:
             self.status.finished(message.stats)
         self.response_finished(Response(view.prompt, thinking, self.answer_raw, message.stats, message.error,

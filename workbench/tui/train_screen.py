@@ -9,10 +9,7 @@ checkpoints, then stops.
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from rich.text import Text
