@@ -145,6 +145,12 @@ class RecordedJob:
     def stop_reason(self) -> str | None:
         return self.job.stop_reason()
 
+    def answer_now(self) -> None:
+        self.job.answer_now()
+
+    def extend(self) -> None:
+        self.job.extend()
+
     def get(self, timeout: float | None = None):
         event = self.job.get(timeout)
         self.recorder.feed(event)
