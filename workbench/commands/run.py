@@ -129,8 +129,12 @@ def main(args) -> int:
         if isinstance(loaded, Failed):  # server text: shown, not obeyed
             print(f"workbench: error: {printable(loaded.message)}", file=sys.stderr)
             return 2
-        job = engine.generate(ChatRequest(messages, sampling_from_args(args), stop_on_loop=args.stop_on_loop,
-                                          continue_thinking=continued.thinking if continued else None, **steering))
+        request = ChatRequest(messages, sampling_from_args(args), stop_on_loop=args.stop_on_loop,
+                              continue_thinking=continued.thinking if continued else None, **steering)
+        if request.steers and not engine.capabilities.steer:
+            raise UserError(f"{args.endpoint or 'this engine'} cannot steer the thinking (budgets, effort, "
+                            f"--continue, --answer-on-loop): drop those options, or run the model here")
+        job = engine.generate(request)
         return stream(args, prompt, engine.info, job, continued)
     finally:
         if job is not None:

@@ -202,6 +202,9 @@ def run_eval(options: EvalOptions, engine: Engine | None = None, progress_stream
         sampling = Sampling(options.temperature, options.top_p, options.max_tokens).over(defaults)
         settings = {"temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens}
         if options.thinking_budget is not None:  # only then: earlier runs' keys and cards stay as they were
+            if not engine.capabilities.steer:
+                raise UserError(f"{options.endpoint or 'this engine'} cannot cut the thinking at a budget: "
+                                "drop --thinking-budget, or evaluate the model here")
             settings["thinking_budget"] = options.thinking_budget
         weights = ([identity["model_sha256"], combined_sha256(identity["adapter_files"] or {})]
                    if identity["served"] is None else [identity["served"]["endpoint"], identity["served"]["model"]])
