@@ -74,10 +74,15 @@ async def test_the_thinking_settings_are_validated_saved_and_sent():
         assert "budget reached" in str(app.status.render())
 
 
-async def test_edit_the_thinking_and_continue_makes_a_branch_beside_the_turn():
-    engine = ScriptedEngine([script_from_text(THINKING, ANSWER, chunk=4), script_from_text(" then 42.", ANSWER)],
+def answered_then(continued: str) -> tuple[ScriptedEngine, WorkbenchApp]:
+    """An app whose engine answers THINKING/ANSWER, then continues with `continued` as new thinking."""
+    engine = ScriptedEngine([script_from_text(THINKING, ANSWER, chunk=4), script_from_text(continued, ANSWER)],
                             rate=2000)
-    app = WorkbenchApp(engine)
+    return engine, WorkbenchApp(engine)
+
+
+async def test_edit_the_thinking_and_continue_makes_a_branch_beside_the_turn():
+    engine, app = answered_then(" then 42.")
     async with app.run_test(size=(120, 36)) as pilot:
         await ask(pilot, app)
         await wait_for(pilot, lambda: settled(app, 1))
@@ -101,9 +106,7 @@ async def test_edit_the_thinking_and_continue_makes_a_branch_beside_the_turn():
 
 
 async def test_extend_after_a_response_goes_on_from_its_thinking_with_wait():
-    engine = ScriptedEngine([script_from_text(THINKING, ANSWER, chunk=4), script_from_text(", check: 42.", ANSWER)],
-                            rate=2000)
-    app = WorkbenchApp(engine)
+    engine, app = answered_then(", check: 42.")
     async with app.run_test(size=(120, 36)) as pilot:
         await ask(pilot, app)
         await wait_for(pilot, lambda: settled(app, 1))
