@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from workbench.engine.events import TERMINAL, Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, Sampling, Think
+from workbench.engine.events import (TERMINAL, Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, Sampling,
+                                     Steered, Think)
 from workbench.engine.protocol import Capabilities, Engine, Job
 from workbench.engine.scripted import Script, ScriptedEngine, script_from_text
 
@@ -103,6 +104,7 @@ def test_it_is_an_engine_with_declared_capabilities(contracted):
     assert isinstance(engine.capabilities, Capabilities)
     assert engine.capabilities.call == (kind == "thread")
     assert engine.capabilities.cluster == (kind == "remote")
+    assert engine.capabilities.steer == (kind != "remote")
 
 
 def test_load_says_loading_then_loaded_with_the_info_it_keeps(contracted):
@@ -193,3 +195,50 @@ def test_a_model_that_cannot_load_fails_in_one_line_and_the_engine_keeps_working
     assert isinstance(failed, Failed) and failed.message and "\n" not in failed.message
     engine.load(model).collect()
     assert isinstance(engine.generate(ChatRequest.single(QUESTION, GREEDY)).collect()[-1], Done)
+
+
+def steering(contracted):
+    kind, engine, model = contracted
+    if not engine.capabilities.steer:
+        pytest.skip(f"the {kind} engine does not steer")
+    engine.load(model).collect()
+    return engine
+
+
+def cut_events(job) -> tuple[list, Done]:
+    events = list(job)
+    assert isinstance(events[-1], Done), events[-1]
+    return events[:-1], events[-1]
+
+
+def test_a_thinking_budget_cuts_the_thinking_marks_the_cut_and_the_answer_follows(contracted):
+    engine = steering(contracted)
+    events, done = cut_events(engine.generate(
+        ChatRequest((Message("user", QUESTION),), GREEDY, max_thinking_tokens=5)))
+    steered = [i for i, e in enumerate(events) if isinstance(e, Steered)]
+    assert len(steered) == 1 and events[steered[0]].kind == "budget" and "limited time" in events[steered[0]].text
+    assert all(isinstance(e, Think) for e in events[:steered[0]])
+    assert any(isinstance(e, Answer) for e in events[steered[0]:]) and not any(isinstance(e, Think) for e in events[steered[0]:])
+    assert done.stats.thinking_tokens == 5 and done.stats.thinking_cut == "budget" and done.stats.thinking_closed
+
+
+def test_answer_now_while_thinking_streams_closes_the_thinking_and_the_answer_streams(contracted):
+    engine = steering(contracted)
+    job = engine.generate(ChatRequest((Message("user", LOOPING),), Sampling(temperature=0.0, max_tokens=400)))
+    first = job.get(timeout=60)
+    assert isinstance(first, Think)
+    job.answer_now()
+    events, done = cut_events(job)
+    kinds = [e.kind for e in events if isinstance(e, Steered)]
+    assert kinds == ["answer_now"] and isinstance(events[-1], Answer)
+    assert done.stats.thinking_cut == "answer_now" and done.stats.finish_reason != "cancelled"
+    assert "".join(e.text for e in [first, *events] if isinstance(e, Think)).count(LOOP_LINE.strip()) < 6
+
+
+def test_loop_rescue_answers_now_instead_of_stopping(contracted):
+    engine = steering(contracted)
+    request = ChatRequest((Message("user", LOOPING),), Sampling(temperature=0.0, max_tokens=400), answer_on_loop=True)
+    events, done = cut_events(engine.generate(request))
+    assert [e.kind for e in events if isinstance(e, Steered)] == ["loop"] and isinstance(events[-1], Answer)
+    assert done.stats.thinking_cut == "loop" and done.stats.finish_reason != "loop"
+    assert 3 <= "".join(e.text for e in events if isinstance(e, Think)).count(LOOP_LINE.strip()) < 6

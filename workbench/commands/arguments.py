@@ -33,3 +33,19 @@ def add_save_arguments(parser) -> None:
     parser.add_argument("--no-save", action="store_true", help="do not keep this response in the session store")
     parser.add_argument("--stop-on-loop", action="store_true",
                         help="stop generating when the thinking is stuck in a repetition loop")
+
+
+def add_steering_arguments(parser) -> None:
+    """How the thinking is steered (ChatRequest's budget fields; engines with `Capabilities.steer`)."""
+    from workbench.engine.events import EFFORTS
+
+    parser.add_argument("--thinking-budget", type=int, default=None, metavar="N",
+                        help="at N thinking tokens the engine writes its budget message and </think>; the model answers")
+    parser.add_argument("--min-thinking", type=int, default=None, metavar="N",
+                        help="a </think> before N thinking tokens becomes \"Wait\" and the model thinks on")
+    parser.add_argument("--effort", choices=EFFORTS, default=None,
+                        help="a thinking budget from the model's profile (off: no thinking, where the template can)")
+    parser.add_argument("--keep-thinking", action="store_true",
+                        help="earlier answers keep their thinking in the prompt (default: dropped, as R1 asks)")
+    parser.add_argument("--answer-on-loop", action="store_true",
+                        help="thinking stuck in a repetition loop is cut and the model answers")

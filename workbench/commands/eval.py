@@ -26,6 +26,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default: the model profile's)")
     parser.add_argument("--max-tokens", type=int, default=None, help="generation limit (default: the model profile's)")
     parser.add_argument("--verify-timeout", type=float, default=None, help="seconds per verification")
+    parser.add_argument("--thinking-budget", type=int, default=None, metavar="N",
+                        help="cut each response's thinking at N tokens (the budget message, </think>, then the answer)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run of the same eval")
     parser.add_argument("--fresh", action="store_true", help="discard an interrupted run and start over")
     parser.add_argument("--json", action="store_true", help="print the finished report card as one JSON object")
@@ -40,6 +42,7 @@ def main(args) -> int:
         seed=args.seed, temperature=args.temp, top_p=args.top_p, max_tokens=args.max_tokens, resume=args.resume,
         fresh=args.fresh, verify_timeout=args.verify_timeout, trust_remote_code=args.trust_remote_code,
         endpoint=args.endpoint,
+        thinking_budget=args.thinking_budget,
     )
     try:
         card, path = run_eval(options)

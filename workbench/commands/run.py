@@ -8,16 +8,23 @@ import signal
 import sys
 
 from workbench.commands.arguments import (
-    add_engine_arguments, add_model_arguments, add_sampling_arguments, add_save_arguments,
+    add_engine_arguments, add_model_arguments, add_sampling_arguments, add_save_arguments, add_steering_arguments,
 )
+from workbench.errors import UserError
 from workbench.terminal import printable  # model output is untrusted: escapes are shown, not obeyed
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("prompt", help="the prompt, or - to read it from stdin")
+    parser.add_argument("prompt", nargs="?", default=None,
+                        help="the prompt, or - to read it from stdin (not with --continue)")
     add_engine_arguments(parser)
     add_model_arguments(parser)
     add_sampling_arguments(parser)
+    add_steering_arguments(parser)
+    parser.add_argument("--continue", dest="continue_from", default=None, metavar="SESSION:TURN",
+                        help="answer again from a saved response (its turn id from `sessions show`): a new branch")
+    parser.add_argument("--thinking-file", default=None, metavar="F",
+                        help="with --continue: the thinking to continue from (default: the response's own)")
     parser.add_argument("--json", action="store_true", help="one JSON event per line: think, answer, done")
     add_save_arguments(parser)
 
@@ -40,13 +47,17 @@ class Printer:
         return f"\x1b[{code}m" if self.tty else ""
 
     def write(self, event) -> None:
-        from workbench.engine.events import Answer, Done, Think
+        from workbench.engine.events import Answer, Done, Steered, Think
 
-        if isinstance(event, Think):
+        if isinstance(event, (Think, Steered)):
             if self.phase != "think":
                 self.out.write(f"{self._style('1')}Thinking{self._style('0')}\n{self._style('2')}")
                 self.phase = "think"
-            self.out.write(printable(event.text))
+            if isinstance(event, Steered):  # the engine's words, not the model's: marked
+                self.out.write(f"{self._style('0;7')}[{event.kind}]{self._style('0;2')}{printable(event.text)}"
+                               f"{self._style('0;7')}[/{event.kind}]{self._style('0;2')}")
+            else:
+                self.out.write(printable(event.text))
         elif isinstance(event, Answer):
             if self.phase != "answer":
                 sep = "\n\n" if self.phase else ""
@@ -58,11 +69,11 @@ class Printer:
         self.out.flush()
 
 
-def recorder_for_run(args, prompt: str, info):
-    """The recorder of `workbench run` (or a no-op with --no-save); it closes the store it opens."""
+def recorder_for_run(args, prompt: str, info, continued=None):
+    """The recorder of `workbench run` (or a no-op with --no-save); it closes the store it opens.
+    `continued`: a Continuation, recorded as a new branch of its session."""
     import sqlite3
 
-    from workbench.errors import UserError
     from workbench.sessions.recorder import NoRecorder, Recorder
     from workbench.sessions.store import Store, problem
 
@@ -70,7 +81,11 @@ def recorder_for_run(args, prompt: str, info):
         return NoRecorder()
     store = Store.open()
     try:
-        recorder = Recorder.for_prompt(store, prompt, info, sampling_from_args(args))
+        if continued is None:
+            recorder = Recorder.for_prompt(store, prompt, info, sampling_from_args(args))
+        else:
+            recorder = Recorder(store, continued.session_id, prompt, info, sampling_from_args(args),
+                                parent_id=continued.parent_id, thinking_prefix=continued.thinking)
     except sqlite3.Error as e:  # locked past the busy timeout, a full disk, ...
         store.close()
         raise UserError(problem(store.path, e, "write to")) from None
@@ -78,11 +93,35 @@ def recorder_for_run(args, prompt: str, info):
     return recorder
 
 
+def steering_from_args(args) -> dict:
+    """ChatRequest fields of the steering flags."""
+    for flag, value in (("--thinking-budget", args.thinking_budget), ("--min-thinking", args.min_thinking)):
+        if value is not None and value < 0:
+            raise UserError(f"{flag} must be 0 or more, not {value}")
+    return {"max_thinking_tokens": args.thinking_budget, "min_thinking_tokens": args.min_thinking,
+            "effort": args.effort, "keep_thinking": args.keep_thinking, "answer_on_loop": args.answer_on_loop}
+
+
 def main(args) -> int:
     from workbench.engine.choose import open_engine
     from workbench.engine.events import ChatRequest, Failed, Message
 
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    continued = None
+    if args.continue_from:
+        from workbench.sessions.continuation import continuation
+
+        if args.prompt is not None:
+            raise UserError("--continue answers a saved prompt again: give no PROMPT with it")
+        continued = continuation(args.continue_from, args.thinking_file)
+        messages, prompt = continued.messages, continued.messages[-1].content
+    else:
+        if args.thinking_file:
+            raise UserError("--thinking-file goes with --continue SESSION:TURN")
+        if args.prompt is None:
+            raise UserError("give a PROMPT (or - to read it from stdin), or --continue SESSION:TURN")
+        prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+        messages = (Message("user", prompt),)
+    steering = steering_from_args(args)
     engine = open_engine(args.endpoint)
     job = None
     try:
@@ -90,25 +129,33 @@ def main(args) -> int:
         if isinstance(loaded, Failed):  # server text: shown, not obeyed
             print(f"workbench: error: {printable(loaded.message)}", file=sys.stderr)
             return 2
-        job = engine.generate(ChatRequest((Message("user", prompt),), sampling_from_args(args),
-                                          stop_on_loop=args.stop_on_loop))
-        return stream(args, prompt, engine.info, job)
+        request = ChatRequest(messages, sampling_from_args(args), stop_on_loop=args.stop_on_loop,
+                              continue_thinking=continued.thinking if continued else None, **steering)
+        if request.steers and not engine.capabilities.steer:
+            raise UserError(f"{args.endpoint or 'this engine'} cannot steer the thinking (budgets, effort, "
+                            f"--continue, --answer-on-loop): drop those options, or run the model here")
+        job = engine.generate(request)
+        return stream(args, prompt, engine.info, job, continued)
     finally:
         if job is not None:
             job.cancel()  # a no-op once it has ended
         engine.close()  # its thread must end before the interpreter does, or MLX aborts the process
 
 
-def stream(args, prompt: str, info, job) -> int:
+def stream(args, prompt: str, info, job, continued=None) -> int:
     """Print the job's events and record them; an unusable store costs the saving, not the answer."""
-    from workbench.engine.events import Done, Failed, event_to_dict
-    from workbench.errors import UserError
+    from workbench.engine.events import Done, Failed, Think, event_to_dict
     from workbench.sessions.recorder import NoRecorder
 
     printer = Printer()
     status, unsaved = 0, False
+    if continued is not None and continued.thinking:  # the thinking it goes on from, then what is new
+        if args.json:
+            print(json.dumps({"type": "continued", "text": continued.thinking}), flush=True)
+        else:
+            printer.write(Think(continued.thinking))
     try:
-        recorder = recorder_for_run(args, prompt, info)
+        recorder = recorder_for_run(args, prompt, info, continued)
     except UserError as e:
         print(f"workbench: warning: {e}; this response is not saved (--no-save skips saving)", file=sys.stderr)
         recorder, unsaved = NoRecorder(), True

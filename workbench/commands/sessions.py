@@ -16,8 +16,11 @@ def add_arguments(parser) -> None:
     p = sub.add_parser("show", help="one session: thinking, answers, stats, inspection")
     p.add_argument("id", help="a session id, or 'last' for the newest")
     p.add_argument("--json", action="store_true", help="the session as JSON")
+    p.add_argument("--branch", type=int, default=None, metavar="TURN",
+                   help="only the turns on the way to TURN (default: every branch, forks marked)")
     p = sub.add_parser("export", help="write a session as Markdown, JSONL or HTML")
     p.add_argument("id", help="a session id, or 'last'")
+    p.add_argument("--branch", type=int, default=None, metavar="TURN", help="only the turns on the way to TURN")
     p.add_argument("--format", choices=("md", "jsonl", "html"), default="md")
     p.add_argument("--output", "-o", default=None, help="a file (default: stdout)")
     p = sub.add_parser("search", help="sessions whose thinking, answers or titles contain TEXT")
@@ -43,7 +46,7 @@ def main(args) -> int:
                 print(f"{r['id']:>5}  {_when(r['updated'])}  {r['status'] or '-':<11} {printable(r['model'] or '-')[:20]:<20}  "
                       f"{printable(r['title'])}")
         elif action == "show":
-            session = with_inspection(store.session(args.id), store)
+            session = with_inspection(chosen_branch(store.session(args.id), args.branch), store)
             if args.json:
                 print(escaped_json(json.dumps(session, indent=1, ensure_ascii=False)))
             else:
@@ -51,7 +54,7 @@ def main(args) -> int:
         elif action == "export":
             from workbench.sessions.export import EXPORTERS
 
-            text = EXPORTERS[args.format](with_inspection(store.session(args.id), store))
+            text = EXPORTERS[args.format](with_inspection(chosen_branch(store.session(args.id), args.branch), store))
             if args.output:
                 with open(args.output, "w", encoding="utf-8") as f:
                     f.write(text)
@@ -69,6 +72,12 @@ def main(args) -> int:
             ids = import_jsonl(store, args.file)
             print(f"imported {len(ids)} session{'s' * (len(ids) != 1)}: {', '.join(map(str, ids))}")
     return 0
+
+
+def chosen_branch(session: dict, leaf: int | None) -> dict:
+    from workbench.sessions.branches import only_branch
+
+    return session if leaf is None else only_branch(session, leaf)
 
 
 def with_inspection(session: dict, store=None) -> dict:
@@ -97,13 +106,18 @@ def print_session(session: dict, out=None) -> None:
     from workbench.engine.events import Stats
     from workbench.sessions.export import inspection_summary
 
+    from workbench.sessions.branches import depth, fork_note
+
     out.write(f"session {session['id']}: {printable(session['title'])}  ({session['kind']}, {_when(session['created'])})\n")
-    for t in session["turns"]:
+    turns = session["turns"]
+    indent = depth(turns)
+    for i, t in enumerate(turns):
+        head = f"\n{'  ' * indent[t['id']]}[turn {t['id']}{fork_note(turns, i)}: "
         if t["role"] != "assistant":
-            out.write(f"\n[{t['role']}]\n{printable(t['content'])}\n")
+            out.write(f"{head}{t['role']}]\n{printable(t['content'])}\n")
             continue
         label = f" {t['label']}" if t.get("label") else ""
-        out.write(f"\n[assistant: {printable(t.get('model') or '?')}{printable(label)} · {t.get('status')}]\n")
+        out.write(f"{head}assistant: {printable(t.get('model') or '?')}{printable(label)} · {t.get('status')}]\n")
         if t["thinking"]:
             out.write(f"Thinking\n{printable(t['thinking'])}\n\n")
         out.write(f"Answer\n{printable(t['content'])}\n")

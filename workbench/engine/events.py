@@ -2,6 +2,8 @@
 
 Every engine (the local MLX thread, a remote endpoint, the fakes in tests) speaks this
 vocabulary: a job yields `Think` / `Answer` deltas and ends with exactly one `Done` or `Failed`.
+An engine that steers the thinking (`Capabilities.steer`) also yields `Steered`: text it wrote into the
+thinking itself (a budget message before `</think>`, a "Wait" instead of an early `</think>`).
 """
 
 from __future__ import annotations
@@ -44,11 +46,35 @@ class Message:
     thinking: str | None = None
 
 
+BUDGET_MESSAGE = "\n\nConsidering the limited time, I have to give the solution based on the thinking directly now.\n"
+WAIT_TEXT = "\nWait"
+EFFORTS = ("off", "low", "medium", "high", "max")
+
+
 @dataclass(frozen=True)
 class ChatRequest:
+    """What to generate. Options past `sampling` steer the thinking; the engine must declare
+    `Capabilities.steer` to honour them (a steering request to one that cannot fails in one line)."""
+
     messages: tuple[Message, ...]
     sampling: Sampling = Sampling()
     stop_on_loop: bool = False  # end generation (finish reason "loop") once the thinking repeats itself
+    # The thinking written so far (the model's own, perhaps edited): generation continues inside the
+    # still-open think block after it, reusing the engine's KV cache up to the first changed token.
+    continue_thinking: str | None = None
+    max_thinking_tokens: int | None = None  # at this many thinking tokens: budget_message, `</think>`, answer
+    min_thinking_tokens: int | None = None  # a `</think>` before this many becomes wait_text: thinking goes on
+    effort: str | None = None  # one of EFFORTS: a max_thinking_tokens from the model's profile ("off": no thinking)
+    budget_message: str = BUDGET_MESSAGE
+    wait_text: str = WAIT_TEXT
+    answer_on_loop: bool = False  # a thinking loop answers now (Steered "loop") instead of stopping
+    keep_thinking: bool = False  # earlier assistant turns keep their thinking in the prompt
+
+    @property
+    def steers(self) -> bool:
+        """Whether this request needs an engine that can steer the thinking."""
+        return bool(self.continue_thinking or self.max_thinking_tokens is not None or self.min_thinking_tokens
+                    or self.effort or self.answer_on_loop)
 
     @classmethod
     def single(cls, prompt: str, sampling: Sampling = Sampling()) -> "ChatRequest":
@@ -69,6 +95,10 @@ class Stats:
     peak_memory_gb: float = 0.0
     finish_reason: str = ""  # "stop" | "length" | "cancelled" | "loop" | "error"
     thinking_closed: bool = False  # False: thinking was cut off (max tokens, stop) or absent
+    prompt_cached_tokens: int = 0  # of prompt_tokens, how many came from the KV cache (not recomputed)
+    thinking_cut: str = ""  # the engine closed the thinking: "budget" | "answer_now" | "loop" ("" = the model did)
+    thinking_extended: int = 0  # early closes replaced by the wait text (minimum thinking, extend)
+    inserted_tokens: int = 0  # tokens the engine wrote (Steered), counted in neither thinking nor answer
 
     @property
     def generated_tokens(self) -> int:
@@ -100,16 +130,21 @@ class Stats:
         """One line, e.g. 'thought for 12.4 s, 1,832 tokens · answer 212 tokens at 45.1 tok/s · …'."""
         parts = [
             f"thought for {self.thinking_time:.1f} s, {self.thinking_tokens:,} tokens"
-            + (" (cut off)" if self.thinking_tokens and not self.thinking_closed else ""),
+            + (f" ({CUT_WORDS.get(self.thinking_cut, self.thinking_cut)})" if self.thinking_cut else
+               " (cut off)" if self.thinking_tokens and not self.thinking_closed else "")
+            + (f", extended {self.thinking_extended}x" if self.thinking_extended else ""),
             f"answer {self.answer_tokens:,} tokens at {self.answer_tps:.1f} tok/s",
             f"{self.generation_tps:.1f} tok/s overall",
             f"first token {self.time_to_first_token:.2f} s",
-            f"prompt {self.prompt_tokens:,} tokens",
+            f"prompt {self.prompt_tokens:,} tokens" + (f", {self.prompt_cached_tokens:,} cached" if self.prompt_cached_tokens else ""),
         ]
         if self.peak_memory_gb:
             parts.append(f"peak {self.peak_memory_gb:.2f} GB")
         parts.append(self.finish_reason or "?")
         return " · ".join(parts)
+
+
+CUT_WORDS = {"budget": "budget reached", "answer_now": "answered now", "loop": "loop cut"}
 
 
 @dataclass(frozen=True)
@@ -154,6 +189,21 @@ def _encodable_text(delta) -> None:
 
 
 @dataclass(frozen=True)
+class Steered:
+    """The engine wrote into the thinking: `kind` "budget" | "answer_now" | "loop" (it then closed the
+    thinking: the answer follows) or "wait" (an early close replaced: thinking goes on). `text` is
+    thinking text (the budget message, the wait text) that the model did not write."""
+
+    kind: str
+    text: str
+    tokens: int = 0
+
+    @property
+    def closes(self) -> bool:
+        return self.kind != "wait"
+
+
+@dataclass(frozen=True)
 class Done:
     stats: Stats
 
@@ -173,7 +223,7 @@ class Loaded:
     info: ModelInfo
 
 
-Event = Union[Think, Answer, Done, Failed, Loading, Loaded]
+Event = Union[Think, Answer, Steered, Done, Failed, Loading, Loaded]
 TERMINAL = (Done, Failed, Loaded)
 
 
@@ -181,6 +231,8 @@ def event_to_dict(event: Event) -> dict:
     """The `--json` line format: {"type": "think", "text": ...}, ..., {"type": "done", "stats": {...}}."""
     if isinstance(event, (Think, Answer)):
         return {"type": type(event).__name__.lower(), "text": event.text}
+    if isinstance(event, Steered):
+        return {"type": "steered", "kind": event.kind, "text": event.text}
     if isinstance(event, Done):
         return {"type": "done", "stats": event.stats.to_dict()}
     if isinstance(event, Failed):

@@ -1,21 +1,31 @@
-"""Generation as a stream of Think/Answer/Done events, on the caller's thread.
+"""Generation as a stream of Think/Answer/Steered/Done events, on the caller's thread.
 
 Built on mlx-lm's `generate_step` with the tokenizer's streaming detokenizer and our
 `ReasoningSplitter`; per token it adds only the split and the phase bookkeeping.
+
+One mechanism steers the thinking: generation continues from a token prefix, reusing the KV cache of
+the part that did not change (`PromptCache`). A continued thinking (`ChatRequest.continue_thinking`), a
+budget cut (the budget message and `</think>` appended to what was generated), a "Wait" in place of an
+early `</think>` and "answer now" are each such a continuation: the engine stops the step generator,
+appends its own tokens, and goes on from the cache, so nothing already computed is computed again.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from workbench.engine.events import Answer, ChatRequest, Done, Sampling, Stats, Think
+from workbench.engine.events import BUDGET_MESSAGE, WAIT_TEXT, Answer, ChatRequest, Done, Sampling, Stats, Steered, Think
 from workbench.engine.loader import LoadedModel
 from workbench.engine.memory import wired_limit
-from workbench.engine.prompt import build_prompt, opens_thinking
-from workbench.engine.splitter import ReasoningSplitter
+from workbench.engine.profiles import effort_budget
+from workbench.engine.prompt import build_prompt, can_turn_thinking_off, ensure_think_prefix, opens_thinking
+from workbench.engine.splitter import CLOSE, ReasoningSplitter
+from workbench.errors import UserError
 
 StopCheck = Callable[[], "str | None"]  # returns a finish reason to stop with, or None
+SteerCheck = Callable[[], "str | None"]  # returns a steering request ("answer_now", "extend", "loop") or None
 
 
 def encode_prompt(tokenizer, prompt: str) -> list[int]:
@@ -24,15 +34,102 @@ def encode_prompt(tokenizer, prompt: str) -> list[int]:
     return tokenizer.encode(prompt, add_special_tokens=bos is None or not prompt.startswith(bos))
 
 
-def stream_reasoning(loaded: LoadedModel, request: ChatRequest, stop: StopCheck | None = None) -> Iterator:
-    profile = loaded.profile
-    prompt = build_prompt(loaded.tokenizer, request.messages, force_think=profile.force_think,
-                          system_prompt=profile.system_prompt)
-    yield from stream_prompt(loaded.model, loaded.tokenizer, prompt, request.sampling.over(profile.sampling), stop)
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
 
 
-def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopCheck | None = None) -> Iterator:
-    """Events for one completion of an already-templated prompt."""
+class PromptCache:
+    """The KV cache of the last generation and the tokens it holds; reused by the next one up to the
+    first token that differs. Engine thread only (it holds MLX arrays)."""
+
+    def __init__(self) -> None:
+        self.model = None
+        self.cache: list | None = None
+        self.tokens: list[int] = []  # what `cache` holds, in order
+
+    def take(self, model, tokens: list[int]) -> tuple[list, int]:
+        """The cache, trimmed to its longest common prefix with `tokens` (leaving at least one token to
+        process, which gives the next token's logits), and that prefix's length."""
+        from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
+
+        held = getattr(self.cache[0], "offset", None) if self.cache else None
+        if (self.model is not model or held != len(self.tokens) or not can_trim_prompt_cache(self.cache)):
+            self.model, self.cache, self.tokens = model, make_prompt_cache(model), []
+        keep = min(common_prefix(self.tokens, tokens), len(tokens) - 1)
+        if len(self.tokens) > keep:
+            trim_prompt_cache(self.cache, len(self.tokens) - keep)
+        self.tokens = []  # unknown until `record`: a generation that fails leaves no cache to reuse
+        self._kept = tokens[:keep]
+        return self.cache, keep
+
+    def record(self, tokens: list[int]) -> None:
+        """After a generation from `take`: the cache holds `tokens` (what was kept of the context),
+        plus perhaps one token the step generator had already fed in (a dropped eos or `</think>`)."""
+        from mlx_lm.models.cache import trim_prompt_cache
+
+        offset = getattr(self.cache[0], "offset", None) if self.cache else None
+        if not isinstance(offset, int) or offset < len(self._kept):
+            self.cache = None
+            return
+        if offset > len(tokens):
+            trim_prompt_cache(self.cache, offset - len(tokens))
+            offset = len(tokens)
+        self.tokens = tokens[:offset]
+
+    def clear(self) -> None:
+        self.model, self.cache, self.tokens = None, None, []
+
+
+@dataclass
+class Steering:
+    """How one generation steers its thinking (from a ChatRequest and its job)."""
+
+    max_thinking: int | None = None
+    min_thinking: int = 0
+    budget_message: str = BUDGET_MESSAGE
+    wait_text: str = WAIT_TEXT
+    take: SteerCheck | None = None  # the job's pending requests
+    prefix_tokens: int = 0  # thinking tokens already written (a continuation): they count against budgets
+    mid_block: bool = False  # the prompt ends inside a thinking block already begun
+
+
+def stream_reasoning(loaded: LoadedModel, request: ChatRequest, stop: StopCheck | None = None,
+                     steer: SteerCheck | None = None, cache: PromptCache | None = None) -> Iterator:
+    profile, tokenizer = loaded.profile, loaded.tokenizer
+    thinking = request.effort != "off"
+    if not thinking and not can_turn_thinking_off(tokenizer):
+        raise UserError(f"{loaded.info.name} cannot answer without thinking: its chat template has no "
+                        f"enable_thinking switch; use effort low or a thinking budget of 0 instead")
+    max_thinking = request.max_thinking_tokens
+    if max_thinking is None and request.effort and thinking:
+        max_thinking = effort_budget(profile, request.effort, loaded.info.parameters)
+    prompt = build_prompt(tokenizer, request.messages, force_think=profile.force_think,
+                          system_prompt=profile.system_prompt, keep_thinking=request.keep_thinking, thinking=thinking)
+    prefix = request.continue_thinking or ""
+    if prefix:
+        prompt = ensure_think_prefix(prompt)
+    steering = Steering(max_thinking=max_thinking, min_thinking=request.min_thinking_tokens or 0,
+                        budget_message=request.budget_message, wait_text=request.wait_text, take=steer,
+                        mid_block=bool(prefix.strip()))
+    if prefix:
+        steering.prefix_tokens = len(encode_prompt(tokenizer, prompt + prefix)) - len(encode_prompt(tokenizer, prompt))
+    yield from stream_prompt(loaded.model, tokenizer, prompt + prefix, request.sampling.over(profile.sampling),
+                             stop, steering, cache)
+
+
+def single_token(tokenizer, text: str) -> int | None:
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    return ids[0] if len(ids) == 1 else None
+
+
+def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopCheck | None = None,
+                  steering: Steering | None = None, cache: PromptCache | None = None) -> Iterator:
+    """Events for one completion of an already-templated prompt. `cache`: the engine's PromptCache to
+    reuse (a fresh one by default); `steering`: budgets and the job's steering requests."""
     import mlx.core as mx
     from mlx_lm.generate import generate_step
     from mlx_lm.sample_utils import make_sampler
@@ -41,15 +138,24 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
     if sampling.seed is not None:
         mx.random.seed(sampling.seed)
     mx.reset_peak_memory()
-    tokens = encode_prompt(tokenizer, prompt)
-    splitter = ReasoningSplitter(start_in_thinking=opens_thinking(prompt))
+    steering = steering or Steering()
+    cache = cache if cache is not None else PromptCache()
+    tokens = encode_prompt(tokenizer, prompt)  # the context: prompt, then what was generated or inserted
+    splitter = ReasoningSplitter(start_in_thinking=opens_thinking(prompt), mid_block=steering.mid_block)
     detokenizer = tokenizer.detokenizer
     detokenizer.reset()
+    if steering.mid_block:  # so a continuation's first token keeps its leading space
+        detokenizer.add_token(tokens[-1])
+        detokenizer.last_segment
     eos = set(tokenizer.eos_token_ids)
+    close_id = single_token(tokenizer, CLOSE)  # min thinking and extend need `</think>` as one token
     sampler = make_sampler(temp=sampling.temperature or 0.0, top_p=sampling.top_p or 0.0)
+    limit = sampling.max_tokens or -1  # tokens generated or inserted
     stats = Stats(prompt_tokens=len(tokens))
     first = think_end = None
     finish = "length"
+    used = 0
+    extensions = 0  # extend requests not yet spent on a `</think>`
 
     def account(deltas: list, was_thinking: bool, now: float) -> list:
         nonlocal think_end
@@ -64,24 +170,85 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
             deltas[0] = type(deltas[0])(deltas[0].text, 1)
         return deltas
 
-    with wired_limit(mx):
-        for n, (token, _) in enumerate(
-            generate_step(mx.array(tokens), model, max_tokens=sampling.max_tokens or -1, sampler=sampler)
-        ):
-            now = time.perf_counter()
-            if n == 0:
-                first = now
-                stats.time_to_first_token = now - start
-            reason = stop() if stop else None
-            if reason:
-                finish = reason
-                break
-            if token in eos:
-                finish = "stop"
-                break
-            detokenizer.add_token(token)
-            was_thinking = splitter.phase == "think"
-            yield from account(splitter.feed(detokenizer.last_segment), was_thinking, now)
+    def over_budget() -> bool:
+        return (steering.max_thinking is not None and splitter.phase == "think"
+                and steering.prefix_tokens + stats.thinking_tokens >= steering.max_thinking)
+
+    insert = ("budget", steering.budget_message) if over_budget() else None
+    segment = 0
+    try:
+        with wired_limit(mx):
+            while True:
+                if insert is not None:
+                    kind, text = insert
+                    insert = None
+                    closes = kind != "wait"
+                    ids = tokenizer.encode(text + (CLOSE if closes else ""), add_special_tokens=False)
+                    for token in ids:  # the detokenizer keeps its place; the inserted text is ours, not its
+                        detokenizer.add_token(token)
+                    detokenizer.last_segment
+                    tokens += ids
+                    used += len(ids)
+                    stats.inserted_tokens += len(ids)
+                    if closes:
+                        yield from splitter.close_thinking()
+                        stats.thinking_cut = kind
+                        think_end = think_end or time.perf_counter()
+                    else:
+                        splitter.continue_block()
+                        stats.thinking_extended += 1
+                    yield Steered(kind, text, len(ids))
+                if limit >= 0 and used >= limit:
+                    finish = "length"
+                    break
+                prompt_cache, reused = cache.take(model, tokens)
+                if segment == 0:
+                    stats.prompt_cached_tokens = reused
+                segment += 1
+                steps = generate_step(mx.array(tokens[reused:]), model, max_tokens=limit - used if limit >= 0 else -1,
+                                      sampler=sampler, prompt_cache=prompt_cache)
+                try:
+                    for token, _ in steps:
+                        now = time.perf_counter()
+                        if first is None:
+                            first = now
+                            stats.time_to_first_token = now - start
+                        reason = stop() if stop else None
+                        if reason:
+                            finish = reason
+                            break
+                        used += 1
+                        thinking = splitter.phase == "think"
+                        if thinking and token == close_id and (
+                                extensions or steering.prefix_tokens + stats.thinking_tokens < steering.min_thinking):
+                            extensions = max(0, extensions - 1)
+                            insert = ("wait", steering.wait_text)
+                            break
+                        if token in eos:
+                            finish = "stop"
+                            break
+                        tokens.append(token)
+                        detokenizer.add_token(token)
+                        yield from account(splitter.feed(detokenizer.last_segment), thinking, now)
+                        if splitter.phase != "think":
+                            continue
+                        request = steering.take() if steering.take else None
+                        if request == "extend":
+                            extensions += 1
+                        elif request is not None:
+                            insert = (request, steering.budget_message)
+                            break
+                        if over_budget():
+                            insert = ("budget", steering.budget_message)
+                            break
+                finally:
+                    steps.close()
+                cache.record(tokens)
+                if insert is None:
+                    break
+    except Exception:
+        cache.clear()  # a generation that failed midway leaves a cache in an unknown state
+        raise
 
     detokenizer.finalize()
     yield from splitter.feed(detokenizer.last_segment)
@@ -99,4 +266,4 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
     yield Done(stats)
 
 
-__all__ = ["stream_reasoning", "stream_prompt", "encode_prompt", "Think", "Answer"]
+__all__ = ["stream_reasoning", "stream_prompt", "encode_prompt", "PromptCache", "Steering", "Think", "Answer"]

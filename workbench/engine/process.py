@@ -3,7 +3,7 @@
 `ProcessEngine` implements `workbench.engine.protocol.Engine` and runs an ordinary `ThreadEngine` in
 a child process (`python -m workbench.engine.process FD`, OpenBLAS preloaded on
 Linux). Both sides speak pickled tuples over a socket pair:
-    parent -> child: (kind, job_id, payload), kind in "load", "generate", "cancel", "close"
+    parent -> child: (kind, job_id, payload), kind in "load", "generate", "cancel", "steer", "close"
     child -> parent: a list of (job_id, event), what the engine put in the last few milliseconds,
                      then (None, the child's peak resident memory in GB): the model lives there
 The engine thread only queues its events; a sender thread pickles and sends them in batches, so a
@@ -33,7 +33,7 @@ from workbench.engine.protocol import Capabilities
 
 
 class ChildJob(Job):
-    """A Job whose events come from the child; cancel is a message to it."""
+    """A Job whose events come from the child; cancel and steering requests are messages to it."""
 
     def __init__(self, engine: "ProcessEngine", job_id: int) -> None:
         super().__init__()
@@ -44,9 +44,13 @@ class ChildJob(Job):
         if not self.finished.is_set():
             self.engine._send(("cancel", self.id, reason))
 
+    def steer(self, kind: str) -> None:
+        if not self.finished.is_set():
+            self.engine._send(("steer", self.id, kind))
+
 
 class ProcessEngine:
-    capabilities = Capabilities()  # no `call`: its function would have to pickle
+    capabilities = Capabilities(steer=True)  # no `call`: its function would have to pickle
 
     def __init__(self) -> None:
         self.info: ModelInfo | None = None
@@ -209,8 +213,8 @@ class Outbox:
 class ForwardedJob(Job):
     """The child's side of a job: its events go to the sender thread's outbox."""
 
-    def __init__(self, outbox: Outbox, job_id: int, stop_on_loop: bool = False) -> None:
-        super().__init__(stop_on_loop)
+    def __init__(self, outbox: Outbox, job_id: int, request=None) -> None:
+        super().__init__(request is not None and request.stop_on_loop, request is not None and request.answer_on_loop)
         self.outbox, self.id = outbox, job_id
 
     def put(self, event) -> None:
@@ -271,17 +275,19 @@ def serve(conn: Connection) -> None:
             outbox.put(None)
             sender.join(timeout=5)  # the last events (the cancelled jobs' Failed) reach the parent
             return
-        if kind == "cancel":
+        if kind in ("cancel", "steer"):
             job = jobs.get(job_id)
-            if job is not None:
+            if job is not None and kind == "cancel":
                 job.cancel(payload)
+            elif job is not None:
+                job.steer(payload)
             continue
         for done in [i for i, j in jobs.items() if j.finished.is_set()]:
             del jobs[done]
         if kind == "load":
             jobs[job_id] = engine.load(*payload, into=ForwardedJob(outbox, job_id))
         else:
-            jobs[job_id] = engine.generate(payload, into=ForwardedJob(outbox, job_id, payload.stop_on_loop))
+            jobs[job_id] = engine.generate(payload, into=ForwardedJob(outbox, job_id, payload))
 
 
 if __name__ == "__main__":

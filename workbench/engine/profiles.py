@@ -11,8 +11,8 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from workbench.engine.events import Sampling
-from workbench.errors import ModelLoadError
+from workbench.engine.events import EFFORTS, Sampling
+from workbench.errors import ModelLoadError, UserError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,6 +32,8 @@ class Profile:
     system_prompt: str | None = None  # DeepSeek: no system prompt
     # Published scores, suite name -> percent, e.g. {"aime24": 28.9, "math500": 83.9}.
     claims: dict = field(default_factory=dict)
+    # Thinking budgets (tokens) per effort level, e.g. {"low": 256}; unset levels follow the model's size.
+    effort: dict = field(default_factory=dict)
 
     @property
     def sampling(self) -> Sampling:
@@ -44,6 +46,31 @@ class Profile:
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# Thinking-token budgets per effort level by model size (parameters up to the first number): small
+# distills reach an answer in fewer tokens before they start to wander; "max" is no budget.
+EFFORT_BY_SIZE: list[tuple[float, dict]] = [
+    (3e9, {"low": 256, "medium": 1024, "high": 4096}),
+    (20e9, {"low": 512, "medium": 2048, "high": 8192}),
+    (float("inf"), {"low": 1024, "medium": 4096, "high": 16384}),
+]
+
+
+def effort_budget(profile: Profile, level: str, parameters: int = 0) -> int | None:
+    """The thinking budget of an effort level (None: unbounded). "off" is the prompt's business
+    (`prompt.build_prompt(enable_thinking=False)`), not a budget."""
+    if level not in EFFORTS or level == "off":
+        raise UserError(f"unknown effort {level!r}: use one of {', '.join(e for e in EFFORTS if e != 'off')} (or off)")
+    if level in profile.effort:
+        value = profile.effort[level]
+        return None if value in (None, "", "max") or (isinstance(value, int) and value < 0) else int(value)
+    if level == "max":
+        return None
+    for limit, budgets in EFFORT_BY_SIZE:
+        if parameters <= limit:
+            return budgets[level]
+    return None
 
 
 # Substring of the model folder name (lower case) -> profile values. First match wins.

@@ -25,15 +25,23 @@ def strip_thinking(text: str) -> str:
     return text.strip()
 
 
-def prompt_messages(messages, system_prompt: str | None = None) -> list[dict]:
-    """Chat-template messages: thinking dropped from assistant turns; optional system prompt."""
+def prompt_messages(messages, system_prompt: str | None = None, keep_thinking: bool = False) -> list[dict]:
+    """Chat-template messages: thinking dropped from assistant turns (kept, as a think block before the
+    answer, with `keep_thinking`); optional system prompt."""
     out = []
     if system_prompt and not any(m.role == "system" for m in messages):
         out.append({"role": "system", "content": system_prompt})
     for m in messages:
         content = strip_thinking(m.content) if m.role == "assistant" else m.content
+        if m.role == "assistant" and keep_thinking and m.thinking:
+            content = f"{OPEN}\n{m.thinking.strip()}\n{CLOSE}\n\n{content}"
         out.append({"role": m.role, "content": content})
     return out
+
+
+def can_turn_thinking_off(tokenizer) -> bool:
+    """Whether the chat template has a switch for thinking (Qwen3-style `enable_thinking`)."""
+    return "enable_thinking" in str(getattr(tokenizer, "chat_template", None) or "")
 
 
 def ensure_think_prefix(prompt: str) -> str:
@@ -52,8 +60,10 @@ def opens_thinking(prompt: str) -> bool:
 
 
 def build_prompt(tokenizer, messages: list[Message] | tuple[Message, ...], *, force_think: bool = True,
-                 system_prompt: str | None = None) -> str:
+                 system_prompt: str | None = None, keep_thinking: bool = False, thinking: bool = True) -> str:
+    """`thinking=False`: the template's `enable_thinking=False` (check `can_turn_thinking_off` first)."""
+    extra = {} if thinking else {"enable_thinking": False}
     text = tokenizer.apply_chat_template(
-        prompt_messages(messages, system_prompt), add_generation_prompt=True, tokenize=False
+        prompt_messages(messages, system_prompt, keep_thinking), add_generation_prompt=True, tokenize=False, **extra
     )
-    return ensure_think_prefix(text) if force_think else text
+    return ensure_think_prefix(text) if force_think and thinking else text

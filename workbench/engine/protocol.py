@@ -26,6 +26,9 @@ class Capabilities:
 
     call: bool = False  # `call(fn)`: run fn(loaded_model) on the thread that owns MLX (in-process only)
     cluster: bool = False  # `cluster()`: our cluster's per-rank layout and memory (raises if the server has none)
+    # Steering the thinking: requests' continue_thinking, max/min_thinking_tokens, effort, answer_on_loop,
+    # and jobs' answer_now()/extend(), marked in the stream with `Steered` events.
+    steer: bool = False
 
 
 @runtime_checkable
@@ -40,6 +43,12 @@ class Job(Protocol):
 
     def stop_reason(self) -> str | None:
         """Why the job was asked to stop, or None."""
+
+    def answer_now(self) -> None:
+        """While thinking (`capabilities.steer`): close the thinking at once and let the answer stream."""
+
+    def extend(self) -> None:
+        """While thinking (`capabilities.steer`): the model's next `</think>` becomes the wait text."""
 
     def get(self, timeout: float | None = None) -> Event:
         """The next event; raises queue.Empty after `timeout` seconds."""

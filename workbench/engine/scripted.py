@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from workbench.engine.events import Answer, ChatRequest, Done, Failed, Loaded, Loading, ModelInfo, Stats, Think
+from workbench.engine.events import Answer, ChatRequest, Done, Failed, Loaded, Loading, ModelInfo, Stats, Steered, Think
 from workbench.engine.job import Job
 from workbench.engine.protocol import Capabilities
 
@@ -33,7 +33,10 @@ def script_from_text(thinking: str, answer: str, chunk: int = 1) -> Script:
 
 
 class ScriptedEngine:
-    capabilities = Capabilities()
+    """Steering, as a script can: a thinking budget or answer now skips the rest of the scripted
+    thinking (after a Steered with the budget message); the minimum and extend are not played."""
+
+    capabilities = Capabilities(steer=True)
 
     def __init__(self, scripts=(), rate: float = 0.0, load_delay: float = 0.0, load_error: str | None = None,
                  name: str = "scripted", load_gate: threading.Event | None = None, device: str = "") -> None:
@@ -75,17 +78,26 @@ class ScriptedEngine:
     def generate(self, request: ChatRequest) -> Job:
         self.requests.append(request)
         script = self.scripts[min(len(self.requests), len(self.scripts)) - 1] if self.scripts else Script()
-        job = Job(stop_on_loop=request.stop_on_loop)
-        threading.Thread(target=self._play, args=(job, script), daemon=True).start()
+        job = Job.for_request(request)
+        threading.Thread(target=self._play, args=(job, script, request), daemon=True).start()
         return job
 
-    def _play(self, job: Job, script: Script) -> None:
-        stats = Stats(prompt_tokens=sum(len(m.content) for m in self.requests[-1].messages))
+    def _play(self, job: Job, script: Script, request: ChatRequest) -> None:
+        stats = Stats(prompt_tokens=sum(len(m.content) for m in request.messages))
         start = time.perf_counter()
         first = think_end = None
+        budget = request.max_thinking_tokens
         for n, event in enumerate(script.events):
             if job.stop_reason():
                 break
+            if isinstance(event, Think) and stats.thinking_cut:
+                continue
+            cut = "budget" if isinstance(event, Think) and budget is not None and stats.thinking_tokens >= budget else None
+            steer = job.take_steer() if isinstance(event, Think) else None
+            if cut or steer in ("answer_now", "loop"):
+                stats.thinking_cut = cut or steer
+                job.put(Steered(stats.thinking_cut, request.budget_message))
+                continue
             if self.rate:  # pace against the clock (not per-event sleeps) so the rate holds on average
                 delay = start + n / self.rate - time.perf_counter()
                 if delay > 0:
@@ -111,7 +123,7 @@ class ScriptedEngine:
         stats.thinking_time = think_end - first
         stats.answer_time = end - think_end
         stats.total_time = end - start
-        stats.thinking_closed = stats.answer_tokens > 0
+        stats.thinking_closed = stats.answer_tokens > 0 or bool(stats.thinking_cut)
         stats.finish_reason = job.stop_reason() or "stop"
         job.put(Done(script.stats or stats))
 

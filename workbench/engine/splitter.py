@@ -30,12 +30,26 @@ def _held_suffix(text: str, tags: tuple[str, ...]) -> int:
 
 
 class ReasoningSplitter:
-    def __init__(self, start_in_thinking: bool = False, open_tag: str = OPEN, close_tag: str = CLOSE):
+    def __init__(self, start_in_thinking: bool = False, open_tag: str = OPEN, close_tag: str = CLOSE,
+                 mid_block: bool = False):
+        """`mid_block`: the stream continues a block already begun (its whitespace is text)."""
         self.open_tag, self.close_tag = open_tag, close_tag
         self.phase = "think" if start_in_thinking else "start"  # "start" | "think" | "answer"
         self.closed = False  # a thinking block has been closed
         self._pending = ""
-        self._block_start = True  # at the start of a block: drop leading whitespace
+        self._block_start = not mid_block  # at the start of a block: drop leading whitespace
+
+    def close_thinking(self) -> list:
+        """The engine closed the thinking (it wrote `</think>` itself): flush what was held, then answer."""
+        out = self.finish() if self.phase == "think" else []
+        if self.phase == "think":
+            self.closed = True
+            self._enter("answer")
+        return out
+
+    def continue_block(self) -> None:
+        """The engine wrote text into the current block: what follows is not at its start."""
+        self._block_start = False
 
     def _emit(self, out: list, text: str) -> None:
         if self._block_start:

@@ -23,11 +23,12 @@ from workbench.errors import UserError
 
 
 class ThreadEngine:
-    capabilities = Capabilities(call=True)
+    capabilities = Capabilities(call=True, steer=True)
 
     def __init__(self) -> None:
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._loaded = None  # engine thread only
+        self._cache = None  # engine thread only: the last generation's PromptCache, reused by the next
         self.info: ModelInfo | None = None
         self._thread = threading.Thread(target=self._serve, name="mlx-engine", daemon=True)
         self._thread.start()
@@ -45,7 +46,7 @@ class ThreadEngine:
         return job
 
     def generate(self, request: ChatRequest, into: Job | None = None) -> Job:
-        job = Job(stop_on_loop=request.stop_on_loop) if into is None else into
+        job = Job.for_request(request) if into is None else into
         self._inbox.put(("generate", job, request))
         return job
 
@@ -70,7 +71,7 @@ class ThreadEngine:
         while True:
             kind, job, payload = self._inbox.get()
             if kind == "close":
-                self._loaded = None
+                self._loaded = self._cache = None
                 if "mlx.core" in sys.modules:
                     # A thread that made MLX streams must destroy them before it ends, or the
                     # process aborts at exit ("terminate called without an active exception").
@@ -101,11 +102,11 @@ class ThreadEngine:
         except UserError as e:
             job.put(Failed(str(e)))
             return
-        self._loaded, self.info = loaded, loaded.info
+        self._loaded, self.info, self._cache = loaded, loaded.info, None
         job.put(Loaded(loaded.info))
 
     def _generate(self, job: Job, request: ChatRequest) -> None:
-        from workbench.engine.generate import stream_reasoning
+        from workbench.engine.generate import PromptCache, stream_reasoning
 
         if job.stop_reason():
             job.put(Done(Stats(finish_reason=job.stop_reason())))
@@ -113,5 +114,8 @@ class ThreadEngine:
         if self._loaded is None:
             job.put(Failed("no model loaded"))
             return
-        for event in stream_reasoning(self._loaded, request, stop=job.stop_reason):
+        if self._cache is None:
+            self._cache = PromptCache()
+        for event in stream_reasoning(self._loaded, request, stop=job.stop_reason, steer=job.take_steer,
+                                      cache=self._cache):
             job.put(event)

@@ -45,6 +45,7 @@ class EvalOptions:
     verify_timeout: float | None = None
     trust_remote_code: bool = False
     endpoint: str | None = None  # a model served there (`open_engine`), instead of one loaded here
+    thinking_budget: int | None = None  # max_thinking_tokens of every request (budget forcing)
 
 
 class Progress:
@@ -200,6 +201,11 @@ def run_eval(options: EvalOptions, engine: Engine | None = None, progress_stream
         defaults = profile.sampling if info.profile else Sampling()
         sampling = Sampling(options.temperature, options.top_p, options.max_tokens).over(defaults)
         settings = {"temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens}
+        if options.thinking_budget is not None:  # only then: earlier runs' keys and cards stay as they were
+            if not engine.capabilities.steer:
+                raise UserError(f"{options.endpoint or 'this engine'} cannot cut the thinking at a budget: "
+                                "drop --thinking-budget, or evaluate the model here")
+            settings["thinking_budget"] = options.thinking_budget
         weights = ([identity["model_sha256"], combined_sha256(identity["adapter_files"] or {})]
                    if identity["served"] is None else [identity["served"]["endpoint"], identity["served"]["model"]])
         key_source = json.dumps([*weights, suite.sha256, suite.spec.to_dict(),
@@ -232,8 +238,9 @@ def run_eval(options: EvalOptions, engine: Engine | None = None, progress_stream
                     if interrupt.requested:
                         break
                     seed = options.seed * 1_000_003 + item["index"] * options.samples + k
-                    request = ChatRequest.single(item["prompt"], Sampling(sampling.temperature, sampling.top_p,
-                                                                          sampling.max_tokens, seed))
+                    request = ChatRequest(ChatRequest.single(item["prompt"]).messages,
+                                          Sampling(sampling.temperature, sampling.top_p, sampling.max_tokens, seed),
+                                          max_thinking_tokens=options.thinking_budget)
                     t0 = time.monotonic()
                     job = engine.generate(request)
                     interrupt.job = job

@@ -2,7 +2,8 @@
 
 JSONL follows the chat-message convention: one session per line, `{"messages": [...]}`, with an
 assistant's thinking in `reasoning_content` (DeepSeek's API field) and workbench's own numbers
-under `"workbench"`. Import also takes files of bare message lines (`{"role": ..., "content": ...}`),
+under `"workbench"`. A message that starts a branch (a fork) names the message it follows by its
+index in the list: `"workbench": {"parent": 1}`; the others follow the message before them. Import also takes files of bare message lines (`{"role": ..., "content": ...}`),
 one conversation per file. Model output is untrusted: HTML escapes everything it shows.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from workbench import jsonl
 from workbench.errors import UserError
 from workbench.sessions import shapes
+from workbench.sessions.branches import fork_note, is_fork
 from workbench.sessions.shapes import COLUMNS, clean
 from workbench.sessions.store import LATEST_TIME, problem, valid_time
 from workbench.terminal import escaped_json, printable
@@ -30,11 +32,15 @@ ROLES = ("system", "user", "assistant")
 
 def to_jsonl_record(session: dict) -> dict:
     messages = []
-    for t in session["turns"]:
+    turns = session["turns"]
+    index = {t["id"]: i for i, t in enumerate(turns)}
+    for i, t in enumerate(turns):
         m = {"role": t["role"], "content": t["content"]}
         if t["role"] == "assistant":
             m["reasoning_content"] = t["thinking"]
             m["workbench"] = {k: t[k] for k in RESPONSE_FIELDS if t.get(k) is not None}
+        if is_fork(turns, i) and t["parent_id"] in index:
+            m.setdefault("workbench", {})["parent"] = index[t["parent_id"]]
         messages.append(m)
     return {"title": session["title"], "kind": session["kind"], "created": session["created"], "messages": messages}
 
@@ -51,6 +57,10 @@ def read_jsonl(path: Path) -> list[dict]:
         if isinstance(item, dict) and isinstance(item.get("messages"), list):
             for i, m in enumerate(item["messages"]):
                 _check_message(m, f"{where}: message {i + 1}")
+                parent = (m.get("workbench") or {}).get("parent")
+                if parent is not None and (type(parent) is not int or not 0 <= parent < i):
+                    raise UserError(f"{where}: message {i + 1}: \"parent\" must be the index of an earlier "
+                                    f"message (0 to {i - 1})")
             if item.get("title") is not None and not isinstance(item["title"], str):
                 raise UserError(f"{where}: \"title\" must be a string")
             if item.get("created") is not None and not valid_time(item["created"]):
@@ -91,15 +101,20 @@ def import_jsonl(store, path: Path) -> list[int]:
                 first_user = next((m.get("content") or "" for m in messages if m["role"] == "user"), "")
                 session_id = store.new_session(_text(r.get("title") or first_user[:78] or Path(path).stem), "import",
                                                r.get("created"))
+                turn_ids: list[int] = []
                 for m in messages:
                     extra = {}
+                    parent = (m.get("workbench") or {}).get("parent")
                     if m["role"] == "assistant":
                         meta = m.get("workbench") or {}
                         extra = {k: meta[k] for k in RESPONSE_FIELDS if k in meta}
                         if extra.get("status") not in ("complete", "stopped", "interrupted"):
                             extra["status"] = "complete"
-                    store.add_turn(session_id, m["role"], _text(m.get("content")), _text(m.get("reasoning_content")),
-                                   **_clean(extra))
+                    extra = _clean(extra)
+                    if parent is not None:
+                        extra["parent_id"] = turn_ids[parent]
+                    turn_ids.append(store.add_turn(session_id, m["role"], _text(m.get("content")),
+                                                   _text(m.get("reasoning_content")), **extra))
                 ids.append(session_id)
     except sqlite3.Error as e:
         raise UserError(f"nothing imported from {path}: {problem(store.path, e, 'write to')}") from None
@@ -134,14 +149,15 @@ def export_markdown(session: dict) -> str:
     `<details>` fold, is HTML-escaped with any open code fence closed, so it cannot end the fold."""
     p = printable
     out = [f"# {p(session['title'])}", ""]
-    for t in session["turns"]:
+    turns = session["turns"]
+    for i, t in enumerate(turns):
         if t["role"] != "assistant":
-            out += [f"**{p(t['role'].capitalize())}:**", "", p(t["content"]), ""]
+            out += [f"**{p(t['role'].capitalize())}:**{fork_note(turns, i)}", "", p(t["content"]), ""]
             continue
         who = p(t.get("model") or "assistant")
         if t.get("label"):
             who += f" ({p(t['label'])})"
-        out += [f"**{who}** · {p(t.get('status') or 'complete')}", ""]
+        out += [f"**{who}** · {p(t.get('status') or 'complete')}{fork_note(turns, i)}", ""]
         if t["thinking"]:
             out += ["<details>", f"<summary>Thinking{_token_note(t)}</summary>", "", _folded(t["thinking"]), "",
                     "</details>", ""]
@@ -216,14 +232,16 @@ def export_html(session: dict) -> str:
         return html.escape(printable(str(text)))
 
     body = [f"<h1>{e(session['title'])}</h1>"]
-    for t in session["turns"]:
+    turns = session["turns"]
+    for i, t in enumerate(turns):
         if t["role"] != "assistant":
-            body.append(f'<div class="turn"><div class="role">{e(t["role"].capitalize())}</div>'
+            body.append(f'<div class="turn"><div class="role">{e(t["role"].capitalize())}{e(fork_note(turns, i))}</div>'
                         f'<div class="answer">{e(t["content"])}</div></div>')
             continue
         who = e(t.get("model") or "assistant") + (f" ({e(t['label'])})" if t.get("label") else "")
         markers = ((t.get("inspection") or {}).get("markers") or {}).get("positions") or []
-        body.append(f'<div class="turn"><div class="role">{who} · {e(t.get("status") or "complete")}</div>')
+        body.append(f'<div class="turn"><div class="role">{who} · {e(t.get("status") or "complete")}'
+                    f'{e(fork_note(turns, i))}</div>')
         if t["thinking"]:
             body.append(f'<details><summary>Thinking{e(_token_note(t))}</summary>'
                         f'<div class="thinking">{highlight(t["thinking"], markers)}</div></details>')

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-from workbench.engine.events import TERMINAL, Answer, Done, Failed, Stats, Think
+from workbench.engine.events import Answer, Done, Failed, Stats, Steered, Think, merge_deltas
 from workbench.engine.job import collect
 from workbench.errors import UserError
 from workbench.inspect import Inspector
@@ -29,15 +29,25 @@ STATUS_OF_FINISH = {"stop": "complete", "length": "complete", "cancelled": "stop
 
 class Recorder:
     def __init__(self, store, session_id: int, prompt: str, info=None, sampling=None, label: str | None = None,
-                 flush_every: float = FLUSH_EVERY, on_saved=None) -> None:
+                 flush_every: float = FLUSH_EVERY, on_saved=None, parent_id: int | None = None,
+                 thinking_prefix: str = "") -> None:
+        """`parent_id`: the turn this response follows when it is not the last one (a fork);
+        `thinking_prefix`: the thinking it continues (`ChatRequest.continue_thinking`), stored before it."""
         self.store, self.session_id = store, session_id
         self.on_saved = on_saved  # called once everything is in the store, on the thread that finished it
         self.inspector = Inspector(prompt)
-        self.turn_id = store.start_response(session_id, label=label, **response_columns(info, sampling))
+        columns = response_columns(info, sampling)
+        if parent_id is not None:
+            columns["parent_id"] = parent_id
+        self.turn_id = store.start_response(session_id, label=label, **columns)
         self.status: str | None = None
         self.owns_store = False
         self.saved = False
-        self._think: list[str] = []  # received, not yet written
+        self.steered: list[dict] = []  # where the engine wrote into the thinking: kind, at (characters), text
+        self._thinking_chars = len(thinking_prefix)
+        self._think: list[str] = [thinking_prefix] if thinking_prefix else []  # received, not yet written
+        if thinking_prefix:
+            self.inspector.feed_thinking(thinking_prefix)
         self._answer: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -67,9 +77,12 @@ class Recorder:
 
     def feed(self, event) -> None:
         kind = type(event)
-        if kind is Think:
+        if kind is Steered:
+            self.steered.append({"kind": event.kind, "at": self._thinking_chars, "text": event.text})
+        if kind is Think or kind is Steered:
             with self._lock:
                 self._think.append(event.text)
+            self._thinking_chars += len(event.text)
             self.inspector.feed_thinking(event.text)
         elif kind is Answer:
             with self._lock:
@@ -109,7 +122,7 @@ class Recorder:
         self.status = status
         self._stop.set()
         self._writer.join()
-        stored = (stats.to_dict() if stats is not None else
+        stored = (dict(stats.to_dict(), **({"steered": self.steered} if self.steered else {})) if stats is not None else
                   {"finish_reason": "error", "error": error} if error is not None else None)
         try:
             self.flush()
@@ -145,21 +158,24 @@ class RecordedJob:
     def stop_reason(self) -> str | None:
         return self.job.stop_reason()
 
+    def answer_now(self) -> None:
+        self.job.answer_now()
+
+    def extend(self) -> None:
+        self.job.extend()
+
     def get(self, timeout: float | None = None):
         event = self.job.get(timeout)
         self.recorder.feed(event)
         return event
 
     def get_many(self, window: float) -> list:
-        """As `Job.get_many`; the recorder gets the window's deltas merged (one feed per kind, not per
+        """As `Job.get_many`; the recorder gets the window's deltas merged (one feed per run of a kind, not per
         token: its inspector scans each feed). So what the inspector notices mid-stream (a loop's
         `loop_at` offset) lands at the end of a frame."""
         events = self.job.get_many(window)
-        for kind in (Think, Answer):
-            if deltas := [e for e in events if type(e) is kind]:
-                self.recorder.feed(kind("".join(e.text for e in deltas), sum(e.tokens for e in deltas)))
-        if isinstance(events[-1], TERMINAL):
-            self.recorder.feed(events[-1])
+        for event in merge_deltas(events):
+            self.recorder.feed(event)
         return events
 
     def __iter__(self):

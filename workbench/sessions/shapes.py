@@ -47,7 +47,9 @@ MARKER = "marker"  # [start, end, kind]
 _OF_ANNOTATION = {"int": INT, "float": NUMBER, "str": TEXT, "bool": BOOL}
 STATS = {f.name: Optional(_OF_ANNOTATION[getattr(f.type, "__name__", f.type)]) for f in fields(Stats)}
 STATS.update(thinking_tps=Optional(NUMBER), answer_tps=Optional(NUMBER), generation_tps=Optional(NUMBER),
-             error=Optional(TEXT))
+             error=Optional(TEXT),
+             # where the engine wrote into the thinking (recorder.py): kind, character offset, its text
+             steered=Optional(ListOf({"kind": TEXT, "at": INT, "text": TEXT})))
 INSPECTION = {
     "tokens": Optional({
         "thinking": Nullable(INT), "answer": Nullable(INT), "thinking_o200k": Nullable(INT),

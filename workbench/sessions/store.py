@@ -60,6 +60,10 @@ MIGRATIONS = [
     ALTER TABLE turns ADD COLUMN host TEXT;
     CREATE INDEX sessions_by_update ON sessions(updated);
     """,
+    # 3: branches: the turn a turn follows when it is not the one before it (a fork); NULL: the one before.
+    """
+    ALTER TABLE turns ADD COLUMN parent_id INTEGER;
+    """,
 ]
 CORRUPT_SIGNS = ("not a database", "malformed", "integrity check", "corrupt")
 JSON_COLUMNS = ("sampling", "stats", "inspection")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 from textual import on, work
@@ -22,13 +21,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Markdown
 
 from workbench.engine.events import (
-    TERMINAL, Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, ModelInfo, Sampling, Stats, Think,
+    TERMINAL, Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, ModelInfo, Sampling, Stats, Steered, Think,
 )
 from workbench.machine import lower_thread_priority, restore_thread_priority
-from workbench.tui.messages import Chunk, Finished, ModelFailed, ModelLoaded, ModelLoading
+from workbench.tui.messages import Chunk, Finished, ModelFailed, ModelLoaded, ModelLoading, Response, Steer
 from workbench.tui.panes import StatusLine, ThinkingView, Transcript, TurnView
 from workbench.tui.welcome import Welcome
 from workbench.terminal import printable
+from workbench.tui.steer_screens import ThinkingSettings
 
 
 HERE = Path(__file__).parent  # .tcss files beside the code (absolute, so subclasses elsewhere work)
@@ -42,17 +42,18 @@ UI_NICE = 19  # how far the app's own threads step back from the engine's (Linux
 THINKING_LAYOUTS = ("", "thinking-wide", "thinking-hidden")  # ctrl+t cycles through them
 
 
-@dataclass
-class Response:
-    """One finished response, as handed on by `WorkbenchApp.response_finished`."""
+STEER_LABELS = {"budget": "budget reached", "answer_now": "answered now", "loop": "loop cut", "wait": "wait"}
 
-    prompt: str
-    thinking: str
-    answer: str
-    stats: Stats | None
-    error: str | None
-    model: ModelInfo | None
-    request: ChatRequest
+
+def steered_runs(events: list) -> list:
+    """A frame's events as runs of deltas (lists) split at each Steered (kept in order between them)."""
+    runs: list = [[]]
+    for e in events:
+        if isinstance(e, Steered):
+            runs += [e, []]
+        else:
+            runs[-1].append(e)
+    return runs
 
 
 class Starting:
@@ -77,6 +78,11 @@ class WorkbenchApp(App):
         Binding("ctrl+t", "toggle_thinking", "Thinking pane"),
         Binding("ctrl+l", "toggle_latex", "LaTeX source"),
         Binding("ctrl+g", "compare", "Compare"),
+        Binding("ctrl+b", "answer_now", "Answer now"),
+        Binding("ctrl+y", "extend", "Extend"),
+        Binding("f12", "edit_thinking", "Edit thinking"),
+        Binding("ctrl+f", "fork", "Fork"),
+        Binding("f11", "thinking_settings", "Thinking budget", show=False),
         Binding("f10", "train", "Train", show=False),
         Binding("f2", "focus('thinking')", "Focus thinking", show=False),
         Binding("f3", "focus('answer')", "Focus answer", show=False),
@@ -95,6 +101,13 @@ class WorkbenchApp(App):
         ("Regenerate", "Ask the last prompt again (ctrl+r)", "regenerate"),
         ("Pick a model", "Load another local model (ctrl+o)", "pick_model"),
         ("Sampling settings", "Temperature, top-p, max tokens, seed (ctrl+s)", "settings"),
+        ("Answer now", "Stop thinking: the budget message, </think>, and the answer streams (ctrl+b)", "answer_now"),
+        ("Extend the thinking", "One more \"Wait\": while thinking, its next close; after, go on from it (ctrl+y)",
+         "extend"),
+        ("Edit the thinking", "Edit the selected turn's thinking; Enter continues from the edit (F12)", "edit_thinking"),
+        ("Fork", "A new branch from the selected turn: later turns stay saved on the old one (ctrl+f)", "fork"),
+        ("Thinking budget and effort", "Budget, minimum, effort, keep earlier thinking, loop rescue (F11)",
+         "thinking_settings"),
         ("Compare", "Run the prompt on other models, temperatures or samples, side by side (ctrl+g)", "compare"),
         ("Train (GRPO)", "Launch `workbench train grpo` or watch a run: curves, latest sample, stop (F10)", "train"),
         ("Thinking pane: wide / hidden / normal", "Cycle the thinking pane's width (ctrl+t)", "toggle_thinking"),
@@ -118,6 +131,9 @@ class WorkbenchApp(App):
         self.load_options = {"trust_remote_code": True} if trust_remote_code else {}
         self.sampling = sampling
         self.history: list[Message] = []  # finished turns, thinking kept in Message.thinking
+        self.branch: list[Response] = []  # the responses of `history`, in order (a turn per response)
+        self.thinking_settings = ThinkingSettings()
+        self.fork_parent: int | None = None  # the stored turn the next prompt follows (after a fork)
         self.ready = False  # a model is loaded
         self.load_failed = False
         self.job = None  # the generate job running, if any
@@ -260,15 +276,26 @@ class WorkbenchApp(App):
         box.value = ""
         await self.ask(prompt)
 
-    async def ask(self, prompt: str) -> None:
-        """Send `prompt` with the conversation so far (the engine leaves earlier thinking out)."""
+    async def ask(self, prompt: str, thinking: str | None = None, prompt_turn: int | None = None) -> None:
+        """Send `prompt` with the conversation so far (the engine leaves earlier thinking out).
+        `thinking`: continue from this thinking (an edit, an extension) instead of starting afresh;
+        `prompt_turn`: the stored prompt it answers again (no new prompt row)."""
+        steers = self.thinking_settings.steers or thinking is not None
+        if steers and not self.engine.capabilities.steer:
+            self.notify("This engine cannot steer the thinking (budgets, edits): clear them with F11.",
+                        severity="warning", markup=False)
+            return
+        settings = self.thinking_settings.request_fields() if self.engine.capabilities.steer else {}
         request = ChatRequest((*self.history, Message("user", prompt)), self.sampling,
-                              stop_on_loop=self.sessions_ui.stop_on_loop)
+                              stop_on_loop=self.sessions_ui.stop_on_loop, continue_thinking=thinking, **settings)
         self.response_no += 1
         self.turn_view = TurnView(prompt, self.raw_mode)
         self.turn_view.request = request
+        self.turn_view.prompt_turn = prompt_turn
         await self.query_one(Transcript).mount(self.turn_view)
         self.thinking.clear()
+        self.thinking.append(thinking or "")
+        self.status.budget = self.thinking_settings.budget
         self.answer_raw = ""  # the live turn's answer as the model wrote it
         self.status.every = STATUS_FRAMES * self.frame()
         self.status.started()
@@ -295,7 +322,12 @@ class WorkbenchApp(App):
             return
         starting = self.job
         try:
-            self.job = self.sessions_ui.record(self.engine.generate(request), request)
+            again = self.turn_view.prompt_turn  # a stored prompt answered again, or None for a new one
+            self.job = self.sessions_ui.record(self.engine.generate(request), request, again,
+                                               self.fork_parent if again is None else None,
+                                               request.continue_thinking or "")
+            if again is None:
+                self.fork_parent = None
         except Exception as e:  # noqa: BLE001 - e.g. the session store failing: the turn ends with it
             self.job = None
             self.post_message(Finished(response_no, None, f"engine: {e}"))
@@ -318,11 +350,16 @@ class WorkbenchApp(App):
             except Exception as e:  # noqa: BLE001 - a broken engine must not take the app down
                 self.post_message(Finished(response_no, None, f"engine: {e}"))
                 return
-            think = [e for e in events if isinstance(e, Think)]
-            answer = [e for e in events if isinstance(e, Answer)]
-            if think or answer:
-                self.post_message(Chunk(response_no, "".join(e.text for e in think), "".join(e.text for e in answer),
-                                        sum(e.tokens for e in think), sum(e.tokens for e in answer)))
+            for run in steered_runs(events):
+                if isinstance(run, Steered):
+                    self.post_message(Steer(response_no, run.kind, run.text))
+                    continue
+                think = [e for e in run if isinstance(e, Think)]
+                answer = [e for e in run if isinstance(e, Answer)]
+                if think or answer:
+                    self.post_message(Chunk(response_no, "".join(e.text for e in think),
+                                            "".join(e.text for e in answer),
+                                            sum(e.tokens for e in think), sum(e.tokens for e in answer)))
             last = events[-1]
             if isinstance(last, Done):
                 self.post_message(Finished(response_no, last.stats))
@@ -345,6 +382,13 @@ class WorkbenchApp(App):
         self.status.progress(chunk.thinking_tokens, chunk.answer_tokens)
         self.rendered_tokens += chunk.thinking_tokens + chunk.answer_tokens
 
+    def on_steer(self, message: Steer) -> None:
+        if message.response_no != self.response_no or not self._thinking_view.is_attached:
+            return
+        label = STEER_LABELS.get(message.kind, message.kind)
+        self.thinking.append(message.text, shown=f"⟦{label}⟧{message.text}⟦/{label}⟧")
+        self.status.show(label, apart=True)
+
     def on_finished(self, message: Finished) -> None:
         if message.response_no != self.response_no or self.turn_view is None or not self._thinking_view.is_attached:
             return
@@ -357,8 +401,10 @@ class WorkbenchApp(App):
             self.notify(printable(message.error), title="Generation failed", severity="error", markup=False, timeout=10)
         else:
             self.status.finished(message.stats)
+        recorder = getattr(self.sessions_ui, "recorder", None)
+        ids = (recorder.prompt_turn, recorder.turn_id) if recorder is not None and self.sessions_ui.store else (None, None)
         self.response_finished(Response(view.prompt, thinking, self.answer_raw, message.stats, message.error,
-                                        self.engine.info, view.request))
+                                        self.engine.info, view.request, *ids))
 
     def response_finished(self, response: Response) -> None:
         """The one place each finished response goes. History now; a sessions sidebar or an inspector
@@ -370,6 +416,7 @@ class WorkbenchApp(App):
         if response.error is None:
             self.history += [Message("user", response.prompt),
                              Message("assistant", response.answer, response.thinking)]
+            self.branch.append(response)
 
     # ---- actions -----------------------------------------------------------------------------
     def action_stop(self) -> None:
@@ -390,6 +437,8 @@ class WorkbenchApp(App):
         self.turn_view = None
         self.answer_raw = ""
         self.history.clear()
+        self.branch.clear()
+        self.fork_parent = None
         self._hold_cursor(False)
         await self.query_one(Transcript).remove_children()
         self.thinking.clear()
@@ -405,11 +454,106 @@ class WorkbenchApp(App):
         last = self.last
         if last.error is None and len(self.history) >= 2:
             del self.history[-2:]
+            del self.branch[-1:]
         views = self.query(TurnView)
         if views:
             await views.last().remove()
         self.last = None
         await self.ask(last.prompt)
+
+    # ---- steering the thinking ------------------------------------------------------------------
+    def _can_steer(self) -> bool:
+        if not self.engine.capabilities.steer:
+            self.notify("This engine cannot steer the thinking.", markup=False)
+        return self.engine.capabilities.steer
+
+    def action_answer_now(self) -> None:
+        """While thinking streams: close it (the budget message, `</think>`) and let the answer stream."""
+        if self.job is None or isinstance(self.job, Starting):
+            self.notify("Answer now works while a response is thinking.", markup=False)
+            return
+        if self._can_steer():
+            self.job.answer_now()
+            self.status.show("answering now …", apart=True)
+
+    async def action_extend(self) -> None:
+        """One more "Wait": while thinking, its next close becomes the wait text; after a response, go
+        on thinking from the end of its thinking."""
+        if not self._can_steer():
+            return
+        if self.job is not None and not isinstance(self.job, Starting):
+            self.job.extend()
+            self.status.show("the next close of the thinking becomes \"Wait\"", apart=True)
+            return
+        if self.branch and not self.comparing:
+            await self.continue_turn(len(self.branch) - 1, self.branch[-1].thinking + self.branch[-1].request.wait_text)
+        else:
+            self.notify("Nothing to extend yet.", markup=False)
+
+    def selected_turn(self) -> int | None:
+        """The index (in `branch`) of the turn holding the focus, else of the last one; None if none."""
+        views = list(self.query(TurnView))[-len(self.branch):] if self.branch else []
+        focused = self.focused
+        for i, view in enumerate(views):
+            if focused is not None and (focused is view or view in focused.ancestors):
+                return i
+        return len(self.branch) - 1 if self.branch else None
+
+    def action_edit_thinking(self) -> None:
+        from workbench.tui.steer_screens import EditThinkingScreen
+
+        index = self.selected_turn()
+        if index is None or self.job is not None or self.comparing:
+            self.notify("Edit the thinking of a finished turn (Esc stops the one running)." if index is not None
+                        else "No turn to edit yet.", markup=False)
+            return
+        if not self._can_steer():
+            return
+
+        async def edited(text: str | None) -> None:
+            if text is not None:
+                await self.continue_turn(index, text)
+
+        self.push_screen(EditThinkingScreen(self.branch[index].thinking), edited)
+
+    async def continue_turn(self, index: int, thinking: str) -> None:
+        """Answer turn `index`'s prompt again from `thinking` (a new branch beside that turn)."""
+        turn = self.branch[index]
+        await self._cut_branch(index)
+        await self.ask(turn.prompt, thinking=thinking, prompt_turn=turn.prompt_turn)
+
+    async def action_fork(self) -> None:
+        """Go on from the selected turn: later turns leave the screen (they stay saved on their branch)."""
+        index = self.selected_turn()
+        if index is None or self.job is not None or self.comparing:
+            self.notify("Fork from a finished turn." if index is not None else "No turn to fork from yet.",
+                        markup=False)
+            return
+        if index == len(self.branch) - 1:
+            self.notify("That is the last turn: your next prompt goes on from it.", markup=False)
+            return
+        await self._cut_branch(index + 1)
+        self.fork_parent = self.branch[-1].response_turn
+        self.status.show(f"forked after turn {index + 1}: the next prompt starts a branch")
+        self.query_one("#prompt").focus()
+
+    async def _cut_branch(self, index: int) -> None:
+        """Leave turns `index`... of the branch (from the screen and the history)."""
+        views = list(self.query(TurnView))
+        for view in views[len(views) - (len(self.branch) - index):]:
+            await view.remove()
+        del self.branch[index:]
+        del self.history[2 * index:]
+
+    def action_thinking_settings(self) -> None:
+        from workbench.tui.steer_screens import ThinkingSettingsScreen
+
+        def saved(settings: ThinkingSettings | None) -> None:
+            if settings is not None:
+                self.thinking_settings = settings
+                self.notify("Thinking settings saved.", markup=False, timeout=2)
+
+        self.push_screen(ThinkingSettingsScreen(self.thinking_settings), saved)
 
     def action_toggle_thinking(self) -> None:
         panes = self.query_one("#panes")

@@ -1,4 +1,5 @@
-"""What the engine workers post to the app (Textual messages as small dataclasses)."""
+"""What the engine workers post to the app (Textual messages as small dataclasses), and the record of a
+finished response the app keeps (`Response`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 from textual.message import Message as UIMessage  # not a chat turn (that is engine.events.Message)
 
-from workbench.engine.events import ModelInfo, Stats
+from workbench.engine.events import ChatRequest, ModelInfo, Stats
 
 
 @dataclass
@@ -19,6 +20,15 @@ class Chunk(UIMessage):
     answer: str
     thinking_tokens: int
     answer_tokens: int
+
+
+@dataclass
+class Steer(UIMessage):
+    """The engine wrote into the thinking (a budget cut, answer now, a loop cut, a "Wait")."""
+
+    response_no: int
+    kind: str
+    text: str
 
 
 @dataclass
@@ -43,3 +53,18 @@ class ModelLoaded(UIMessage):
 @dataclass
 class ModelFailed(UIMessage):
     message: str
+
+
+@dataclass
+class Response:
+    """One finished response, as handed on by `WorkbenchApp.response_finished`."""
+
+    prompt: str
+    thinking: str
+    answer: str
+    stats: Stats | None
+    error: str | None
+    model: ModelInfo | None
+    request: ChatRequest
+    prompt_turn: int | None = None  # the store's rows of its prompt and of itself (None: not saved)
+    response_turn: int | None = None

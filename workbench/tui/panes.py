@@ -19,7 +19,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Collapsible, Markdown, Static
 
-from workbench.engine.events import Stats
+from workbench.engine.events import CUT_WORDS, Stats
 from workbench.tui.latex import LatexStream, to_unicode
 from workbench.terminal import printable
 from workbench.verify.answer import extract_answer
@@ -102,6 +102,8 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
     """
 
     HIGHLIGHT_STYLE = Style(bold=True, reverse=True)
+    STEER_MARK = re.compile(r"⟦/?[a-z_ ]+⟧")  # around text the engine wrote (`append(..., shown=)`)
+    STEER_STYLE = Style(bold=True, color="black", bgcolor="yellow")
     follow_at_once = True  # its rows are counted here, not by a layout pass (see _resized)
 
     def __init__(self, **kwargs) -> None:
@@ -135,11 +137,12 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
         self.clear()
         self.append(text)
 
-    def append(self, text: str) -> None:
-        if not text:
+    def append(self, text: str, shown: str | None = None) -> None:
+        """`shown`: what to show instead of `text` (the raw thinking keeps `text`)."""
+        if not text and not shown:
             return
         self.raw += text
-        first, *more = text.split("\n")
+        first, *more = (text if shown is None else shown).split("\n")
         self._lines[-1] += first
         self._lines.extend(more)
         self._last_line.feed(first)
@@ -217,10 +220,13 @@ class ThinkingView(FollowsEnd, ScrollView, can_focus=True):
         if row >= len(self._rows):
             return Strip.blank(width, style)
         text = self._rows[row]
-        if self.highlight is not None:
+        for pattern, marked in ((self.highlight, self.HIGHLIGHT_STYLE), (self.STEER_MARK if "⟦" in text else None,
+                                                                           self.STEER_STYLE)):
+            if pattern is None:
+                continue
             segments, at = [], 0
-            for m in self.highlight.finditer(text):
-                segments += [Segment(text[at:m.start()], style), Segment(m.group(0), style + self.HIGHLIGHT_STYLE)]
+            for m in pattern.finditer(text):
+                segments += [Segment(text[at:m.start()], style), Segment(m.group(0), style + marked)]
                 at = m.end()
             if segments:
                 segments.append(Segment(text[at:], style))
@@ -396,6 +402,7 @@ class StatusLine(Widget):
         self.thinking_tokens = self.answer_tokens = 0
         self._phase_shown, self._shown_at = None, 0.0  # what progress() last drew, and when
         self.every = self.EVERY  # the app sets it from its frame (a redraw every few frames)
+        self.budget: int | None = None  # the response's thinking budget: "thinking 812/1024 tok"
 
     def render(self) -> Text:
         return self.text
@@ -456,7 +463,8 @@ class StatusLine(Widget):
         gb = self.memory_gb()
         memory = f"mem {gb:.2f} GB" if gb else ""
         if self.think_end is None:
-            self.show("thinking", f"{self.thinking_tokens:,} tok", _rate(self.thinking_tokens, now - self.first),
+            budget = f"/{self.budget:,}" if self.budget is not None else ""
+            self.show("thinking", f"{self.thinking_tokens:,}{budget} tok", _rate(self.thinking_tokens, now - self.first),
                       ttft, memory, apart=True)
         else:
             thought = f"thought for {self.think_end - self.first:.1f} s, {self.thinking_tokens:,} tokens"
@@ -470,6 +478,8 @@ class StatusLine(Widget):
                   f"answer {stats.answer_tokens:,} tok, {stats.answer_tps:.1f} tok/s",
                   f"first token {stats.time_to_first_token:.2f} s",
                   f"peak {peak:.2f} GB" if (peak := stats.peak_memory_gb or self.memory_gb()) else "",
+                  f"prompt {stats.prompt_tokens:,} tok, {stats.prompt_cached_tokens:,} cached" if stats.prompt_cached_tokens else "",
+                  CUT_WORDS.get(stats.thinking_cut, ""),
                   stats.finish_reason)
 
     def error(self, message: str) -> None:

@@ -16,10 +16,11 @@ from textual.containers import Vertical
 from textual.widgets import Checkbox, Input, OptionList
 from textual.widgets.option_list import Option
 
-from workbench.engine.events import Message, Stats
+from workbench.engine.events import ChatRequest, Message, Stats
 from workbench.errors import UserError
 from workbench.tui.inspector import InspectorPanel
 from workbench.terminal import printable
+from workbench.tui.messages import Response
 
 
 class SessionsPanel(Vertical):
@@ -111,18 +112,28 @@ class SessionsUI:
         return ui
 
     # ---- hooks the app calls ---------------------------------------------------------------------
-    def record(self, job, request):
-        """The job to read instead of `job`: its events are saved as they stream."""
+    def record(self, job, request, prompt_turn: int | None = None, parent_id: int | None = None,
+               thinking_prefix: str = ""):
+        """The job to read instead of `job`: its events are saved as they stream. `prompt_turn`: the
+        stored prompt it answers again (a branch beside an earlier response); `parent_id`: the turn a new
+        prompt follows (after a fork); `thinking_prefix`: the thinking it continues."""
         if self.store is None:
             return job
         from workbench.sessions.recorder import Recorder, title_of
 
         prompt = request.messages[-1].content
-        if self.session_id is None or not self.app.history:  # a new chat is a new session
-            self.session_id = self.store.new_session(title_of(prompt), "chat")
-        self.store.add_turn(self.session_id, "user", prompt)
+        if prompt_turn is None:
+            if self.session_id is None or not self.app.history:  # a new chat is a new session
+                self.session_id = self.store.new_session(title_of(prompt), "chat")
+            prompt_turn = self.store.add_turn(self.session_id, "user", prompt,
+                                              **({"parent_id": parent_id} if parent_id is not None else {}))
+            response_parent = None  # the row before it
+        else:
+            response_parent = prompt_turn
         self.recorder = Recorder(self.store, self.session_id, prompt, self.app.engine.info, request.sampling,
-                                 on_saved=lambda: self.inspector.post_message(InspectorPanel.Saved()))
+                                 on_saved=lambda: self.inspector.post_message(InspectorPanel.Saved()),
+                                 parent_id=response_parent, thinking_prefix=thinking_prefix)
+        self.recorder.prompt_turn = prompt_turn
         self.inspector.watch(self.recorder, self)
         return self.recorder.follow(job)
 
@@ -160,12 +171,15 @@ class SessionsUI:
 
             await app.push_screen(CompareScreen(session))
             return
+        from workbench.sessions.branches import branch
+
         await app.action_new_chat()
         transcript = app.query_one(Transcript)
-        history, prompt, last = [], None, None
-        for t in session["turns"]:
+        history, responses, prompt, prompt_turn, last = [], [], None, None, None
+        turns = branch(session["turns"], session["turns"][-1]["id"]) if session["turns"] else []  # the latest branch
+        for t in turns:
             if t["role"] == "user":
-                prompt = t["content"]
+                prompt, prompt_turn = t["content"], t["id"]
                 continue
             if t["role"] != "assistant":
                 continue
@@ -176,8 +190,11 @@ class SessionsUI:
             note = None if t["status"] in ("complete", "stopped") else f"{t['status']} response, as it was saved"
             await view.finish(t["thinking"], stats, note)
             history += [Message("user", prompt or ""), Message("assistant", t["content"], t["thinking"])]
+            responses.append(Response(prompt or "", t["thinking"], t["content"], stats, None, None,
+                                      ChatRequest(tuple(history[:-1])), prompt_turn, t["id"]))
             last = t
         app.history[:] = history
+        app.branch[:] = responses
         self.session_id = session_id
         app.thinking.set_text(last["thinking"] if last else "")
         self.inspector.show(last.get("inspection") if last else None, last["thinking"] if last else "",
