@@ -66,11 +66,29 @@ def scripted() -> ScriptedEngine:
     return Contracted(rate=2000)
 
 
-KINDS = ["thread", "process", "remote", "scripted"]
+KINDS = ["thread", "process", "remote", "cluster", "scripted"]
+
+
+class TwoRanks:
+    """RemoteEngine against `workbench cluster serve --local-ranks 2`: our cluster, as a client sees it."""
+
+    def __init__(self, folder, home) -> None:
+        from test_distributed_cluster import Cluster
+
+        from workbench.engine.remote import RemoteEngine
+
+        with pytest.MonkeyPatch.context() as patch:  # Cluster keeps its log beside $WORKBENCH_HOME
+            patch.setenv("WORKBENCH_HOME", str(home))
+            self.cluster = Cluster(folder, "--deadline", "60")  # generous: CI shares 2 cores
+        self.engine = RemoteEngine(self.cluster.url)
+
+    def close(self) -> None:
+        self.engine.close()
+        self.cluster.stop()
 
 
 @pytest.fixture(scope="module", params=KINDS)
-def contracted(request, looping_model):
+def contracted(request, looping_model, tmp_path_factory):
     """(engine, model to load, a model name that cannot load) for each implementation."""
     kind = request.param
     if kind == "thread":
@@ -83,6 +101,9 @@ def contracted(request, looping_model):
         engine, closer, model = ProcessEngine(), None, looping_model
     elif kind == "remote":
         served = Served(looping_model)
+        engine, closer, model = served.engine, served, None
+    elif kind == "cluster":
+        served = TwoRanks(looping_model, tmp_path_factory.mktemp("cluster") / "home")
         engine, closer, model = served.engine, served, None
     else:
         engine, closer, model = scripted(), None, None
@@ -103,8 +124,8 @@ def test_it_is_an_engine_with_declared_capabilities(contracted):
     assert isinstance(engine, Engine)
     assert isinstance(engine.capabilities, Capabilities)
     assert engine.capabilities.call == (kind == "thread")
-    assert engine.capabilities.cluster == (kind == "remote")
-    assert engine.capabilities.steer == (kind != "remote")
+    assert engine.capabilities.cluster == (kind in ("remote", "cluster"))
+    assert engine.capabilities.steer == (kind not in ("remote", "cluster"))
 
 
 def test_load_says_loading_then_loaded_with_the_info_it_keeps(contracted):
@@ -181,8 +202,10 @@ def test_optional_capabilities_work_where_declared(contracted):
     engine.load(model).collect()
     if engine.capabilities.call:
         assert engine.call(lambda loaded: loaded.tokenizer.encode("ab")).result(timeout=30)
-    if engine.capabilities.cluster:  # our server, here with no ranks behind it
-        assert engine.cluster() == {"model": engine.info.name, "ranks": []}
+    if engine.capabilities.cluster:  # our server: no ranks behind the plain one, two behind the cluster
+        described = engine.cluster()
+        assert described["model"] == engine.info.name
+        assert [r["rank"] for r in described["ranks"]] == ([0, 1] if kind == "cluster" else [])
 
 
 def test_a_model_that_cannot_load_fails_in_one_line_and_the_engine_keeps_working(contracted, tmp_path):
@@ -191,7 +214,7 @@ def test_a_model_that_cannot_load_fails_in_one_line_and_the_engine_keeps_working
         broken = ScriptedEngine(load_error="no such model")
         failed = broken.load("nope").collect()[-1]
     else:
-        failed = engine.load(tmp_path / "nope" if kind != "remote" else "nope").collect()[-1]
+        failed = engine.load("nope" if kind in ("remote", "cluster") else tmp_path / "nope").collect()[-1]
     assert isinstance(failed, Failed) and failed.message and "\n" not in failed.message
     engine.load(model).collect()
     assert isinstance(engine.generate(ChatRequest.single(QUESTION, GREEDY)).collect()[-1], Done)
