@@ -87,7 +87,8 @@ class ScriptedEngine:
         start = time.perf_counter()
         first = think_end = None
         budget = request.max_thinking_tokens
-        for n, event in enumerate(script.events):
+        played = 0  # events put so far: the pace counts these, not the ones a cut skipped
+        for event in script.events:
             if job.stop_reason():
                 break
             if isinstance(event, Think) and stats.thinking_cut:
@@ -99,7 +100,7 @@ class ScriptedEngine:
                 job.put(Steered(stats.thinking_cut, request.budget_message))
                 continue
             if self.rate:  # pace against the clock (not per-event sleeps) so the rate holds on average
-                delay = start + n / self.rate - time.perf_counter()
+                delay = start + played / self.rate - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
             now = time.perf_counter()
@@ -110,6 +111,7 @@ class ScriptedEngine:
                 think_end = think_end or now
                 stats.answer_tokens += event.tokens
             job.put(event)
+            played += 1
             self.emitted += event.tokens
         if script.hold is not None:
             while not script.hold.wait(0.01) and not job.stop_reason():
