@@ -290,5 +290,8 @@ class Handler(BaseHTTPRequestHandler):
                 elif isinstance(event, Done):
                     send(chunk({}, finish_reason(event.stats), usage=usage(event.stats), stats=event.stats.to_dict()))
                     send("[DONE]")
-        except (BrokenPipeError, ConnectionResetError):
-            job.cancel("cancelled")  # the client went away: stop generating for it
+        except OSError:  # the client went away (a reset, a broken pipe, ...)
+            pass
+        finally:  # however the stream ended early, stop generating for nobody
+            if not job.finished.is_set():
+                job.cancel("cancelled")
