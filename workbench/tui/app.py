@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Markdown
 
 from workbench.engine.events import (
-    TERMINAL, Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, ModelInfo, Sampling, Stats, Steered, Think,
+    TERMINAL, Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, Sampling, Steered, Think,
 )
 from workbench.machine import lower_thread_priority, restore_thread_priority
 from workbench.tui.messages import Chunk, Finished, ModelFailed, ModelLoaded, ModelLoading, Response, Steer
