@@ -197,3 +197,34 @@ def pool_worker_pid(before) -> int:
                         return parent
         time.sleep(0.05)
     raise AssertionError("no sandbox started")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+def test_killing_a_group_takes_the_sessions_its_members_started():
+    """An unisolated sandbox leads its own session; a worker killed at its deadline takes it along."""
+    import subprocess
+    import sys
+    import time
+
+    from workbench.verify.sandbox import kill_group
+
+    script = ("import os, subprocess, sys, time\n"
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True)\n"
+              "print(child.pid, flush=True)\n"
+              "time.sleep(600)\n")
+    leader = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, process_group=0)
+    escaped = int(leader.stdout.readline())
+    kill_group(leader.pid)
+    leader.wait(10)
+    deadline = time.monotonic() + 10
+    while running(escaped) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(escaped), "the session a group member started outlived the group"
+
+
+def running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from workbench.verify.registry import Verdict, check_name, default_timeout
-from workbench.verify.sandbox import remove_leftovers
+from workbench.verify.sandbox import kill_group, remove_leftovers
 
 WORKER_MEMORY_MB = 2048  # address-space limit per worker: a bomb hits MemoryError, not the machine
 STARTUP_TIMEOUT = 120.0  # importing sympy on a busy machine; not counted against a verification
@@ -86,10 +86,8 @@ class _Worker:
         return None if line is None else json.loads(line)
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # the worker and any sandbox in its group
-        except (ProcessLookupError, PermissionError):
-            self.process.kill()
+        kill_group(self.process.pid)  # the worker and any sandbox it started
+        self.process.kill()
         self.process.wait()
         remove_leftovers(self.process.pid)
         for stream in (self.process.stdin, self.process.stdout):

@@ -52,6 +52,10 @@ MAX_LINE = 8 * 1024 * 1024  # one protocol line from a sandbox
 # Run first in every sandboxed interpreter: the protocol, the rlimits, the uid.
 PRELUDE = r'''
 import json, os, sys
+try:
+    os.setsid()  # no terminal to reach; under bubblewrap its init stays in the caller's group (killed with it)
+except OSError:
+    pass  # already leads a session (unisolated)
 _proto_in = sys.stdin
 _proto_out = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)  # prints go to the capture file (fd 2)
@@ -146,7 +150,7 @@ def _python_roots() -> list[str]:
 def bubblewrap_command(limits: Limits, as_root: bool) -> list[str]:
     """bwrap's arguments up to the command (see the module docstring for what each part is for)."""
     command = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-               "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv",
+               "--unshare-cgroup-try", "--die-with-parent", "--clearenv",
                "--setenv", "HOME", SANDBOX_HOME, "--setenv", "TMPDIR", SANDBOX_HOME,
                "--setenv", "LANG", "C.UTF-8", "--setenv", "PATH", "/usr/bin:/bin"]
     if as_root:
@@ -427,14 +431,65 @@ def _pidfd_of_child(pid: int | None, parent: subprocess.Popen) -> int | None:
         fd = os.pidfd_open(pid)
     except OSError:
         return None
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if int(stat.rpartition(")")[2].split()[1]) == parent.pid:
-            return fd
-    except (OSError, ValueError, IndexError):
-        pass
+    if (_parent_and_group(pid) or (None,))[0] == parent.pid:
+        return fd
     os.close(fd)
     return None
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL process group `pgid` and the sandboxes its members started.
+
+    A sandbox leaves its caller's group (bubblewrap's namespace init, or an unisolated sandbox's
+    own session), and --die-with-parent does not cover a caller killed while bwrap is still
+    setting up. So: stop the group (nothing in it can start anything more), note the children of
+    its members that are outside it, kill the group, then kill those (a namespace's init takes
+    the whole namespace; a session leader's group goes first)."""
+    try:
+        os.killpg(pgid, signal.SIGSTOP)
+    except (ProcessLookupError, PermissionError):
+        return
+    escaped = _pidfds_of_escaped_children(pgid)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for pid, fd in escaped:
+        try:
+            if (_parent_and_group(pid) or (0, None))[1] == pid:
+                os.killpg(pid, signal.SIGKILL)
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def _parent_and_group(pid: int) -> tuple[int, int] | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return int(fields[1]), int(fields[2])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _pidfds_of_escaped_children(pgid: int) -> list[tuple[int, int]]:
+    """(pid, pidfd) of each process whose parent is in group `pgid` but which is not (Linux only)."""
+    if not hasattr(os, "pidfd_open") or not os.path.isdir("/proc/self"):
+        return []
+    known = {int(e): _parent_and_group(int(e)) for e in os.listdir("/proc") if e.isdigit()}
+    found = []
+    for pid, known_pid in known.items():
+        if known_pid is None or known_pid[1] == pgid or (known.get(known_pid[0]) or (0, None))[1] != pgid:
+            continue
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            continue
+        if _parent_and_group(pid) == known_pid:  # the same process (its number was not reused meanwhile)
+            found.append((pid, fd))
+        else:
+            os.close(fd)
+    return found
 
 
 def remove_leftovers(owner_pid: int) -> None:
