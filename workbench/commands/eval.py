@@ -7,6 +7,7 @@ served elsewhere, `$WORKBENCH_HOME/evals/served/<host_port>-<model>/`). `--json`
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -28,6 +29,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--verify-timeout", type=float, default=None, help="seconds per verification")
     parser.add_argument("--thinking-budget", type=int, default=None, metavar="N",
                         help="cut each response's thinking at N tokens (the budget message, </think>, then the answer)")
+    parser.add_argument("--budgets", default=None, metavar="B1,B2,...",
+                        help="a thinking-budget sweep, e.g. 0,256,1024,max: one report card with a point per budget "
+                        "(each budget continues the thinking of the one below it: nothing is generated twice)")
+    parser.add_argument("--min-thinking", type=int, default=None, metavar="N",
+                        help="a close of the thinking before N tokens becomes \"Wait\" and the thinking goes on")
+    parser.add_argument("--progress-json", action="store_true", help=argparse.SUPPRESS)  # for the app
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run of the same eval")
     parser.add_argument("--fresh", action="store_true", help="discard an interrupted run and start over")
     parser.add_argument("--json", action="store_true", help="print the finished report card as one JSON object")
@@ -35,14 +42,22 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     from workbench.terminal import printable
+    from workbench.errors import UserError
+    from workbench.eval.budgets import parse_budgets
     from workbench.eval.runner import EvalOptions, run_eval
+
+    for flag, value in (("--thinking-budget", args.thinking_budget), ("--min-thinking", args.min_thinking)):
+        if value is not None and value < 0:
+            raise UserError(f"{flag} must be 0 or more thinking tokens")
 
     options = EvalOptions(
         suite=args.suite, model=args.model, adapter=args.adapter, limit=args.limit, samples=args.samples,
         seed=args.seed, temperature=args.temp, top_p=args.top_p, max_tokens=args.max_tokens, resume=args.resume,
         fresh=args.fresh, verify_timeout=args.verify_timeout, trust_remote_code=args.trust_remote_code,
         endpoint=args.endpoint,
-        thinking_budget=args.thinking_budget,
+        thinking_budget=args.thinking_budget, min_thinking=args.min_thinking,
+        budgets=tuple(parse_budgets(args.budgets)) if args.budgets is not None else None,
+        json_progress=args.progress_json,
     )
     try:
         card, path = run_eval(options)
@@ -55,6 +70,10 @@ def main(args) -> int:
     served = f" (served by {card['served']['endpoint']})" if card["served"] else ""
     print(f"{printable(card['model'])}{served} on {card['suite']['name']}: {card['accuracy']:.1%} "
           f"(95% CI {lo:.1%} to {hi:.1%}, n={card['n']}, {card['samples']} sample(s) each)")
+    for point in card.get("budgets") or []:
+        lo, hi = point["ci95"]
+        print(f"  budget {point['label']:>6}: {point['accuracy']:6.1%} ({lo:.1%} to {hi:.1%}), "
+              f"{point['mean_thinking_tokens']:,.0f} thinking tokens on average")
     claim = card.get("claim")
     if claim:
         print(f"claimed {claim['claimed']:.1f}% ({claim['source']}): "

@@ -183,6 +183,8 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
                     kind, text = insert
                     insert = None
                     closes = kind != "wait"
+                    detokenizer.finalize()  # what it held back (a trailing space) is the model's, before the cut
+                    yield from splitter.feed(detokenizer.last_segment)
                     ids = tokenizer.encode(text + (CLOSE if closes else ""), add_special_tokens=False)
                     for token in ids:  # the detokenizer keeps its place; the inserted text is ours, not its
                         detokenizer.add_token(token)

@@ -23,6 +23,7 @@ from workbench.engine.events import ModelInfo
 from workbench.engine.protocol import Engine
 from workbench.errors import UserError
 from workbench.eval import card as cards
+from workbench.eval.budgets import curve_points, label, sweep
 from workbench.eval.claims import claimed_score
 from workbench.eval.suites import load_suite
 from workbench.jsonl import parse_line
@@ -46,21 +47,34 @@ class EvalOptions:
     trust_remote_code: bool = False
     endpoint: str | None = None  # a model served there (`open_engine`), instead of one loaded here
     thinking_budget: int | None = None  # max_thinking_tokens of every request (budget forcing)
+    budgets: tuple[int | None, ...] | None = None  # a sweep (eval/budgets.py): one card, a point per budget
+    min_thinking: int | None = None  # min_thinking_tokens of every request (an early close becomes "Wait")
+    json_progress: bool = False  # progress as JSON lines (for the app), not a bar
 
 
 class Progress:
-    """A bar with running accuracy on stderr: redrawn in place on a terminal, one line per sample otherwise."""
+    """A bar with running accuracy on stderr: redrawn in place on a terminal, one line per sample
+    otherwise; or (`as_json`) one JSON object per line: {"note"} or {"done", "total", "correct",
+    "points"} where points are the finished sample's budgets (label, correct, thinking tokens)."""
 
-    def __init__(self, total: int, stream=None) -> None:
-        self.total, self.out = total, stream or sys.stderr
-        self.tty = self.out.isatty()
+    def __init__(self, total: int, stream=None, as_json: bool = False) -> None:
+        self.total, self.out, self.json = total, stream or sys.stderr, as_json
+        self.tty = self.out.isatty() and not as_json
         self.started = time.monotonic()
 
     def note(self, text: str) -> None:
+        if self.json:
+            text = json.dumps({"note": text})
         self.out.write(("\r\x1b[2K" if self.tty else "") + text + "\n")
         self.out.flush()
 
-    def update(self, done: int, correct: int, judged_now: int) -> None:
+    def update(self, done: int, correct: int, judged_now: int, records: list[dict] | None = None) -> None:
+        if self.json:
+            points = [{"budget": r.get("budget"), "correct": r["correct"], "thinking_tokens": r["thinking_tokens"]}
+                      for r in records or []]
+            self.out.write(json.dumps({"done": done, "total": self.total, "correct": correct, "points": points}) + "\n")
+            self.out.flush()
+            return
         width = 24
         filled = int(width * done / self.total) if self.total else width
         rate = (time.monotonic() - self.started) / judged_now if judged_now else 0.0
@@ -124,8 +138,9 @@ def machine() -> dict:
     return info
 
 
-def read_partial(path: Path) -> dict[tuple[int, int], dict]:
-    """Samples already done; a torn last line (killed mid-write) is ignored."""
+def read_partial(path: Path) -> dict[tuple[int, int, str | None], dict]:
+    """Samples already done, by (item, sample, budget label or None); a torn last line (killed
+    mid-write) is ignored."""
     done = {}
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -134,7 +149,7 @@ def read_partial(path: Path) -> dict[tuple[int, int], dict]:
     for line in lines:
         try:
             record = parse_line(line)
-            done[(int(record["item"]), int(record["sample"]))] = record
+            done[(int(record["item"]), int(record["sample"]), record.get("budget"))] = record
         except (ValueError, KeyError, TypeError):
             continue
     return done
@@ -143,6 +158,23 @@ def read_partial(path: Path) -> dict[tuple[int, int], dict]:
 def completion_text(thinking: str, answer: str, closed: bool) -> str:
     """The completion as verifiers see it: the prompt opened <think>, so only the close appears."""
     return f"{thinking}</think>{answer}" if closed else thinking + answer
+
+
+def judge(point, pool, verifier: str, example: dict, timeout: float | None) -> dict:
+    """A sample's record: the response at one budget (a sweep `Point`) and the verifier's verdict."""
+    if point.failure is None:
+        verdict = pool.verify(verifier, completion_text(point.thinking, point.answer, point.thinking_closed),
+                              example, timeout)
+        score, reason, extracted = verdict.score, verdict.reason, verdict.extracted
+    else:
+        score, reason, extracted = None, point.failure, None
+    return {
+        "thinking": point.thinking, "answer": point.answer, "extracted": extracted, "score": score,
+        "reason": reason, "correct": score is not None and score >= 1.0,
+        "thinking_tokens": point.thinking_tokens, "answer_tokens": point.answer_tokens,
+        "seconds": round(point.seconds, 3), "finish_reason": point.finish_reason,
+        "thinking_closed": point.thinking_closed,  # for re-scoring
+    }
 
 
 def weights_identity(info: ModelInfo, adapter: Path | None, log: Progress) -> tuple[dict, Path]:
@@ -170,20 +202,23 @@ def run_eval(options: EvalOptions, engine: Engine | None = None, progress_stream
     """Run a suite; return (report card, path of its JSON). `engine` defaults to the one
     `open_engine(options.endpoint)` chooses: a server's model, or a new in-process ThreadEngine."""
     from workbench.engine.choose import open_engine
-    from workbench.engine.events import ChatRequest, Done, Failed, Sampling
+    from workbench.engine.events import ChatRequest, Failed, Sampling
     from workbench.engine.profiles import Profile
     from workbench.verify import VerifierPool, verifier_version
     from workbench.verify.registry import check_available
 
     if options.samples < 1:
         raise UserError("--samples must be at least 1")
+    if options.budgets and options.thinking_budget is not None:
+        raise UserError("--budgets and --thinking-budget do not go together (a sweep sets the budget per point)")
+    budgets = list(options.budgets or [])
     adapter = Path(options.adapter).expanduser().resolve() if options.adapter else None
     if adapter is not None and not adapter.is_dir():
         raise UserError(f"{adapter}: adapter folder not found")
     suite = load_suite(options.suite, options.limit, options.seed)
     check_available(suite.spec.verifier)  # before the model loads: code needs its sandbox
     items = suite.items
-    log = Progress(len(items) * options.samples, progress_stream)
+    log = Progress(len(items) * options.samples, progress_stream, options.json_progress)
     for problem in suite.problems:
         log.note(f"workbench: warning: {problem} (skipped)")
 
@@ -201,11 +236,15 @@ def run_eval(options: EvalOptions, engine: Engine | None = None, progress_stream
         defaults = profile.sampling if info.profile else Sampling()
         sampling = Sampling(options.temperature, options.top_p, options.max_tokens).over(defaults)
         settings = {"temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens}
-        if options.thinking_budget is not None:  # only then: earlier runs' keys and cards stay as they were
-            if not engine.capabilities.steer:
-                raise UserError(f"{options.endpoint or 'this engine'} cannot cut the thinking at a budget: "
-                                "drop --thinking-budget, or evaluate the model here")
-            settings["thinking_budget"] = options.thinking_budget
+        # only when set: earlier runs' keys and cards stay as they were
+        steering = {"thinking_budget": options.thinking_budget, "min_thinking": options.min_thinking,
+                    "budgets": [label(b) for b in budgets] if budgets else None}
+        steering = {k: v for k, v in steering.items() if v is not None}
+        if steering and not engine.capabilities.steer:
+            flag = "--budgets" if budgets else "--thinking-budget" if options.thinking_budget is not None else "--min-thinking"
+            raise UserError(f"{options.endpoint or 'this engine'} cannot steer the thinking: "
+                            f"drop {flag}, or evaluate the model here")
+        settings.update(steering)
         weights = ([identity["model_sha256"], combined_sha256(identity["adapter_files"] or {})]
                    if identity["served"] is None else [identity["served"]["endpoint"], identity["served"]["model"]])
         key_source = json.dumps([*weights, suite.sha256, suite.spec.to_dict(),
@@ -226,66 +265,71 @@ def run_eval(options: EvalOptions, engine: Engine | None = None, progress_stream
             log.note("nothing to resume: starting from the beginning")
 
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        correct = sum(bool(r["correct"]) for r in done.values())
+        labels = [label(b) for b in budgets] or [None]
+        headline = labels[-1]  # the card's own accuracy: the largest budget's
+        correct = sum(bool(r["correct"]) for key, r in done.items() if key[2] == headline)
+        continue_from_cuts = info.location == "local"  # a served model may not continue a thinking
         generated_now = 0
         with VerifierPool(workers=2) as pool, Interrupt() as interrupt, open(partial_path, "a", encoding="utf-8") as partial:
-            log.update(len(done), correct, 0)
+            log.update(len(done) // len(labels), correct, 0)
             for item in items:
                 example = {**item["example"], "think_in_prompt": profile.force_think}
                 for k in range(options.samples):
-                    if (item["index"], k) in done:
+                    if all((item["index"], k, lb) in done for lb in labels):
                         continue
                     if interrupt.requested:
                         break
                     seed = options.seed * 1_000_003 + item["index"] * options.samples + k
                     request = ChatRequest(ChatRequest.single(item["prompt"]).messages,
                                           Sampling(sampling.temperature, sampling.top_p, sampling.max_tokens, seed),
-                                          max_thinking_tokens=options.thinking_budget)
-                    t0 = time.monotonic()
-                    job = engine.generate(request)
-                    interrupt.job = job
-                    thinking, answer, end = job.collect()
+                                          max_thinking_tokens=options.thinking_budget,
+                                          min_thinking_tokens=options.min_thinking)
+                    points = sweep(engine, request, budgets or [options.thinking_budget], continue_from_cuts,
+                                   watch=lambda job: setattr(interrupt, "job", job))
                     interrupt.job = None
                     if interrupt.requested:
                         break  # the sample in flight is dropped, never recorded half-done
-                    stats = end.stats if isinstance(end, Done) else None
-                    if stats is not None:
-                        verdict = pool.verify(suite.spec.verifier, completion_text(
-                            thinking, answer, stats.thinking_closed), example, options.verify_timeout)
-                        score, reason, extracted = verdict.score, verdict.reason, verdict.extracted
-                    else:
-                        score, reason, extracted = None, f"generation failed: {getattr(end, 'message', end)}", None
-                    record = {
-                        "item": item["index"], "sample": k, "seed": seed, "thinking": thinking,
-                        "answer": answer, "extracted": extracted, "score": score, "reason": reason,
-                        "correct": score is not None and score >= 1.0,
-                        "thinking_tokens": stats.thinking_tokens if stats else 0,
-                        "answer_tokens": stats.answer_tokens if stats else 0,
-                        "seconds": round(time.monotonic() - t0, 3),
-                        "finish_reason": stats.finish_reason if stats else "error",
-                        "thinking_closed": stats.thinking_closed if stats else False,  # for re-scoring
-                    }
-                    partial.write(json.dumps(record) + "\n")
+                    records = []
+                    for point, lb in zip(points, labels):
+                        if point.reused and records:  # the same response as the budget below: the same verdict
+                            record = {**records[-1], "budget": lb, "reused": True}
+                        else:
+                            record = judge(point, pool, suite.spec.verifier, example, options.verify_timeout)
+                            record.update(item=item["index"], sample=k, seed=seed)
+                            if budgets:
+                                record.update(budget=lb, cut=point.cut, reused=point.reused)
+                        records.append(record)
+                    for record in records:
+                        partial.write(json.dumps(record) + "\n")
                     partial.flush()
                     os.fsync(partial.fileno())
-                    done[(item["index"], k)] = record
-                    correct += record["correct"]
+                    for record, lb in zip(records, labels):
+                        done[(item["index"], k, lb)] = record
+                    correct += records[-1]["correct"]
                     generated_now += 1
-                    log.update(len(done), correct, generated_now)
+                    log.update(len(done) // len(labels), correct, generated_now, records if budgets else None)
                 if interrupt.requested:
                     break
         log.end()
         if interrupt.requested:
-            log.note(f"interrupted after {len(done)} of {len(items) * options.samples} samples; "
+            log.note(f"interrupted after {len(done) // len(labels)} of {len(items) * options.samples} samples; "
                      "run the same command with --resume to continue")
             raise KeyboardInterrupt
     finally:
         if own_engine:
             engine.close()
 
+    def samples_at(it, lb):
+        return [{k2: v for k2, v in done[(it["index"], k, lb)].items() if k2 not in ("item", "budget")}
+                for k in range(options.samples)]
+
     card_items = [{"index": it["index"], "id": it["id"], "line": it["line"], "prompt": it["prompt"], "gold": it["gold"],
-                   "samples": [{k2: v for k2, v in done[(it["index"], k)].items() if k2 not in ("item",)}
-                               for k in range(options.samples)]} for it in items]
+                   "samples": samples_at(it, headline)} for it in items]
+    sweep_card = {}
+    if budgets:
+        for card_item, it in zip(card_items, items):
+            card_item["by_budget"] = {lb: samples_at(it, lb) for lb in labels}
+        sweep_card["budgets"] = curve_points({lb: [ci["by_budget"][lb] for ci in card_items] for lb in labels}, budgets)
     summary = cards.summarize(card_items)
     claim = cards.claim_check(claimed_score(identity["model"], profile.claims, suite.spec.name), summary, suite.spec.name)
     finished = datetime.now(timezone.utc)
@@ -303,6 +347,7 @@ def run_eval(options: EvalOptions, engine: Engine | None = None, progress_stream
         "started": started, "finished": finished.isoformat(timespec="seconds"),
         **summary,
         "claim": claim,
+        **sweep_card,
         "stale": False,
         "items": card_items,
     }

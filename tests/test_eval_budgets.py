@@ -1,0 +1,166 @@
+"""Thinking-budget sweeps (`workbench eval --budgets`): each budget continues the thinking of the one
+below it, with the same outputs as independent runs (greedy), one card holding every point."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from workbench.engine.events import ChatRequest, Done, Sampling
+from workbench.engine.thread import ThreadEngine
+from workbench.errors import UserError
+from workbench.eval.budgets import parse_budgets, sweep
+from workbench.eval.runner import EvalOptions, run_eval
+from workbench.models.local import resolve_model
+
+GREEDY = Sampling(temperature=0.0, max_tokens=300, seed=0)
+PROMPTS = ("What is 4821 + 3967?", "What is 58 * 47?", "What is 7302 - 2865?")
+BUDGETS = [0, 64, 170, None]
+
+
+class CountingEngine:
+    """An engine that records the stats of every response it gives."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.stats = engine, []
+        self.capabilities = engine.capabilities
+
+    def load(self, *args):
+        return self.engine.load(*args)
+
+    def generate(self, request):
+        return Recorded(self.engine.generate(request), self.stats)
+
+    def close(self):
+        self.engine.close()
+
+
+class Recorded:
+    def __init__(self, job, stats) -> None:
+        self.job, self.stats = job, stats
+
+    def cancel(self, reason="cancelled"):
+        self.job.cancel(reason)
+
+    def __iter__(self):
+        for event in self.job:
+            if isinstance(event, Done):
+                self.stats.append(event.stats)
+            yield event
+
+
+@pytest.fixture(scope="module")
+def nano():
+    with ThreadEngine() as engine:
+        engine.load(str(resolve_model("r1-nano"))).collect()
+        yield engine
+
+
+def test_budgets_parse_in_order_without_repeats():
+    assert parse_budgets("1024, 0,max,256,256") == [0, 256, 1024, None]
+    assert parse_budgets("0,32") == [0, 32]
+    for bad, words in (("0,lots", "'lots'"), ("-5,10", "out of range"), ("max", "at least two"), ("", "''")):
+        with pytest.raises(UserError, match=words):
+            parse_budgets(bad)
+
+
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_a_sweep_continues_each_cut_and_answers_as_independent_runs_do(nano, prompt):
+    request = ChatRequest.single(prompt, GREEDY)
+    chained, independent = CountingEngine(nano), CountingEngine(nano)
+    together = sweep(chained, request, BUDGETS)
+    apart = sweep(independent, request, BUDGETS, continue_from_cuts=False)
+    fields = ("budget", "thinking", "answer", "thinking_tokens", "answer_tokens", "finish_reason", "thinking_closed", "cut")
+    for a, b in zip(together, apart):
+        assert {f: getattr(a, f) for f in fields} == {f: getattr(b, f) for f in fields}
+    assert together[0].cut and together[0].thinking_tokens == 0  # budget 0: the answer comes at once
+    assert together[1].cut and together[1].thinking_tokens == 64
+    assert not together[-1].cut and together[-1].thinking_closed  # unbounded: the model closed its thinking
+    # No thinking token is generated twice: the chain's new thinking adds up to the longest thinking.
+    assert sum(s.thinking_tokens for s in chained.stats) == together[-1].thinking_tokens
+    assert sum(s.thinking_tokens for s in independent.stats) > together[-1].thinking_tokens + 64
+    # ...and every continuation's prompt (the question and the thinking so far) came from the KV cache.
+    continuations = chained.stats[1:]
+    assert continuations and all(s.prompt_cached_tokens >= s.prompt_tokens - 1 for s in continuations)
+
+
+def test_once_the_model_closes_its_thinking_larger_budgets_reuse_that_response(nano):
+    request = ChatRequest.single(PROMPTS[0], GREEDY)
+    counting = CountingEngine(nano)
+    points = sweep(counting, request, [0, 500, 1000, None])
+    assert [p.reused for p in points] == [False, False, True, True]
+    assert len(counting.stats) == 2
+    assert points[1].answer == points[2].answer == points[3].answer and points[1].thinking_closed
+
+
+def test_max_tokens_bound_the_chain_as_they_bound_one_run(nano):
+    request = ChatRequest.single(PROMPTS[1], Sampling(temperature=0.0, max_tokens=100, seed=0))
+    together = sweep(nano, request, [50, 90, None])
+    apart = sweep(nano, request, [50, 90, None], continue_from_cuts=False)
+    assert [(p.thinking, p.answer, p.finish_reason) for p in together] == [(p.thinking, p.answer, p.finish_reason)
+                                                                            for p in apart]
+    assert together[-1].finish_reason == "length" and not together[-1].answer
+
+
+def test_one_card_holds_every_budget_and_a_resumed_sweep_generates_only_what_is_missing(nano, tmp_path):
+    options = EvalOptions(suite="arithmetic", model=str(resolve_model("r1-nano")), limit=4,
+                          budgets=(0, 128, None), json_progress=True)
+    progress = tmp_path / "progress.jsonl"
+    with open(progress, "w") as out:
+        card, path = run_eval(options, engine=nano, progress_stream=out)
+    assert [p["label"] for p in card["budgets"]] == ["0", "128", "max"]
+    assert [p["budget"] for p in card["budgets"]] == [0, 128, None]
+    for point in card["budgets"]:
+        assert point["n"] == 4 and 0 <= point["ci95"][0] <= point["accuracy"] <= point["ci95"][1] <= 1
+    assert card["budgets"][0]["changed_from_previous"] is None
+    assert card["budgets"][0]["mean_thinking_tokens"] == 0 and card["budgets"][1]["mean_thinking_tokens"] == 128
+    assert card["accuracy"] == card["budgets"][-1]["accuracy"] and card["sampling"]["budgets"] == ["0", "128", "max"]
+    for item in card["items"]:
+        assert set(item["by_budget"]) == {"0", "128", "max"} and item["samples"] == item["by_budget"]["max"]
+    assert json.loads(Path(path).read_text())["budgets"] == card["budgets"]  # round-trips
+    lines = [json.loads(line) for line in progress.read_text().splitlines()]
+    assert [len(line["points"]) for line in lines if "points" in line][-1] == 3
+
+    # Interrupted after two samples: the resumed run generates only the other two.
+    fresh = CountingEngine(nano)
+    stop_after = 2
+
+    class Interrupting(CountingEngine):
+        sent = False
+
+        def generate(self, request):
+            started = sum(1 for s in self.stats if s.thinking_cut == "budget" and s.thinking_tokens == 0)
+            if request.max_thinking_tokens == 0 and started == stop_after and not self.sent:  # the third sample's first
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the sample in flight is dropped
+            return super().generate(request)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(EvalOptions(**{**options.__dict__, "json_progress": False, "seed": 1}), engine=Interrupting(nano),
+                 progress_stream=open(os.devnull, "w"))
+    resumed, _ = run_eval(EvalOptions(**{**options.__dict__, "json_progress": False, "seed": 1, "resume": True}),
+                          engine=fresh, progress_stream=open(os.devnull, "w"))
+    starts = [s for s in fresh.stats if s.thinking_tokens == 0 and s.thinking_cut == "budget"]
+    assert len(starts) == 4 - stop_after  # one budget-0 response per sample not already recorded
+    assert [p["n"] for p in resumed["budgets"]] == [4, 4, 4]
+
+
+def test_a_sweep_refuses_a_single_budget_alongside(nano):
+    with pytest.raises(UserError, match="--budgets and --thinking-budget"):
+        run_eval(EvalOptions(suite="arithmetic", limit=1, budgets=(0, None), thinking_budget=5), engine=nano)
+
+
+def test_the_thinking_before_a_cut_keeps_every_character_the_model_wrote(nano):
+    """The detokenizer holds a trailing space back until the next token; at a cut it is flushed into the
+    thinking, not lost under the budget message (r1-nano's tokens are single characters)."""
+    from workbench.eval.budgets import _read
+
+    for budget in (49, 50, 51):
+        job = nano.generate(ChatRequest(ChatRequest.single("What is 58 * 47?").messages, GREEDY,
+                                        max_thinking_tokens=budget))
+        own, cut, _, end = _read(job)
+        assert len(own) == end.stats.thinking_tokens == budget, (budget, own)
