@@ -164,3 +164,75 @@ def test_the_thinking_before_a_cut_keeps_every_character_the_model_wrote(nano):
                                         max_thinking_tokens=budget))
         own, cut, _, end = _read(job)
         assert len(own) == end.stats.thinking_tokens == budget, (budget, own)
+
+
+# ---- the curve ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sweep_card(nano, tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("home")
+    old = os.environ.get("WORKBENCH_HOME")
+    os.environ["WORKBENCH_HOME"] = str(home)
+    try:
+        _, path = run_eval(EvalOptions(suite="arithmetic", model=str(resolve_model("r1-nano")), limit=3,
+                                       budgets=(0, 160, None)), engine=nano, progress_stream=open(os.devnull, "w"))
+    finally:
+        os.environ.pop("WORKBENCH_HOME") if old is None else os.environ.__setitem__("WORKBENCH_HOME", old)
+    return Path(path)
+
+
+def test_evals_curve_draws_cards_in_the_terminal_and_saves_a_png(sweep_card, tmp_path, capsys):
+    from workbench.cli import main
+
+    other = tmp_path / "other.json"  # a second model's card on the same suite (its hash in the legend)
+    card = json.loads(sweep_card.read_text())
+    card.update(model="other-model", model_sha256="f" * 64)
+    other.write_text(json.dumps(card))
+    png = tmp_path / "curve.png"
+    assert main(["evals", "--curve", str(sweep_card), str(other), "--png", str(png)]) == 0
+    out = capsys.readouterr().out
+    sha = json.loads(sweep_card.read_text())["model_sha256"]
+    assert f"r1-nano {sha[:10]}" in out and "other-model ffffffffff" in out
+    assert "mean thinking tokens" in out and "budget    160" in out and "\x1b" not in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["evals", "--curve", str(sweep_card), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [p["label"] for p in listed["curves"][0]["points"]] == ["0", "160", "max"]
+    assert Path(listed["png"]) == sweep_card.with_suffix(".curve.png") and Path(listed["png"]).exists()
+
+
+def test_evals_curve_refuses_in_one_line(sweep_card, tmp_path, capsys):
+    from workbench.cli import main
+
+    card = json.loads(sweep_card.read_text())
+    cases = {}
+    cases["not-a-sweep.json"] = ({k: v for k, v in card.items() if k != "budgets"}, "not a thinking-budget sweep")
+    bad = json.loads(json.dumps(card))
+    bad["budgets"][1]["accuracy"] = "lots"
+    cases["bad-point.json"] = (bad, "budgets[1].accuracy is missing or not a number")
+    other_suite = json.loads(json.dumps(card))
+    other_suite["suite"]["name"] = "gsm8k"
+    for name, (content, words) in cases.items():
+        path = tmp_path / name
+        path.write_text(json.dumps(content))
+        assert main(["evals", "--curve", str(path), "--png", str(tmp_path / "x.png")]) != 0
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    mixed = tmp_path / "mixed.json"
+    mixed.write_text(json.dumps(other_suite))
+    assert main(["evals", "--curve", str(sweep_card), str(mixed)]) != 0
+    assert "different suites" in capsys.readouterr().err
+    assert main(["evals", "--curve", str(tmp_path / "missing.json")]) != 0
+    assert "cannot read report card" in capsys.readouterr().err
+
+
+def test_a_hostile_card_cannot_write_to_the_terminal(sweep_card, tmp_path, capsys):
+    from workbench.cli import main
+
+    card = json.loads(sweep_card.read_text())
+    card["model"] = "evil\x1b]52;c;aGk=\x07\x1b[2J"
+    card["budgets"][0]["label"] = "\x1b[31mred"
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(card))
+    assert main(["evals", "--curve", str(path), "--png", str(tmp_path / "h.png")]) == 0
+    assert "\x1b" not in capsys.readouterr().out

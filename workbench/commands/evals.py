@@ -3,6 +3,7 @@
 `workbench evals --diff BEFORE.json AFTER.json`: two cards on the same suite, problem by problem
 (did GRPO beat SFT, or was it noise?).
 `workbench evals --rescore CARD.json ...`: re-judge the stored completions with the current verifier.
+`workbench evals --curve CARD.json ...`: budget sweeps' accuracy against thinking tokens (terminal + PNG).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--diff", nargs=2, metavar=("BEFORE", "AFTER"),
                         help="two report cards (.json) of the same suite: on how many problems each did "
                         "better, and the sign test's p-value")
+    parser.add_argument("--curve", nargs="+", metavar="CARD",
+                        help="budget-sweep report cards (.json, from `eval --budgets`) of one suite: accuracy against "
+                        "thinking tokens in the terminal and as a PNG")
+    parser.add_argument("--png", default=None, help="with --curve: where to save the PNG (default: beside the first card)")
     parser.add_argument("--rescore", nargs="+", metavar="CARD",
                         help="report cards (.json) to re-judge with the current verifier, rewritten in place "
                         "(nothing is generated again)")
@@ -73,6 +78,28 @@ def rescore(paths: list[str], as_json: bool) -> int:
     return 0
 
 
+def curve(paths: list[str], png: str | None, as_json: bool) -> int:
+    import sys
+    from pathlib import Path
+
+    from workbench.eval.curve import read_curves, save_png, terminal_plot
+
+    curves = read_curves(paths)
+    png = save_png(curves, png or Path(paths[0]).with_suffix(".curve.png"))
+    if as_json:
+        print(json.dumps({"png": str(png), "curves": [{"name": c.name, "suite": c.suite, "points": [
+            p.__dict__ for p in c.points]} for c in curves]}))
+        return 0
+    print(terminal_plot(curves, color=sys.stdout.isatty()))
+    for c in curves:
+        print(c.name)
+        for p in c.points:
+            print(f"  budget {p.label:>6}: {p.accuracy:6.1%} ({p.low:.1%} to {p.high:.1%}) at "
+                  f"{p.thinking_tokens:,.0f} thinking tokens")
+    print(f"curve: {png}")
+    return 0
+
+
 def older_judge(verifier: dict) -> str | None:
     """The current version of the card's verifier when the card was judged by an older one."""
     from workbench.errors import UserError
@@ -101,6 +128,8 @@ def main(args) -> int:
         return diff(*args.diff, args.json)
     if args.rescore:
         return rescore(args.rescore, args.json)
+    if args.curve:
+        return curve(args.curve, args.png, args.json)
 
     from workbench.terminal import printable
     from workbench.eval import card as cards
