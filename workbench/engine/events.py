@@ -62,7 +62,9 @@ class ChatRequest:
     # The thinking written so far (the model's own, perhaps edited): generation continues inside the
     # still-open think block after it, reusing the engine's KV cache up to the first changed token.
     continue_thinking: str | None = None
-    max_thinking_tokens: int | None = None  # at this many thinking tokens: budget_message, `</think>`, answer
+    # At this many thinking tokens: budget_message, `</think>`, answer. A continue_thinking longer than
+    # this is cut to it first: what the model would have answered had its thinking stopped there.
+    max_thinking_tokens: int | None = None
     min_thinking_tokens: int | None = None  # a `</think>` before this many becomes wait_text: thinking goes on
     effort: str | None = None  # one of EFFORTS: a max_thinking_tokens from the model's profile ("off": no thinking)
     budget_message: str = BUDGET_MESSAGE

@@ -109,14 +109,16 @@ def stream_reasoning(loaded: LoadedModel, request: ChatRequest, stop: StopCheck 
         max_thinking = effort_budget(profile, request.effort, loaded.info.parameters)
     prompt = build_prompt(tokenizer, request.messages, force_think=profile.force_think,
                           system_prompt=profile.system_prompt, keep_thinking=request.keep_thinking, thinking=thinking)
-    prefix = request.continue_thinking or ""
+    prefix, prefix_tokens = request.continue_thinking or "", 0
     if prefix:
         prompt = ensure_think_prefix(prompt)
+        base, full = encode_prompt(tokenizer, prompt), encode_prompt(tokenizer, prompt + prefix)
+        prefix_tokens = len(full) - len(base)
+        if max_thinking is not None and prefix_tokens > max_thinking:  # "what had it answered at this budget?"
+            prefix, prefix_tokens = tokenizer.decode(full[len(base):len(base) + max_thinking]), max_thinking
     steering = Steering(max_thinking=max_thinking, min_thinking=request.min_thinking_tokens or 0,
                         budget_message=request.budget_message, wait_text=request.wait_text, take=steer,
-                        mid_block=bool(prefix.strip()))
-    if prefix:
-        steering.prefix_tokens = len(encode_prompt(tokenizer, prompt + prefix)) - len(encode_prompt(tokenizer, prompt))
+                        prefix_tokens=prefix_tokens, mid_block=bool(prefix.strip()))
     yield from stream_prompt(loaded.model, tokenizer, prompt + prefix, request.sampling.over(profile.sampling),
                              stop, steering, cache)
 
