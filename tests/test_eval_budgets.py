@@ -267,3 +267,22 @@ def test_a_thinking_longer_than_the_budget_is_cut_there_what_would_it_have_answe
         assert replayed[0] == "" and at_b[0] == full[:budget]  # the engine wrote no thinking of its own
         stats = replayed[3].stats
         assert stats.prompt_tokens > budget and stats.prompt_cached_tokens >= stats.prompt_tokens - 1
+
+
+def test_rescoring_a_sweep_card_rejudges_every_budget(sweep_card, tmp_path):
+    from workbench.eval.rescore import rescore_card
+    from workbench.verify import VerifierPool
+
+    card = json.loads(sweep_card.read_text())
+    for item in card["items"]:  # verdicts as a broken judge would have left them
+        for samples in [item["samples"], *item["by_budget"].values()]:
+            for s in samples:
+                s.update(correct=False, score=0.0)
+    card["budgets"] = [{**p, "accuracy": 0.0} for p in card["budgets"]]
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(card))
+    with VerifierPool(workers=1) as pool:
+        rescore_card(path, pool)
+    rescored, original = json.loads(path.read_text()), json.loads(sweep_card.read_text())
+    assert [p["accuracy"] for p in rescored["budgets"]] == [p["accuracy"] for p in original["budgets"]]
+    assert rescored["budgets"][-1]["accuracy"] > 0

@@ -247,6 +247,23 @@ def server_default(value):
     return "the server's default" if value is None else value
 
 
+def budget_table(points: list[dict] | None) -> list[str]:
+    """A budget sweep's points (eval/budgets.py `curve_points`) as Markdown lines."""
+    if not points:
+        return []
+    lines = ["## Accuracy by thinking budget", "",
+             "| budget | accuracy (95% interval) | mean thinking tokens | mean answer tokens | cut at the budget "
+             "| tokens per correct | seconds per correct | answers changed from the budget before |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for p in points:
+        per = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+        lines.append(f"| {_cell(p['label'])} | {_pct(p['accuracy'])} ({_pct(p['ci95'][0])} to {_pct(p['ci95'][1])}) "
+                     f"| {p['mean_thinking_tokens']:.0f} | {p['mean_answer_tokens']:.0f} | {_pct(p['cut_share'])} "
+                     f"| {per(p['tokens_per_correct'], ',.0f')} | {per(p['seconds_per_correct'], '.2f')} "
+                     f"| {'-' if p['changed_from_previous'] is None else _pct(p['changed_from_previous'])} |")
+    return lines + [""]
+
+
 def render_markdown(card: dict) -> str:
     s = card  # the summary numbers sit at the top level
     lo, hi = s["ci95"]
@@ -279,7 +296,8 @@ def render_markdown(card: dict) -> str:
         f"| machine | {card['machine'].get('platform', '')} |",
         f"| finished | {card['finished']} |",
         "",
-        "## Items", "",
+        *budget_table(card.get("budgets")),
+        "## Items" + (f" (at budget {card['budgets'][-1]['label']})" if card.get("budgets") else ""), "",
         "| # | id | extracted | score | reason | tokens (think/answer) | seconds |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]

@@ -4,7 +4,7 @@ Nothing is generated again: every sample's thinking and answer are in the card. 
 verdicts, the summary (accuracy, ci95, ...), the claim check and the verifier version are rewritten,
 in the JSON and its Markdown; the model's hashes and the stale flag (which is about the model's
 files) are left as they are. `rescored` records each re-scoring: from which judge, when, how many
-verdicts changed. Only math cards: the other verifiers need example fields a card does not keep.
+verdicts changed. A budget sweep's every point is re-judged and its `budgets` list recomputed. Only math cards: the other verifiers need example fields a card does not keep.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from workbench.errors import UserError
 from workbench.eval import card as cards
+from workbench.eval.budgets import curve_points, label
 from workbench.eval.runner import completion_text
 
 RESCORABLE = ("math",)
@@ -60,6 +61,9 @@ def rescore_card(path: Path, pool, now: datetime | None = None) -> dict:
     name = card["verifier"]["name"]
     before_version, version = card["verifier"].get("version"), verifier_version(name)
     judged = [(item, sample) for item in card["items"] for sample in item["samples"]]
+    judged += [(item, sample) for item in card["items"] if isinstance(item.get("by_budget"), dict)
+               for samples in item["by_budget"].values() if isinstance(samples, list)
+               for sample in samples if isinstance(sample, dict)]  # a budget sweep: every point
     verdicts = pool.map(name, [(completion_of(s), example_of(card, it)) for it, s in judged])
     changed = 0
     for (_, sample), verdict in zip(judged, verdicts):
@@ -69,6 +73,10 @@ def rescore_card(path: Path, pool, now: datetime | None = None) -> dict:
     before = card.get("accuracy")
     summary = cards.summarize(card["items"])
     card.update(summary)
+    if isinstance(card.get("budgets"), list) and all(isinstance(it.get("by_budget"), dict) for it in card["items"]):
+        budgets = [p.get("budget") for p in card["budgets"] if isinstance(p, dict)]
+        card["budgets"] = curve_points({label(b): [it["by_budget"][label(b)] for it in card["items"]] for b in budgets},
+                                       budgets)
     claim = card.get("claim")
     if isinstance(claim, dict) and "claimed" in claim:
         card["claim"] = cards.claim_check((claim["claimed"], claim.get("source", "")), summary, claim.get("suite", ""))
