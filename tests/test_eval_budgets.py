@@ -286,3 +286,4 @@ def test_rescoring_a_sweep_card_rejudges_every_budget(sweep_card, tmp_path):
     rescored, original = json.loads(path.read_text()), json.loads(sweep_card.read_text())
     assert [p["accuracy"] for p in rescored["budgets"]] == [p["accuracy"] for p in original["budgets"]]
     assert rescored["budgets"][-1]["accuracy"] > 0
+

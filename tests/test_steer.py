@@ -198,3 +198,10 @@ def test_requests_that_steer_say_so():
     assert not ChatRequest(QUESTION).steers
     assert ChatRequest(QUESTION, max_thinking_tokens=0).steers and ChatRequest(QUESTION, effort="low").steers
     assert ChatRequest(QUESTION, continue_thinking="x").steers and ChatRequest(QUESTION, answer_on_loop=True).steers
+
+
+def test_memory_reads_in_a_unit_that_shows_it():
+    from workbench.engine.events import Stats, memory_text
+
+    assert [memory_text(g) for g in (12.345, 0.0048, 0.0000512)] == ["12.35 GB", "5 MB", "51 kB"]
+    assert "peak 5 MB" in Stats(peak_memory_gb=0.0048, finish_reason="stop").summary()

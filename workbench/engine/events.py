@@ -141,9 +141,14 @@ class Stats:
             f"prompt {self.prompt_tokens:,} tokens" + (f", {self.prompt_cached_tokens:,} cached" if self.prompt_cached_tokens else ""),
         ]
         if self.peak_memory_gb:
-            parts.append(f"peak {self.peak_memory_gb:.2f} GB")
+            parts.append(f"peak {memory_text(self.peak_memory_gb)}")
         parts.append(self.finish_reason or "?")
         return " · ".join(parts)
+
+
+def memory_text(gb: float) -> str:
+    """A memory size given in GB (1e9 bytes): MB below 1 GB, so a small model does not read 0.00 GB."""
+    return f"{gb:.2f} GB" if gb >= 1 else f"{gb * 1000:.0f} MB" if gb >= 0.001 else f"{gb * 1e6:.0f} kB"
 
 
 CUT_WORDS = {"budget": "budget reached", "answer_now": "answered now", "loop": "loop cut"}

@@ -19,7 +19,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Collapsible, Markdown, Static
 
-from workbench.engine.events import CUT_WORDS, Stats
+from workbench.engine.events import CUT_WORDS, Stats, memory_text
 from workbench.tui.latex import LatexStream, to_unicode
 from workbench.terminal import printable
 from workbench.verify.answer import extract_answer
@@ -477,7 +477,7 @@ class StatusLine(Widget):
                   f" ({stats.thinking_tps:.1f} tok/s)",
                   f"answer {stats.answer_tokens:,} tok, {stats.answer_tps:.1f} tok/s",
                   f"first token {stats.time_to_first_token:.2f} s",
-                  f"peak {peak:.2f} GB" if (peak := stats.peak_memory_gb or self.memory_gb()) else "",
+                  f"peak {memory_text(peak)}" if (peak := stats.peak_memory_gb or self.memory_gb()) else "",
                   f"prompt {stats.prompt_tokens:,} tok, {stats.prompt_cached_tokens:,} cached" if stats.prompt_cached_tokens else "",
                   CUT_WORDS.get(stats.thinking_cut, ""),
                   stats.finish_reason)
