@@ -66,6 +66,18 @@ def test_run_with_a_directory_for_a_store_prints_the_answer_and_says_not_saved(t
     assert "sessions.db" in out.stderr and "directory" in out.stderr
 
 
+def test_compare_with_a_directory_for_a_store_still_compares_and_says_not_saved(taught_model, workbench_home):
+    (workbench_home / "sessions.db").mkdir(parents=True)
+    out = subprocess.run([*WORKBENCH, "compare", "--json", PROMPT, "--model", str(taught_model), "--samples", "2"],
+                         capture_output=True, text=True, timeout=180)
+    report = json.loads(out.stdout)
+    assert report["session"] is None and len(report["results"]) == 2
+    assert all("42" in r["answer"] for r in report["results"]), report
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("workbench: warning")]
+    assert len(warnings) == 1 and "not saved" in warnings[0] and "directory" in warnings[0], out.stderr
+    assert "Traceback" not in out.stderr and out.returncode == 1
+
+
 @pytest.mark.slow
 def test_run_with_a_locked_store_waits_then_prints_the_answer_unsaved(taught_model, workbench_home):
     path = workbench_home / "sessions.db"

@@ -45,7 +45,12 @@ def main(args) -> int:
     todo = variants(args.model, args.adapter, args.temp, args.samples, args.seed)
     if len(todo) < 2:
         raise UserError("compare needs two or more variants: several --model, --adapter or --temp, or --samples N")
-    store = Store.open(":memory:" if args.no_save else None)
+    unsaved = False
+    try:
+        store = Store.open(":memory:" if args.no_save else None)
+    except UserError as e:  # an unusable store costs the saving, not the comparison
+        print(f"workbench: warning: {e}; this comparison is not saved (--no-save skips saving)", file=sys.stderr)
+        store, unsaved = Store.open(":memory:"), True
     session_id = store.new_session(title_of(prompt), "compare")
     store.add_turn(session_id, "user", prompt)
     engine = open_engine(args.endpoint)
@@ -56,12 +61,13 @@ def main(args) -> int:
     finally:
         engine.close()
         store.close()
-    report = {"prompt": prompt, "gold": args.gold, "session": None if args.no_save else session_id, "results": results}
+    report = {"prompt": prompt, "gold": args.gold, "session": None if args.no_save or unsaved else session_id,
+              "results": results}
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
         print_report(report)
-    return 1 if any("error" in r for r in results) else 0
+    return 1 if unsaved or any("error" in r for r in results) else 0
 
 
 ROWS = [
