@@ -21,7 +21,7 @@ from workbench.errors import UserError
 from workbench.eval import card as cards
 from workbench.eval.claims import claimed_score
 from workbench.eval.runner import EvalOptions, run_eval
-from workbench.eval.suites import BUILT_IN, load_suite
+from workbench.eval.suites import load_suite
 from workbench.models import identity
 
 QUESTION = "What is 12+30?"

@@ -7,7 +7,6 @@ import pytest
 from workbench.engine.events import Stats
 from workbench.inspect import Inspector, inspect_text
 from workbench.inspect.consistency import consistency, extract_answer, same_answer, verify_against
-from workbench.verify.script_mix import mixing_report, ScriptCounter
 from workbench.inspect.loops import LoopDetector
 from workbench.inspect.markers import MarkerScanner, counts, find_markers
 from workbench.inspect.steps import segment_steps

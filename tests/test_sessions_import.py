@@ -32,7 +32,7 @@ def write(tmp_path, *lines) -> str:
 def test_a_bad_created_time_is_refused_naming_the_line_and_nothing_is_imported(store, tmp_path, created):
     bad = json.dumps(GOOD)[:-1] + f', "created": {created}}}'
     path = write(tmp_path, GOOD, GOOD, bad)
-    with pytest.raises(UserError, match=rf"in\.jsonl:3: "):
+    with pytest.raises(UserError, match=r"in\.jsonl:3: "):
         import_jsonl(store, path)
     assert store.list_sessions() == []
 

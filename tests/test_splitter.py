@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.engine.events import Answer, Think, merge_deltas
+from workbench.engine.events import merge_deltas
 from workbench.engine.splitter import ReasoningSplitter
 
 

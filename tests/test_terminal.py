@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
-import pytest
 from hypothesis import given, strategies as st
 
 from workbench.terminal import encodable, printable

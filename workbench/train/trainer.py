@@ -69,7 +69,7 @@ def train_grpo(config: GRPOConfig, resume: bool = False, scorer=None, log=print,
     import mlx.core as mx
     import mlx.nn as nn
     import numpy as np
-    from mlx.utils import tree_flatten, tree_map
+    from mlx.utils import tree_map
 
     from workbench.distributed.data_parallel import all_sum_numbers, group_seed, my_share, sum_gradients
     from workbench.engine.events import Message
