@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from workbench.distributed.server import ChatServer, request_from_openai
-from workbench.engine.events import Answer, ChatRequest, Done, Failed, Loaded, Sampling, Think
+from workbench.engine.events import (Answer, ChatRequest, Done, Failed, Loaded, Message, Sampling, Steered, Think,
+                                     merge_deltas)
 from workbench.engine.remote import RemoteEngine
 from workbench.engine.thread import ThreadEngine
 from workbench.errors import UserError
@@ -27,7 +28,7 @@ def served(taught_model):
     engine = ThreadEngine()
     _, _, loaded = engine.load(taught_model).collect()
     assert isinstance(loaded, Loaded)
-    server = ChatServer(("127.0.0.1", 0), engine.generate, loaded.info.name, token="s3cret")
+    server = ChatServer(("127.0.0.1", 0), engine.generate, loaded.info.name, token="s3cret", steers=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", engine
     server.shutdown()
@@ -443,3 +444,135 @@ def test_cancel_reaches_the_server(tiny_model):
     finally:
         server.shutdown()
         engine.close()
+
+
+# ---- steering through our server -------------------------------------------------------------------
+
+def steered_remote(url: str) -> RemoteEngine:
+    remote = RemoteEngine(url, token="s3cret")
+    remote.load().collect()
+    assert remote.capabilities.steer  # our server, over an engine that steers, says so
+    return remote
+
+
+@pytest.mark.parametrize("steering", [{"max_thinking_tokens": 5}, {"max_thinking_tokens": 0}, {"effort": "low"},
+                                      {"min_thinking_tokens": 80, "max_thinking_tokens": 100}])
+def test_steering_through_our_server_gives_the_local_engines_events_and_stats(served, steering):
+    url, local = served
+    request = ChatRequest.single(QUESTION, Sampling(temperature=0, max_tokens=200))
+    request = ChatRequest(request.messages, request.sampling, **steering)
+    remote_events = merge_deltas(steered_remote(url).generate(request))
+    local_events = merge_deltas(local.generate(request))
+    assert remote_events[:-1] == local_events[:-1]  # Steered events (kind, text, tokens) included
+    assert any(isinstance(e, Steered) for e in local_events) == (steering != {"effort": "low"})
+    remote_stats, local_stats = remote_events[-1].stats, local_events[-1].stats
+    for key in ("thinking_tokens", "answer_tokens", "thinking_cut", "thinking_extended", "inserted_tokens",
+                "thinking_closed", "finish_reason"):
+        assert getattr(remote_stats, key) == getattr(local_stats, key), key
+
+
+def test_remote_budget_cut_is_marked_and_counted(served):
+    url, _ = served
+    request = ChatRequest((Message("user", QUESTION),), Sampling(temperature=0, max_tokens=200), max_thinking_tokens=5)
+    events = list(steered_remote(url).generate(request))
+    cut = [e for e in events if isinstance(e, Steered)]
+    assert [e.kind for e in cut] == ["budget"] and "limited time" in cut[0].text and cut[0].tokens > 0
+    done = events[-1]
+    assert done.stats.thinking_cut == "budget" and done.stats.thinking_tokens == 5
+    assert "budget reached" in done.stats.summary()
+
+
+def test_steering_fields_go_to_our_server_by_our_names_and_kept_thinking_with_them():
+    entry = {"id": "ours", "owned_by": "workbench", "workbench": {"steer": True}}
+    server = fake_server([delta(reasoning_content="hm"), delta("stop", content="4")],
+                         models=json.dumps({"data": [entry]}).encode())
+    remote = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}")
+    remote.load().collect()
+    messages = (Message("user", "2+2?"), Message("assistant", "4", thinking="two and two"), Message("user", "and 3+3?"))
+    remote.generate(ChatRequest(messages, max_thinking_tokens=7, min_thinking_tokens=2, effort="high",
+                                budget_message="Stop.", wait_text=" Hmm", continue_thinking="3 and 3",
+                                answer_on_loop=True, keep_thinking=True)).collect()
+    remote.generate(ChatRequest(messages)).collect()
+    server.shutdown()
+    steered, plain = server.requests
+    assert {k: v for k, v in steered.items() if k not in plain} == {
+        "max_thinking_tokens": 7, "min_thinking_tokens": 2, "reasoning_effort": "high", "budget_message": "Stop.",
+        "wait_text": " Hmm", "continue_thinking": "3 and 3", "answer_on_loop": True, "keep_thinking": True}
+    assert steered["messages"][1] == {"role": "assistant", "content": "4", "reasoning_content": "two and two"}
+    assert plain["messages"][1] == {"role": "assistant", "content": "4"}  # dropped, as locally
+    assert request_from_openai(steered).max_thinking_tokens == 7  # what we send, our server reads
+
+
+@pytest.mark.parametrize("models", [None, json.dumps({"data": [{"id": "m", "owned_by": "workbench",
+                                                                 "workbench": {"steer": False}}]}).encode()])
+def test_a_server_that_does_not_steer_gets_no_steering_request(models):
+    """A foreign server, or ours over an engine that cannot steer (the cluster): one line, nothing sent."""
+    server = fake_server([delta("stop", content="4")], models=models)
+    remote = RemoteEngine(f"http://127.0.0.1:{server.server_address[1]}")
+    remote.load().collect()
+    assert not remote.capabilities.steer
+    *_, failed = remote.generate(ChatRequest((Message("user", "2+2?"),), max_thinking_tokens=5)).collect()
+    server.shutdown()
+    assert isinstance(failed, Failed) and "cannot steer the thinking" in failed.message and "\n" not in failed.message
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("marker", [{"kind": "evil", "text": "x"}, {"kind": "budget"}, "budget", [1]])
+def test_a_malformed_steering_mark_is_plain_thinking(marker):
+    events = generate_from(fake_server([delta(reasoning_content="hm", workbench_steered=marker), delta("stop", content="4")]))
+    assert not any(isinstance(e, Steered) for e in events)
+    assert [e.text for e in events if isinstance(e, Think)] == ["hm"]
+
+
+def test_a_steering_mark_from_a_server_is_made_safe():
+    events = generate_from(fake_server([delta(reasoning_content="x", workbench_steered={"kind": "budget", "text": "x\ud800",
+                                                                                      "tokens": -4}),
+                                        delta("stop", content="4"), {"choices": [], "stats": {"thinking_cut": "evil"}}]))
+    (steered,) = [e for e in events if isinstance(e, Steered)]
+    assert (steered.text, steered.tokens) == ("x\ufffd", 0)
+    assert events[-1].stats.thinking_cut == "" and events[-1].stats.thinking_closed
+
+
+def test_workbench_run_with_a_thinking_budget_against_our_server(served, workbench_home):
+    url, _ = served
+    from conftest import workbench_env
+
+    out = subprocess.run([sys.executable, "-m", "workbench", "run", QUESTION, "--endpoint", url, "--temp", "0", "--json",
+                          "--no-save", "--thinking-budget", "5", "--min-thinking", "2", "--effort", "high"],
+                         capture_output=True, text=True, timeout=120,
+                         env=workbench_env(WORKBENCH_TOKEN="s3cret", WORKBENCH_HOME=str(workbench_home)))
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [e["kind"] for e in events if e["type"] == "steered"] == ["budget"]
+    assert events[-1]["stats"]["thinking_cut"] == "budget" and events[-1]["stats"]["thinking_tokens"] == 5
+
+
+def test_workbench_run_and_eval_with_a_budget_against_a_foreign_server_refuse_in_one_line(workbench_home):
+    from conftest import workbench_env
+
+    server = fake_server([delta("stop", content="4")])
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for args in (["run", "2+2?", "--thinking-budget", "5"], ["run", "2+2?", "--effort", "low"],
+                     ["eval", "--suite", "arithmetic", "--limit", "1", "--thinking-budget", "5"]):
+            out = subprocess.run([sys.executable, "-m", "workbench", *args, "--endpoint", url], capture_output=True,
+                                 text=True, timeout=120, env=workbench_env(WORKBENCH_HOME=str(workbench_home)))
+            assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+            assert out.stderr.startswith(f"workbench: error: {url} cannot ")
+    finally:
+        server.shutdown()
+    assert server.requests == []
+
+
+def test_eval_with_a_thinking_budget_against_our_server(served, monkeypatch):
+    import os
+
+    from workbench.eval.runner import EvalOptions, run_eval
+
+    url, _ = served
+    monkeypatch.setenv("WORKBENCH_TOKEN", "s3cret")
+    card, _ = run_eval(EvalOptions(suite="arithmetic", limit=2, endpoint=url, thinking_budget=0, temperature=0),
+                       progress_stream=open(os.devnull, "w"))
+    samples = [s for item in card["items"] for s in item["samples"]]
+    assert card["sampling"]["thinking_budget"] == 0 and len(samples) == 2
+    assert all(s["thinking_tokens"] == 0 for s in samples)

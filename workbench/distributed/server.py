@@ -2,6 +2,10 @@
 
 `GET /v1/models`, `POST /v1/chat/completions` (SSE streaming or one JSON answer, thinking in
 `reasoning_content`), and `GET /v1/cluster` (which layers each rank holds, its memory).
+With `steers` (an engine behind it that steers the thinking), requests may carry thinking budgets and
+effort, the engine's cuts are marked in the answer, and `POST /v1/chat/completions/<id>/steer` answers
+now or extends a response that is streaming (`workbench.engine.openai_steering`); without, such requests
+get 400.
 Requests become `ChatRequest`s handed to `submit`, which returns a `Job` of engine events; the
 rank-0 loop (or, in tests, a `ThreadEngine`) fills it. `submit` raising `RequestRefused` (e.g. a
 prompt longer than the model's context) answers 400 with its message. With a token, every request
@@ -24,7 +28,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-from workbench.engine.events import Answer, ChatRequest, Done, Failed, Message, Sampling, Stats, Think
+from workbench.engine.events import Answer, ChatRequest, Done, Failed, Message, Sampling, Stats, Steered, Think
+from workbench.engine.openai_steering import ACTIONS, NAMES, STEERED, request_steering, steered_delta
 
 MAX_BODY = 4 << 20
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -88,7 +93,7 @@ def request_from_openai(body) -> ChatRequest:
     max_tokens = number("max_completion_tokens", int, 1, 1 << 20) or number("max_tokens", int, 1, 1 << 20)
     sampling = Sampling(temperature=number("temperature", float, 0, 10), top_p=number("top_p", float, 0, 1),
                         max_tokens=max_tokens, seed=number("seed", int, 0, 2**32 - 1))
-    return ChatRequest(tuple(messages), sampling)
+    return ChatRequest(tuple(messages), sampling, **request_steering(body))
 
 
 def finish_reason(stats: Stats) -> str:
@@ -105,10 +110,12 @@ class ChatServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], submit: Callable[[ChatRequest], object], model_id: str,
-                 token: str | None = None, cluster: Callable[[], list] = list):
+                 token: str | None = None, cluster: Callable[[], list] = list, steers: bool = False):
         if address[0] not in LOOPBACK and not token:
             raise ValueError(f"binding {address[0]} (not loopback) needs a token: anyone on the network could use it")
         self.submit, self.model_id, self.token, self.cluster = submit, model_id, token, cluster
+        self.steers = steers  # the engine behind `submit` honours steering requests (budgets, answer now)
+        self.live: dict = {}  # response id -> its job, while it streams (steers only)
         self.failure: str | None = None  # set when the cluster is lost: every request gets it
         self.active: set = set()
         self.lock = threading.Lock()
@@ -175,7 +182,8 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0].rstrip("/")
         if path == "/v1/models":
             self._json(200, {"object": "list", "data": [
-                {"id": self.server.model_id, "object": "model", "created": 0, "owned_by": "workbench"}]})
+                {"id": self.server.model_id, "object": "model", "created": 0, "owned_by": "workbench",
+                 "workbench": {"steer": self.server.steers}}]})
         elif path == "/v1/cluster":
             self._json(200, {"model": self.server.model_id, "ranks": self.server.cluster()})
         else:
@@ -184,7 +192,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if not self._allowed():
             return
-        if self.path.split("?")[0].rstrip("/") != "/v1/chat/completions":
+        path = self.path.split("?")[0].rstrip("/")
+        if path.startswith("/v1/chat/completions/") and path.endswith("/steer"):
+            self._steer(path[len("/v1/chat/completions/"):-len("/steer")])
+            return
+        if path != "/v1/chat/completions":
             self._error(404, f"no such endpoint: {self.path}")
             return
         try:
@@ -199,6 +211,10 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, UnicodeDecodeError) as e:
             self._error(400, str(e).splitlines()[0] if str(e) else "bad request")
             return
+        if not self.server.steers and request_steering(body):
+            given = ", ".join(f"'{name}'" for name in NAMES if body.get(name) is not None)
+            self._error(400, f"this server cannot steer the thinking: drop {given}")
+            return
         model = body.get("model")
         if model not in (None, "", self.server.model_id):
             self._error(404, f"The model `{str(model)[:200]}` does not exist: this server serves "
@@ -209,16 +225,44 @@ class Handler(BaseHTTPRequestHandler):
         except RequestRefused as e:
             self._error(400, str(e), code=e.code)
             return
+        response_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         with self.server.lock:
             self.server.active.add(job)
+            if self.server.steers:
+                self.server.live[response_id] = job
         try:
             if body.get("stream"):
-                self._stream(job)
+                self._stream(job, response_id)
             else:
-                self._complete(job)
+                self._complete(job, response_id)
         finally:
             with self.server.lock:
                 self.server.active.discard(job)
+                self.server.live.pop(response_id, None)
+
+    def _steer(self, response_id: str) -> None:
+        """`{"action": "answer_now" | "extend"}` for a response that is streaming."""
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+            if not 0 < length <= 4096:
+                raise ValueError("the body must be 1 byte to 4 KB")
+            action = json.loads(self.rfile.read(length)).get("action")
+        except (ValueError, UnicodeDecodeError, AttributeError, RecursionError):
+            action = None
+        if action not in ACTIONS:
+            self._error(400, f"'action' must be one of {', '.join(ACTIONS)}")
+            return
+        with self.server.lock:
+            job = self.server.live.get(response_id)
+        if job is None:
+            self._error(404, f"no response {response_id[:100]} is streaming here" if self.server.steers
+                        else "this server cannot steer the thinking")
+            return
+        if action == "answer_now":
+            job.answer_now()
+        else:
+            job.extend()
+        self._json(200, {"id": response_id, "action": action})
 
     def _events(self, job):
         """The job's events; a client that hangs up meanwhile cancels it (the job still ends on its own)."""
@@ -242,11 +286,13 @@ class Handler(BaseHTTPRequestHandler):
             if isinstance(event, (Done, Failed)):
                 return
 
-    def _complete(self, job) -> None:
-        thinking, answer = [], []
+    def _complete(self, job, response_id: str) -> None:
+        thinking, answer, steered = [], [], []
         for event in self._events(job):
-            if isinstance(event, Think):
+            if isinstance(event, (Think, Steered)):
                 thinking.append(event.text)
+                if isinstance(event, Steered):
+                    steered.append(steered_delta(event)[STEERED])
             elif isinstance(event, Answer):
                 answer.append(event.text)
             elif isinstance(event, Failed):
@@ -255,19 +301,21 @@ class Handler(BaseHTTPRequestHandler):
                 message = {"role": "assistant", "content": "".join(answer)}
                 if thinking:
                     message["reasoning_content"] = "".join(thinking)
+                if steered:
+                    message[STEERED] = steered
                 self._json(200, {
-                    "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+                    "id": response_id, "object": "chat.completion", "created": int(time.time()),
                     "model": self.server.model_id,
                     "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(event.stats)}],
                     "usage": usage(event.stats), "stats": event.stats.to_dict()})
 
-    def _stream(self, job) -> None:
+    def _stream(self, job, response_id: str) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
-        head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
+        head = {"id": response_id, "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": self.server.model_id}
 
         def send(payload) -> None:
@@ -285,6 +333,8 @@ class Handler(BaseHTTPRequestHandler):
                     send(chunk({"reasoning_content": event.text}))
                 elif isinstance(event, Answer):
                     send(chunk({"content": event.text}))
+                elif isinstance(event, Steered):
+                    send(chunk(steered_delta(event)))
                 elif isinstance(event, Failed):
                     send({"error": {"message": event.message, "type": "server_error"}})
                 elif isinstance(event, Done):

@@ -1,6 +1,9 @@
 """A remote engine: any OpenAI-compatible server that streams reasoning. Pure Python (no MLX).
 
-Implements `workbench.engine.protocol.Engine`, with the optional `cluster()` (our cluster's ranks). Thinking arrives as `reasoning_content` (llama.cpp, DeepSeek, our
+Implements `workbench.engine.protocol.Engine`, with the optional `cluster()` (our cluster's ranks), and
+`steer` when the server is ours and says it steers (`openai_steering`: budgets and effort go in the
+request, its markers come back as `Steered`, answer now and extend as requests of their own).
+Thinking arrives as `reasoning_content` (llama.cpp, DeepSeek, our
 cluster), `reasoning` (mlx_lm.server) or `thinking` (Ollama); servers that leave `<think>` tags
 in `content` are split with our `ReasoningSplitter`. Until a server sends one of those fields,
 `content` starts inside thinking, as the default profile's `force_think` has it: R1 templates open
@@ -26,9 +29,12 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from workbench.engine.events import (
-    ChatRequest, Done, Failed, Loaded, Loading, ModelInfo, Stats, Think,
+    ChatRequest, Done, Failed, Loaded, Loading, ModelInfo, Stats, Steered, Think,
 )
 from workbench.engine.job import Job
+from workbench.engine.openai_steering import (
+    ACTIONS, CUTS, STEERED, serves_steering, steered_from, steering_body,
+)
 from workbench.engine.protocol import Capabilities
 from workbench.engine.splitter import ReasoningSplitter
 from workbench.errors import UserError
@@ -55,7 +61,7 @@ CANCEL_POLL = 0.05  # seconds between checks for a cancel while the server says 
 
 
 class RemoteEngine:
-    capabilities = Capabilities(cluster=True)
+    capabilities = Capabilities(cluster=True)  # until a load finds a server that steers
 
     def __init__(self, endpoint: str, token: str | None = None, timeout: float = TIMEOUT):
         url = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
@@ -69,6 +75,7 @@ class RemoteEngine:
         self.token = token if token is not None else os.environ.get("WORKBENCH_TOKEN")
         self.timeout = timeout
         self.info: ModelInfo | None = None
+        self.ours = False  # our server: it splits thinking from the answer itself
 
     # ---- HTTP --------------------------------------------------------------------------------
     def _request(self, method: str, path: str, body: dict | None = None, timeout: float | None = None,
@@ -135,13 +142,14 @@ class RemoteEngine:
             return
         try:
             listed = self._get_json("/models", timeout=min(self.timeout, LOAD_TIMEOUT)).get("data")
-            models = [unicode_text(m["id"]) for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str)] \
-                if isinstance(listed, list) else []
+            entries = {unicode_text(m["id"]): m for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str)} \
+                if isinstance(listed, list) else {}
+            models = list(entries)
         except EndpointError as e:
             if e.status in (0, 401, 403):  # unreachable, silent or refused: nothing will work
                 job.put(Failed(str(e)))
                 return
-            models = []  # a server without a (working) model list: ask for its default model
+            entries, models = {}, []  # a server without a (working) model list: ask for its default model
         except Exception as e:  # noqa: BLE001 - whatever happens, the load ends with one line
             job.put(Failed(f"{self.endpoint}: unreadable model list ({type(e).__name__})"))
             return
@@ -149,11 +157,18 @@ class RemoteEngine:
             job.put(Failed(f"{self.endpoint}: no model {model!s} (it serves: {', '.join(models)})"))
             return
         name = str(model) if model is not None else (models[0] if models else DEFAULT_MODEL)
+        entry = entries.get(name)
+        self.ours = isinstance(entry, dict) and entry.get("owned_by") == "workbench"
+        self.capabilities = Capabilities(cluster=True, steer=serves_steering(entry))
         self.info = ModelInfo(name=name, path=self.endpoint, location=self.endpoint)
         job.put(Loaded(self.info))
 
     def generate(self, request: ChatRequest) -> Job:
-        job = Job(stop_on_loop=request.stop_on_loop)
+        job = Job(stop_on_loop=request.stop_on_loop)  # answer_on_loop: the server's job watches for loops
+        if request.steers and not self.capabilities.steer:
+            job.put(Failed(f"{self.endpoint} cannot steer the thinking (budgets, effort, continuing a thinking): "
+                           "it is not a workbench server that steers"))
+            return job
         threading.Thread(target=self._generate, args=(job, request), name="remote-engine", daemon=True).start()
         return job
 
@@ -177,15 +192,28 @@ class RemoteEngine:
 
     # ---- one streamed response ---------------------------------------------------------------
     def _body(self, request: ChatRequest) -> dict:
-        # Earlier thinking stays out of the prompt, as it does locally.
+        # Earlier thinking stays out of the prompt, as it does locally, unless the request keeps it.
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        if request.keep_thinking:
+            for sent, m in zip(messages, request.messages):
+                if m.role == "assistant" and m.thinking:
+                    sent["reasoning_content"] = m.thinking
         s = request.sampling
         body = {"model": self.info.name if self.info else None, "messages": messages, "stream": True,
                 "stream_options": {"include_usage": True}}
         for key, value in (("temperature", s.temperature), ("top_p", s.top_p), ("max_tokens", s.max_tokens), ("seed", s.seed)):
             if value is not None:
                 body[key] = value
+        if self.capabilities.steer:
+            body.update(steering_body(request))
         return body
+
+    def _send_steer(self, response_id: str, action: str) -> None:
+        """Answer now / extend a response that streams (on a thread of its own; a lost one is dropped)."""
+        with contextlib.suppress(UserError, OSError, http.client.HTTPException):
+            conn, response = self._request("POST", f"/chat/completions/{response_id}/steer", {"action": action},
+                                           timeout=min(self.timeout, LOAD_TIMEOUT))
+            conn.close()
 
     def _read(self, request: ChatRequest, inbox: queue.SimpleQueue, sockets: list) -> None:
         """The network side of one response, on a thread of its own: every `data:` payload into `inbox`,
@@ -212,9 +240,10 @@ class RemoteEngine:
                                f"({getattr(e, 'strerror', None) or type(e).__name__})"))
 
     def _generate(self, job: Job, request: ChatRequest) -> None:
-        stream = StreamState(time.perf_counter())
+        stream = StreamState(time.perf_counter(), content_is_answer=self.ours)
         inbox: queue.SimpleQueue = queue.SimpleQueue()
         sockets: list = []
+        steers: list[str] = []  # answer now / extend, until the response's id is known
         threading.Thread(target=self._read, args=(request, inbox, sockets), name="remote-read", daemon=True).start()
         try:
             while True:
@@ -225,6 +254,12 @@ class RemoteEngine:
                 if job.stop_reason():
                     stream.finish = job.stop_reason()
                     break
+                while (kind := job.take_steer()) is not None:
+                    if kind in ACTIONS and self.capabilities.steer:
+                        steers.append(kind)
+                while steers and stream.response_id:
+                    threading.Thread(target=self._send_steer, args=(stream.response_id, steers.pop(0)),
+                                     name="remote-steer", daemon=True).start()
                 if data is None:
                     continue
                 if isinstance(data, _Failure):
@@ -335,19 +370,27 @@ def plausible_count(value) -> int | None:
     return None
 
 
-class StreamState:
-    """Deltas to events, and the client-side numbers for Stats."""
+_RESPONSE_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
-    def __init__(self, start: float):
+
+class StreamState:
+    """Deltas to events, and the client-side numbers for Stats. `content_is_answer`: the server sends
+    all thinking in a field of its own (ours), so `content` is the answer from the start."""
+
+    def __init__(self, start: float, content_is_answer: bool = False):
         self.start = start
         self.splitter: ReasoningSplitter | None = None  # made at the first content: see the module doc
-        self.reasoning_field = False  # the server sends thinking in a field of its own
+        self.reasoning_field = content_is_answer  # the server sends thinking in a field of its own
+        self.response_id = ""  # the response's `id`, where live steering requests go
+        self.cut = False  # a Steered event closed the thinking
         self.stats = Stats()
         self.first = self.think_end = None
         self.finish = ""
         self.usage: dict | None = None
 
     def _count(self, event) -> None:
+        if isinstance(event, Steered):
+            return
         now = time.perf_counter()
         if self.first is None:
             self.first = now
@@ -363,7 +406,15 @@ class StreamState:
         out = []
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
+        if not self.response_id and isinstance(chunk.get("id"), str) and _RESPONSE_ID.fullmatch(chunk["id"]):
+            self.response_id = chunk["id"]
         if isinstance(chunk.get("stats"), dict):  # our cluster's extension: the server's own numbers
+            theirs = chunk["stats"]
+            if theirs.get("thinking_cut") in CUTS:
+                self.stats.thinking_cut = theirs["thinking_cut"]
+            for key in ("thinking_extended", "inserted_tokens"):
+                if plausible_count(theirs.get(key)) is not None:
+                    setattr(self.stats, key, theirs[key])
             peak = chunk["stats"].get("peak_memory_gb")
             if isinstance(peak, int) and not isinstance(peak, bool):
                 peak = float(peak) if peak < MAX_PLAUSIBLE_GB else -1.0  # float() of 400 digits overflows
@@ -376,6 +427,12 @@ class StreamState:
             delta = choice.get("delta") or choice.get("message") or {}
             if not isinstance(delta, dict):
                 continue
+            steered = steered_from(delta.get(STEERED))
+            if steered is not None:  # our server's mark: this thinking is the engine's, not the model's
+                self.reasoning_field = True
+                self.cut = self.cut or steered.closes
+                out.append(steered)
+                delta = {k: v for k, v in delta.items() if k not in REASONING_KEYS}
             for key in REASONING_KEYS:
                 if isinstance(delta.get(key), str) and delta[key]:
                     self.reasoning_field = True
@@ -389,7 +446,7 @@ class StreamState:
                 self.finish = str(choice["finish_reason"])
         for event in out:
             self._count(event)
-        return [type(e)(e.text, 1) for e in out]
+        return [e if isinstance(e, Steered) else type(e)(e.text, 1) for e in out]
 
     def end(self) -> list:
         out = self.splitter.finish() if self.splitter else []
@@ -403,7 +460,8 @@ class StreamState:
         if s.answer_tokens:
             s.answer_time = end - (self.think_end or first)
         s.total_time = end - self.start
-        s.thinking_closed = bool(s.thinking_tokens and s.answer_tokens) or bool(self.splitter and self.splitter.closed)
+        s.thinking_closed = (bool(s.thinking_tokens and s.answer_tokens) or bool(self.splitter and self.splitter.closed)
+                             or self.cut)
         usage = self.usage or {}
         prompt, completion = plausible_count(usage.get("prompt_tokens")), plausible_count(usage.get("completion_tokens"))
         if prompt is not None:
