@@ -41,7 +41,7 @@ class Served:
         self.backend = ThreadEngine()
         *_, loaded = self.backend.load(folder).collect()
         assert isinstance(loaded, Loaded)
-        self.server = ChatServer(("127.0.0.1", 0), self.backend.generate, loaded.info.name)
+        self.server = ChatServer(("127.0.0.1", 0), self.backend.generate, loaded.info.name, steers=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.engine = RemoteEngine(f"http://127.0.0.1:{self.server.server_address[1]}")
 
@@ -120,12 +120,13 @@ def long_request(kind: str) -> ChatRequest:
 
 
 def test_it_is_an_engine_with_declared_capabilities(contracted):
-    kind, engine, _ = contracted
+    kind, engine, model = contracted
     assert isinstance(engine, Engine)
     assert isinstance(engine.capabilities, Capabilities)
     assert engine.capabilities.call == (kind == "thread")
     assert engine.capabilities.cluster == (kind in ("remote", "cluster"))
-    assert engine.capabilities.steer == (kind not in ("remote", "cluster"))
+    engine.load(model).collect()  # a remote engine knows once it has asked the server
+    assert engine.capabilities.steer == (kind != "cluster")  # the cluster's ranks generate without steering
 
 
 def test_load_says_loading_then_loaded_with_the_info_it_keeps(contracted):

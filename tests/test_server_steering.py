@@ -207,3 +207,21 @@ def test_a_streaming_response_can_be_told_to_answer_now(slow):
     assert job.finished.wait(30)
     assert wait_for(lambda: not slow.live)  # a finished response is no longer steered
     assert steer(slow, first["id"], b'{"action": "answer_now"}')[0] == 404
+
+
+def test_the_official_openai_client_sends_budgets_and_reads_the_marked_stream(scripted):
+    import openai
+
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{scripted.server_address[1]}/v1", api_key="none",
+                           max_retries=0, timeout=60)
+    chunks = list(client.chat.completions.create(model="served-model", messages=ASK, stream=True,
+                                                 reasoning_effort="high", extra_body={"thinking_budget_tokens": 3}))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    thinking = "".join((d.model_extra or {}).get("reasoning_content") or "" for d in deltas)
+    assert thinking == "12+30: ones " + BUDGET_MESSAGE  # plain clients read the budget message as thinking
+    marks = [(d.model_extra or {}).get("workbench_steered") for d in deltas]
+    assert [m["kind"] for m in marks if m] == ["budget"]
+    assert "".join(d.content or "" for d in deltas) == "The answer is 42."
+    reply = client.chat.completions.create(model="served-model", messages=ASK, reasoning_effort="low",
+                                           extra_body={"thinking_token_budget": 3})
+    assert reply.choices[0].message.model_extra["workbench_steered"][0]["kind"] == "budget"

@@ -22,7 +22,8 @@ from workbench.engine.events import ChatRequest, Event, ModelInfo
 
 @dataclass(frozen=True)
 class Capabilities:
-    """The optional parts of the protocol an engine offers."""
+    """The optional parts of the protocol an engine offers (a remote engine knows `steer` once loaded:
+    its server says)."""
 
     call: bool = False  # `call(fn)`: run fn(loaded_model) on the thread that owns MLX (in-process only)
     cluster: bool = False  # `cluster()`: our cluster's per-rank layout and memory (raises if the server has none)
