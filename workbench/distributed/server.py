@@ -115,7 +115,7 @@ class ChatServer(ThreadingHTTPServer):
             raise ValueError(f"binding {address[0]} (not loopback) needs a token: anyone on the network could use it")
         self.submit, self.model_id, self.token, self.cluster = submit, model_id, token, cluster
         self.steers = steers  # the engine behind `submit` honours steering requests (budgets, answer now)
-        self.live: dict = {}  # response id -> its job, while it streams (steers only)
+        self.live: dict = {}  # response id -> its job while it is being answered (steers only)
         self.failure: str | None = None  # set when the cluster is lost: every request gets it
         self.active: set = set()
         self.lock = threading.Lock()
