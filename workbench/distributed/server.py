@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 from workbench.engine.events import Answer, ChatRequest, Done, Failed, Message, Sampling, Stats, Steered, Think
-from workbench.engine.openai_steering import ACTIONS, NAMES, STEERED, request_steering, steered_delta
+from workbench.engine.openai_steering import ACTIONS, NAMES, STEERED, request_steering, steered_delta, text_field
 
 MAX_BODY = 4 << 20
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -44,25 +44,15 @@ class RequestRefused(ValueError):
         self.code = code
 
 
-def _text(value, where: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{where} must be a string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{where} is not valid Unicode (it holds a lone surrogate such as \\ud800)") from None
-    return value
-
-
 def _content(content, where: str) -> str:
     """A message's content: a string, or a list of text parts ([{"type": "text", "text": ...}])."""
     if not isinstance(content, list):
-        return _text(content, where)
+        return text_field(content, where)
     parts = []
     for j, part in enumerate(content):
         if not isinstance(part, dict) or part.get("type") != "text":
             raise ValueError(f'{where}[{j}] must be a text part, {{"type": "text", "text": "..."}}')
-        parts.append(_text(part.get("text"), f"{where}[{j}].text"))
+        parts.append(text_field(part.get("text"), f"{where}[{j}].text"))
     return "".join(parts)
 
 
@@ -79,7 +69,7 @@ def request_from_openai(body) -> ChatRequest:
             raise ValueError(f"messages[{i}]: needs a role of system, user or assistant")
         content = _content("" if m.get("content") is None else m["content"], f"messages[{i}].content")
         thinking = m.get("reasoning_content")
-        thinking = _text(thinking, f"messages[{i}].reasoning_content") if thinking is not None else None
+        thinking = text_field(thinking, f"messages[{i}].reasoning_content") if thinking is not None else None
         messages.append(Message(m["role"], content, thinking))
 
     def number(key, kind, low, high):

@@ -54,15 +54,20 @@ def _one_of(body: dict, names: tuple, read) -> tuple[str, object] | None:
     return given[0] if given else None
 
 
-def _string(body: dict, name: str) -> str:
-    value = body[name]
+def text_field(value, where: str) -> str:
+    """`value`, a string that encodes as UTF-8; ValueError naming `where` otherwise (our server's check
+    of every text in a request)."""
     if not isinstance(value, str):
-        raise ValueError(f"'{name}' must be a string")
+        raise ValueError(f"{where} must be a string")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError(f"'{name}' is not valid Unicode (it holds a lone surrogate)") from None
+        raise ValueError(f"{where} is not valid Unicode (it holds a lone surrogate such as \\ud800)") from None
     return value
+
+
+def _string(body: dict, name: str) -> str:
+    return text_field(body[name], f"'{name}'")
 
 
 def request_steering(body: dict) -> dict:
