@@ -142,6 +142,34 @@ def test_a_client_that_hangs_up_cancels_its_job(server, stream, capfd):
     assert "Traceback" not in capfd.readouterr().err
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_leaves_before_the_reply_starts_cancels_its_job(stream, capfd):
+    """The engine takes the request; the client resets the connection before the server has written a byte."""
+    engine, left = SlowEngine(), threading.Event()
+
+    def submit(request):
+        job = engine.submit(request)
+        left.wait(30)
+        return job
+
+    server = ChatServer(("127.0.0.1", 0), submit, "served-model")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sock = post(server, json.dumps({"messages": [{"role": "user", "content": "x"}], "stream": stream}).encode(),
+                    read=False)
+        assert wait_for(lambda: engine.jobs)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        time.sleep(0.2)  # the reset reaches the server's socket before it writes
+        left.set()
+        assert engine.jobs[0].finished.wait(timeout=30), "the server kept generating for a client that left"
+        assert engine.jobs[0].stop_reason() == "cancelled"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_the_next_request_is_answered_after_a_client_leaves(server):
     sock = post(server, user("first"), read=False)
     assert wait_for(lambda: server.engine.jobs)

@@ -300,11 +300,6 @@ class Handler(BaseHTTPRequestHandler):
                     "usage": usage(event.stats), "stats": event.stats.to_dict()})
 
     def _stream(self, job, response_id: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
-        self.end_headers()
         head = {"id": response_id, "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": self.server.model_id}
 
@@ -317,6 +312,11 @@ class Handler(BaseHTTPRequestHandler):
             return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": reason}], **extra}
 
         try:
+            self.send_response(200)  # a client gone already fails here: its job is cancelled below too
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
             send(chunk({"role": "assistant", "content": ""}))
             for event in self._events(job):
                 if isinstance(event, Think):
