@@ -81,7 +81,10 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=300, help="r1-nano's profile: 300, greedy")
     args = ap.parse_args()
     py = sys.executable
-    base_env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "WORKBENCH_BLAS_REEXEC")}
+    # PYTHONDONTWRITEBYTECODE (set on some CI shells) would make `run` compile its own modules on every
+    # start, while mlx_lm's come precompiled from its wheel: the warm-up pair writes the bytecode a user has.
+    base_env = {k: v for k, v in os.environ.items()
+                if k not in ("LD_PRELOAD", "WORKBENCH_BLAS_REEXEC", "PYTHONDONTWRITEBYTECODE")}
     run_cmd = [py, "-m", "workbench", "run", "--model", str(MODEL), PROMPT, "--max-tokens", str(args.max_tokens),
                "--temp", "0", *(["--no-save"] if args.no_save else [])]
     gen_cmd = [py, "-m", "mlx_lm", "generate", "--model", str(MODEL), "--prompt", PROMPT,
@@ -89,7 +92,7 @@ def main() -> None:
     gen_env = dict(base_env, **({"LD_PRELOAD": OPENBLAS} if args.baseline_blas else {}))
     runs, gens, gaps = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.pairs + 1):  # the first pair warms the page cache and is not counted
+        for i in range(args.pairs + 1):  # the first pair warms the page cache (and bytecode): not counted
             home = Path(tmp) / f"home{i}"
             run = timed(run_cmd, dict(base_env, WORKBENCH_HOME=str(home)))
             gen = timed(gen_cmd, gen_env)

@@ -13,6 +13,8 @@ from workbench.commands.arguments import (
 from workbench.errors import UserError
 from workbench.terminal import printable  # model output is untrusted: escapes are shown, not obeyed
 
+QUICK_EXIT = True  # the process ends when the response is saved and printed (cli.quick_exit)
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("prompt", nargs="?", default=None,
