@@ -2,8 +2,9 @@
 process wall time, peak RSS, and for `run` the time from its last token on the pipe to its exit.
 
 Pairs run alternately (run, generate, run, generate, ...) so load drift falls on both; medians and the
-median of the per-pair ratios are printed. `run` saves (into a fresh temporary WORKBENCH_HOME per run)
-unless --no-save; it starts the way a user starts it (`python -m workbench`, which re-executes itself
+median of the per-pair ratios are printed. `run` saves 
+unless --no-save, into one temporary WORKBENCH_HOME that the warm-up run creates (a user's store exists
+after their first run); it starts the way a user starts it (`python -m workbench`, which re-executes itself
 once to preload OpenBLAS on Linux). mlx_lm.generate gets no preload of its own; `--baseline-blas`
 preloads OpenBLAS for it too (its environment, no re-exec), the fair comparison of the work itself.
 
@@ -51,7 +52,7 @@ def timed(cmd: list[str], env: dict) -> dict:
         t.join()
     if proc.returncode != 0:
         sys.exit(f"{cmd[:4]} exited {proc.returncode}: {b''.join(errors).decode(errors='replace')[-2000:]}")
-    return {"wall": end - start, "rss_mb": usage.ru_maxrss / 1024, "chunks": chunks, "end": end}
+    return {"wall": end - start, "rss_mb": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime, "chunks": chunks, "start": start, "end": end}
 
 
 def after_last_token(result: dict) -> float | None:
@@ -93,8 +94,7 @@ def main() -> None:
     runs, gens, gaps = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.pairs + 1):  # the first pair warms the page cache (and bytecode): not counted
-            home = Path(tmp) / f"home{i}"
-            run = timed(run_cmd, dict(base_env, WORKBENCH_HOME=str(home)))
+            run = timed(run_cmd, dict(base_env, WORKBENCH_HOME=tmp))
             gen = timed(gen_cmd, gen_env)
             if i == 0:
                 continue
@@ -107,12 +107,16 @@ def main() -> None:
     label = "workbench run" + (" --no-save" if args.no_save else "")
     print(f"{args.pairs} pairs, alternating; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
     print(f"{label:26s} {med(r['wall'] for r in runs):6.3f} s  (min {min(r['wall'] for r in runs):.3f}, "
-          f"max {max(r['wall'] for r in runs):.3f})  peak {med(r['rss_mb'] for r in runs):5.1f} MB")
+          f"max {max(r['wall'] for r in runs):.3f})  peak {med(r['rss_mb'] for r in runs):5.1f} MB  "
+          f"cpu {med(r['cpu'] for r in runs):.3f} s")
     print(f"{'mlx_lm.generate' + (' +OpenBLAS' if args.baseline_blas else ''):26s} "
           f"{med(g['wall'] for g in gens):6.3f} s  (min {min(g['wall'] for g in gens):.3f}, "
-          f"max {max(g['wall'] for g in gens):.3f})  peak {med(g['rss_mb'] for g in gens):5.1f} MB")
+          f"max {max(g['wall'] for g in gens):.3f})  peak {med(g['rss_mb'] for g in gens):5.1f} MB  "
+          f"cpu {med(g['cpu'] for g in gens):.3f} s")
     print(f"ratio run/generate: median of pairs {med(ratios):.3f} (pairs: {' '.join(f'{x:.2f}' for x in ratios)}); "
           f"of medians {med(r['wall'] for r in runs) / med(g['wall'] for g in gens):.3f}  (target <= 1.0)")
+    first = [[r["chunks"][0][0] - r["start"] for r in rs if r["chunks"]] for rs in (runs, gens)]
+    print(f"first output after: run {med(first[0]):.3f} s, generate {med(first[1]):.3f} s (medians)")
     known = [g for g in gaps if g is not None]
     if known:
         print(f"run: last token to exit: median {med(known) * 1000:.0f} ms, max {max(known) * 1000:.0f} ms "

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -74,6 +75,8 @@ def test_nothing_slow_after_the_answer(taught_model, tmp_path):
     assert "\\boxed{42}" in out.stdout and "mlx_lm" in imported  # the probe saw the real run
     assert "tiktoken" not in imported
     assert exits == ["atexit"]  # atexit handlers ran, the teardown was skipped
+    # the store was left to the exit, not closed: closing would checkpoint (fsyncs, unlinks) after the answer
+    assert (Path(os.environ["WORKBENCH_HOME"]) / "sessions.db-wal").stat().st_size > 0
     with Store.open() as store:
         reply = store.session("last")["turns"][1]
     assert reply["status"] == "complete" and reply["content"] == "The answer is \\boxed{42}."

@@ -187,6 +187,16 @@ def test_recording_leaves_o200k_counts_to_whoever_shows_them(store, monkeypatch)
     assert store.session("last")["turns"][1]["inspection"]["tokens"]["thinking_o200k"] == ot
 
 
+def test_finishing_a_response_syncs_that_commit_only(store):
+    sid = store.new_session("s")
+    turn = store.start_response(sid)
+    store.finish_response(turn, "complete", {"answer_tokens": 1})
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again for the streaming writes
+    with store.transaction():  # inside another transaction the outer commit decides (the level cannot change)
+        store.finish_response(store.start_response(sid), "stopped")
+    assert [t["status"] for t in store.session(sid)["turns"]] == ["complete", "stopped"]
+
+
 @pytest.mark.parametrize("last,status", [
     (Done(Stats(finish_reason="cancelled")), "stopped"),
     (Done(Stats(finish_reason="length")), "complete"),

@@ -42,7 +42,6 @@ class Recorder:
             columns["parent_id"] = parent_id
         self.turn_id = store.start_response(session_id, label=label, **columns)
         self.status: str | None = None
-        self.owns_store = False
         self.saved = False
         self.steered: list[dict] = []  # where the engine wrote into the thinking: kind, at (characters), text
         self._thinking_chars = len(thinking_prefix)
@@ -141,8 +140,6 @@ class Recorder:
         # Left without a Done (an exception, a second Ctrl-C): keep what came, say it was cut short.
         if self.status is None:
             self.finish("interrupted", Stats(finish_reason="cancelled") if exc_type else None)
-        if self.owns_store:
-            self.store.close()
 
 
 class RecordedJob:
