@@ -11,12 +11,8 @@ as soon as it returns, without the interpreter's teardown (see `quick_exit`).
 
 from __future__ import annotations
 
-import argparse
-import atexit
 import importlib
-import os
 import sys
-import threading
 
 from workbench import __version__
 from workbench.errors import UserError
@@ -39,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse  # after the re-exec (main), not before it
+
     parser = argparse.ArgumentParser(
         prog="workbench",
         description="Reasoning Workbench: run reasoning models locally and read how they think. "
@@ -88,6 +86,10 @@ def quick_exit(status: int) -> None:
     teardown, which frees every module one by one (a few hundred ms once transformers and MLX are
     imported, all of it after the answer is on screen), is skipped. Returns instead when a non-daemon
     thread still runs: a normal exit waits for it."""
+    import atexit
+    import os
+    import threading
+
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         return
     atexit._run_exitfuncs()  # what a normal exit runs: verifier pools closed, temporary folders removed, ...
