@@ -64,7 +64,7 @@ def after_last_token(result: dict) -> float | None:
     stats_at = out.rfind(STATS_START)
     if stats_at < 0:
         return None
-    seen = 0
+    seen, previous = 0, None
     for arrived, chunk in chunks:
         if seen + len(chunk) > stats_at:  # this chunk holds the stats line's start
             last = arrived if stats_at > seen else previous

@@ -34,8 +34,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    import argparse  # after the re-exec (main), not before it
+def build_parser():
+    """The `argparse.ArgumentParser` of every command (argparse is imported after the re-exec, not before)."""
+    import argparse
 
     parser = argparse.ArgumentParser(
         prog="workbench",
