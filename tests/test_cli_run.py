@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +41,50 @@ def test_default_model_is_the_embedded_one():
     out = run("run", "--json", "What is 12+30?", "--max-tokens", "40")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.splitlines()[-1])["type"] == "done"
+
+
+EXIT_PROBE = """
+import atexit, os
+_fd = os.open(os.environ["EXIT_PROBE_FILE"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+atexit.register(os.write, _fd, b"atexit\\n")
+class _Teardown:  # freed when the interpreter tears its modules down
+    def __del__(self, write=os.write, fd=_fd):
+        write(fd, b"teardown\\n")
+_probe = _Teardown()
+"""
+
+
+def test_nothing_slow_after_the_answer(taught_model, tmp_path):
+    # After the last token, `run` saves the response and exits: it neither loads tiktoken's o200k table
+    # (~1 s; counted when the response is shown) nor waits for the interpreter to free every module.
+    from workbench.sessions import Store
+
+    (tmp_path / "probe").mkdir()
+    (tmp_path / "probe" / "sitecustomize.py").write_text(EXIT_PROBE)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "probe"), *sys.path]),
+               EXIT_PROBE_FILE=str(tmp_path / "exits"), PYTHONPROFILEIMPORTTIME="1")
+
+    def probed(*args):
+        (tmp_path / "exits").write_text("")
+        out = subprocess.run([*WORKBENCH, *args], capture_output=True, text=True, timeout=180, env=env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+        return out, imported, (tmp_path / "exits").read_text().split()
+
+    out, imported, exits = probed("run", "What is 12+30?", "--model", str(taught_model))
+    assert "\\boxed{42}" in out.stdout and "mlx_lm" in imported  # the probe saw the real run
+    assert "tiktoken" not in imported
+    assert exits == ["atexit"]  # atexit handlers ran, the teardown was skipped
+    # the store was left to the exit, not closed: closing would checkpoint (fsyncs, unlinks) after the answer
+    assert (Path(os.environ["WORKBENCH_HOME"]) / "sessions.db-wal").stat().st_size > 0
+    with Store.open() as store:
+        reply = store.session("last")["turns"][1]
+    assert reply["status"] == "complete" and reply["content"] == "The answer is \\boxed{42}."
+    assert reply["inspection"]["tokens"]["thinking_o200k"] is None
+    assert reply["inspection"]["tokens"]["thinking"] == reply["stats"]["thinking_tokens"] > 0
+
+    _, imported, exits = probed("models", "--json")  # a command without QUICK_EXIT: the probe sees its teardown
+    assert exits == ["atexit", "teardown"] and "tiktoken" not in imported
 
 
 def test_models_lists_the_embedded_default():

@@ -157,6 +157,46 @@ def test_recorder_stores_text_stats_and_inspection(store):
     assert ins["tokens"]["thinking"] == 9 and ins["consistency"]["consistent"] is True
 
 
+def test_recording_leaves_o200k_counts_to_whoever_shows_them(store, monkeypatch):
+    # Loading o200k_base takes ~1 s: a response's end (and `workbench run`'s exit) must not wait for it.
+    from workbench.commands.sessions import with_inspection
+    from workbench.inspect import tokens
+
+    monkeypatch.setattr(tokens, "_o200k", [])  # not loaded in this process
+    events = [Think("Hmm, 12+30. Wait, 42."), Answer("The answer is \\boxed{42}."),
+              Done(Stats(thinking_tokens=9, answer_tokens=5, thinking_time=1.0, answer_time=1.0, finish_reason="stop"))]
+    with Recorder.for_prompt(store, "What is 12+30?") as rec:
+        for e in events:
+            rec.feed(e)
+    assert tokens._o200k == [], "recording loaded the o200k table"
+    recorded = store.session("last")["turns"][1]["inspection"]["tokens"]
+    assert recorded["thinking_o200k"] is None and recorded["thinking"] == 9 and recorded["thinking_share"] == 0.6429
+    price = tokens.DEFAULT_PRICES["o3"]
+    assert recorded["cost"]["hosted_usd"]["o3"] == pytest.approx(14 * price / 1e6)  # by the model's tokens until then
+
+    shown = with_inspection(store.session("last"), store)["turns"][1]["inspection"]["tokens"]
+    ot, oa = tokens.count_o200k("Hmm, 12+30. Wait, 42."), tokens.count_o200k("The answer is \\boxed{42}.")
+    assert (shown["thinking_o200k"], shown["answer_o200k"]) == (ot, oa) and shown["thinking"] == 9
+    assert shown["cost"]["hosted_usd"]["o3"] == pytest.approx((ot + oa) * price / 1e6)
+    assert shown["cost"]["local_wh"] == recorded["cost"]["local_wh"]
+    assert store.session("last")["turns"][1]["inspection"]["tokens"] == shown  # kept: counted once
+
+    with Recorder.for_prompt(store, "again") as rec:  # once the table is loaded, recording counts at once
+        for e in events:
+            rec.feed(e)
+    assert store.session("last")["turns"][1]["inspection"]["tokens"]["thinking_o200k"] == ot
+
+
+def test_finishing_a_response_syncs_that_commit_only(store):
+    sid = store.new_session("s")
+    turn = store.start_response(sid)
+    store.finish_response(turn, "complete", {"answer_tokens": 1})
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again for the streaming writes
+    with store.transaction():  # inside another transaction the outer commit decides (the level cannot change)
+        store.finish_response(store.start_response(sid), "stopped")
+    assert [t["status"] for t in store.session(sid)["turns"]] == ["complete", "stopped"]
+
+
 @pytest.mark.parametrize("last,status", [
     (Done(Stats(finish_reason="cancelled")), "stopped"),
     (Done(Stats(finish_reason="length")), "complete"),

@@ -4,11 +4,13 @@ Each subcommand lives in its own module under `workbench/commands/` with two fun
 `add_arguments(parser)` (argparse only, cheap to import) and `main(args) -> int` (imports
 what it needs, MLX included, when it runs). `workbench --help` therefore never imports MLX.
 With no subcommand, `workbench` opens the TUI.
+
+A command module may declare `QUICK_EXIT = True`: run as the process (`entry()`), its process then ends
+as soon as it returns, without the interpreter's teardown (see `quick_exit`).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 
@@ -32,7 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser():
+    """The `argparse.ArgumentParser` of every command (argparse is imported after the re-exec, not before)."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="workbench",
         description="Reasoning Workbench: run reasoning models locally and read how they think. "
@@ -49,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, exit_process: bool = False) -> int:
+    """The command's exit status. `exit_process` (only `entry()`, never a caller that goes on): a command that
+    declares QUICK_EXIT ends the process here."""
     argv = sys.argv[1:] if argv is None else argv
     from workbench.blas import reexec_with_openblas
 
@@ -59,9 +66,37 @@ def main(argv: list[str] | None = None) -> int:
     module = getattr(args, "_module", None) or "app"
     command = importlib.import_module(f"workbench.commands.{module}")
     try:
-        return command.main(args) or 0
+        status = command.main(args) or 0
     except UserError as e:
         print(f"workbench: error: {e}", file=sys.stderr)
-        return 2
+        status = 2
     except KeyboardInterrupt:
-        return 130
+        status = 130
+    if exit_process and getattr(command, "QUICK_EXIT", False):
+        quick_exit(status)
+    return status
+
+
+def entry() -> int:
+    """The process's entry point: `workbench` and `python -m workbench`."""
+    return main(exit_process=True)
+
+
+def quick_exit(status: int) -> None:
+    """End the process with `status` now: atexit handlers run and the output is flushed, but the interpreter's
+    teardown, which frees every module one by one (a few hundred ms once transformers and MLX are
+    imported, all of it after the answer is on screen), is skipped. Returns instead when a non-daemon
+    thread still runs: a normal exit waits for it."""
+    import atexit
+    import os
+    import threading
+
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        return
+    atexit._run_exitfuncs()  # what a normal exit runs: verifier pools closed, temporary folders removed, ...
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: that output is lost either way
+            pass
+    os._exit(status)

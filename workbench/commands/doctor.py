@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import shutil
 import sys
-from importlib import metadata
-
-from workbench.machine import chip, memory_bytes
 
 
 def add_arguments(parser) -> None:
@@ -17,6 +12,8 @@ def add_arguments(parser) -> None:
 
 
 def _version(package: str) -> str:
+    from importlib import metadata  # ~20 ms: only for this command, not every command's parser
+
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -24,6 +21,8 @@ def _version(package: str) -> str:
 
 
 def distributed_backends() -> dict:
+    import shutil
+
     import mlx.core as mx
 
     found = {}
@@ -37,7 +36,10 @@ def distributed_backends() -> dict:
 
 
 def report() -> dict:
+    import platform
+
     from workbench.blas import find_openblas, loaded_blas
+    from workbench.machine import chip, memory_bytes
 
     info = {
         "platform": f"{platform.system()} {platform.release()} ({platform.machine()})",

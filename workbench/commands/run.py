@@ -13,6 +13,8 @@ from workbench.commands.arguments import (
 from workbench.errors import UserError
 from workbench.terminal import printable  # model output is untrusted: escapes are shown, not obeyed
 
+QUICK_EXIT = True  # the process ends when the response is saved and printed (cli.quick_exit)
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("prompt", nargs="?", default=None,
@@ -70,8 +72,8 @@ class Printer:
 
 
 def recorder_for_run(args, prompt: str, info, continued=None):
-    """The recorder of `workbench run` (or a no-op with --no-save); it closes the store it opens.
-    `continued`: a Continuation, recorded as a new branch of its session."""
+    """The recorder of `workbench run` (or a no-op with --no-save). `continued`: a Continuation, recorded as
+    a new branch of its session."""
     import sqlite3
 
     from workbench.sessions.recorder import NoRecorder, Recorder
@@ -89,8 +91,7 @@ def recorder_for_run(args, prompt: str, info, continued=None):
     except sqlite3.Error as e:  # locked past the busy timeout, a full disk, ...
         store.close()
         raise UserError(problem(store.path, e, "write to")) from None
-    recorder.owns_store = True
-    return recorder
+    return recorder  # its store is left to the process's exit (`stream`)
 
 
 def steering_from_args(args) -> dict:
@@ -145,7 +146,7 @@ def main(args) -> int:
 def stream(args, prompt: str, info, job, continued=None) -> int:
     """Print the job's events and record them; an unusable store costs the saving, not the answer."""
     from workbench.engine.events import Done, Failed, Think, event_to_dict
-    from workbench.sessions.recorder import NoRecorder
+    from workbench.sessions.recorder import NoRecorder, Recorder
 
     printer = Printer()
     status, unsaved = 0, False
@@ -174,6 +175,8 @@ def stream(args, prompt: str, info, job, continued=None) -> int:
         except UserError as e:  # the store failed as the response ended: what was written before is kept
             print(f"workbench: warning: {e}", file=sys.stderr)
             unsaved = True
+    if isinstance(recorder, Recorder):  # the process ends now (QUICK_EXIT): no checkpoint after the answer
+        recorder.store.leave_to_exit()
     return status or (1 if unsaved else 0)
 
 

@@ -81,23 +81,30 @@ def chosen_branch(session: dict, leaf: int | None) -> dict:
 
 
 def with_inspection(session: dict, store=None) -> dict:
-    """Responses saved without an inspection (interrupted mid-stream) get one computed from their text,
-    kept in `store` (when given) unless the response is still streaming: the next show reads it."""
+    """Responses saved without an inspection (interrupted mid-stream) get one computed from their text, and
+    inspections saved without o200k_base counts get those; kept in `store` (when given) unless the response
+    is still streaming: the next show reads them."""
     import sqlite3
+
+    from workbench.inspect.tokens import with_o200k
 
     prompt = ""
     for t in session["turns"]:
         if t["role"] == "user":
             prompt = t["content"]
-        elif t["role"] == "assistant" and not t.get("inspection") and (t["thinking"] or t["content"]):
+        elif t["role"] != "assistant" or not (t["thinking"] or t["content"]):
+            continue
+        elif not t.get("inspection"):
             import workbench.inspect
 
             t["inspection"] = workbench.inspect.inspect_text(prompt, t["thinking"], t["content"])
-            if store is not None and t.get("status") != "streaming" and t.get("id") is not None:
-                try:
-                    store.set_inspection(t["id"], t["inspection"])
-                except sqlite3.Error:
-                    pass  # a read-only or locked store: shown, computed again next time
+        elif not with_o200k(t["inspection"].get("tokens") or {}, t["thinking"], t["content"]):
+            continue
+        if store is not None and t.get("status") != "streaming" and t.get("id") is not None:
+            try:
+                store.set_inspection(t["id"], t["inspection"])
+            except sqlite3.Error:
+                pass  # a read-only or locked store: shown, computed again next time
     return session
 
 

@@ -12,7 +12,7 @@ from workbench.verify.script_mix import ScriptCounter, dominant_script, mixing_r
 from workbench.inspect.loops import LoopDetector
 from workbench.inspect.markers import MarkerScanner, counts
 from workbench.inspect.steps import segment_steps
-from workbench.inspect.tokens import CostSettings, costs, count_o200k, o200k_note
+from workbench.inspect.tokens import CostSettings, costs, with_o200k
 
 
 class Inspector:
@@ -43,8 +43,9 @@ class Inspector:
     def feed_answer(self, text: str) -> None:
         self.answer.append(text)
 
-    def report(self, stats=None) -> dict:
+    def report(self, stats=None, load_o200k: bool = True) -> dict:
         """All metrics as a JSON-able dict, at the end. `stats`: the response's `Stats` (model token counts, time).
+        `load_o200k=False`: o200k_base counts only if the table is loaded (else None: `tokens.with_o200k`).
 
         While streaming, `self.markers.markers` and `self.loop` are live; a full report of a partial
         text is `inspect_text(...)`."""
@@ -55,7 +56,7 @@ class Inspector:
         thinking, answer = "".join(self.thinking), "".join(self.answer)
         markers = self.markers.markers
         return {
-            "tokens": self._tokens(thinking, answer, stats),
+            "tokens": self._tokens(thinking, answer, stats, load_o200k),
             "markers": {"counts": counts(markers), "total": len(markers), "positions": [list(m) for m in markers]},
             "steps": segment_steps(thinking, markers),
             "language": mixing_report(self.prompt_script, self.scripts.counts),
@@ -63,20 +64,19 @@ class Inspector:
             "consistency": consistency_.consistency(thinking, answer, self.verifier),
         }
 
-    def _tokens(self, thinking: str, answer: str, stats) -> dict:
+    def _tokens(self, thinking: str, answer: str, stats, load_o200k: bool) -> dict:
         if stats is not None and (stats.thinking_tokens or stats.answer_tokens):
             t, a = stats.thinking_tokens, stats.answer_tokens
         elif self.count_tokens is not None:
             t, a = self.count_tokens(thinking), self.count_tokens(answer)
         else:
             t = a = None
-        ot, oa = count_o200k(thinking), count_o200k(answer)
-        out = {"thinking": t, "answer": a, "thinking_o200k": ot, "answer_o200k": oa,
-               "thinking_share": _share(t, a) if t is not None else _share(ot, oa), "note": o200k_note()}
         settings = self.cost_settings or CostSettings.load()
-        billed = (ot + oa) if ot is not None else (t or 0) + (a or 0)
         seconds = (stats.thinking_time + stats.answer_time) if stats is not None else 0.0
-        out["cost"] = costs(billed, seconds, settings)
+        # billed by the model's tokens until the o200k_base counts (closer to a hosted API's) replace them
+        out = {"thinking": t, "answer": a, "thinking_o200k": None, "answer_o200k": None,
+               "thinking_share": _share(t, a), "note": None, "cost": costs((t or 0) + (a or 0), seconds, settings)}
+        with_o200k(out, thinking, answer, settings, load=load_o200k)
         return out
 
 

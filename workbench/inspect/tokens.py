@@ -2,7 +2,8 @@
 
 tiktoken downloads o200k_base at first use, which cannot work offline; its BPE file ships in
 `data/` (byte-identical, checked by hash) and is loaded from there. Without tiktoken the
-o200k count is None and `o200k_note()` says why.
+o200k count is None and `o200k_note()` says why. Loading the table takes ~0.5-1 s, so responses are
+recorded without o200k counts unless it is loaded already; `with_o200k` counts them when shown.
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ def _load_o200k():
     return tiktoken.Encoding(**spec)
 
 
-def o200k():
-    """The o200k_base encoding, or None (then `o200k_note()` says why). Loaded once (~0.5 s)."""
+def o200k(load: bool = True):
+    """The o200k_base encoding, or None (then `o200k_note()` says why). Loaded once (~0.5-1 s of Python).
+    `load=False`: only if it is loaded already; never loads it, nor waits for a load under way."""
+    if not load:
+        return _o200k[0] if _o200k else None
     with _lock:
         if not _o200k:
             try:
@@ -57,6 +61,35 @@ def o200k_note() -> str:
 def count_o200k(text: str) -> int | None:
     enc = o200k()
     return None if enc is None else len(enc.encode(text, disallowed_special=()))
+
+
+def with_o200k(tokens: dict, thinking: str, answer: str, settings: "CostSettings | None" = None,
+               load: bool = True) -> bool:
+    """Fill in the o200k_base counts of an inspection's `tokens` (and the hosted costs, billed by them) if
+    they are missing: recording leaves them out unless the table is loaded already (loading it would
+    delay the end of every response), and whoever shows them counts them from the text. `load=False`:
+    only if the table is loaded. Returns whether `tokens` changed (worth storing)."""
+    if tokens.get("thinking_o200k") is not None or (not load and o200k(load=False) is None):
+        return False
+    enc = o200k()
+    if enc is None:
+        changed = tokens.get("note") != _o200k[1]
+        tokens["note"] = _o200k[1]
+        return changed
+    ot, oa = count_o200k(thinking), count_o200k(answer)
+    tokens.update(thinking_o200k=ot, answer_o200k=oa, note="")
+    if tokens.get("thinking") is None:
+        tokens["thinking_share"] = round(ot / (ot + oa), 4) if ot + oa else 0.0
+    if isinstance(tokens.get("cost"), dict):
+        if settings is None:
+            from workbench.errors import UserError
+
+            try:
+                settings = CostSettings.load()
+            except UserError:  # a bad price table: the counts are still right, the costs stay as stored
+                return True
+        tokens["cost"]["hosted_usd"] = costs(ot + oa, 0.0, settings)["hosted_usd"]
+    return True
 
 
 # ---- costs ----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Record a streaming response into the store: text is written at least every 0.5 s, so a killed
-process loses at most the last half second; inspection runs on each delta and is stored at the end.
+process loses at most the last half second; inspection runs on each delta and is stored at the end
+(without the o200k_base counts unless that table is loaded already: `inspect.tokens.with_o200k`).
 
 The one way every surface (`run`, `compare`, the app) records a response: read the job through
 `recorder.follow(job)`, which feeds each event it hands out to the recorder on the reading thread.
@@ -41,7 +42,6 @@ class Recorder:
             columns["parent_id"] = parent_id
         self.turn_id = store.start_response(session_id, label=label, **columns)
         self.status: str | None = None
-        self.owns_store = False
         self.saved = False
         self.steered: list[dict] = []  # where the engine wrote into the thinking: kind, at (characters), text
         self._thinking_chars = len(thinking_prefix)
@@ -126,7 +126,7 @@ class Recorder:
                   {"finish_reason": "error", "error": error} if error is not None else None)
         try:
             self.flush()
-            self.store.finish_response(self.turn_id, status, stored, self.inspector.report(stats))
+            self.store.finish_response(self.turn_id, status, stored, self.inspector.report(stats, load_o200k=False))
         except sqlite3.Error as e:
             raise UserError(f"the response is not completely saved: {problem(self.store.path, e, 'write to')}") from None
         self.saved = True  # everything is in the store
@@ -140,8 +140,6 @@ class Recorder:
         # Left without a Done (an exception, a second Ctrl-C): keep what came, say it was cut short.
         if self.status is None:
             self.finish("interrupted", Stats(finish_reason="cancelled") if exc_type else None)
-        if self.owns_store:
-            self.store.close()
 
 
 class RecordedJob:

@@ -93,11 +93,16 @@ class InspectorPanel(Vertical):
             view.refresh()
 
     def show(self, inspection: dict | None, thinking: str, answer: str = "") -> None:
-        """A finished response's inspection (computed here if it was not stored, e.g. interrupted)."""
+        """A finished response's inspection (computed here if it was not stored, e.g. interrupted; its
+        o200k_base counts once the app has loaded that table in the background)."""
         if inspection is None and (thinking or answer):
             from workbench.inspect import inspect_text
 
             inspection = inspect_text("", thinking, answer)
+        elif inspection is not None:
+            from workbench.inspect.tokens import with_o200k
+
+            with_o200k(inspection.get("tokens") or {}, thinking, answer, load=False)
         self.live, self.inspection, self.thinking, self.marker_index = None, inspection, thinking, -1
         self._live_summary = None
         self.query_one("#inspector-summary", Static).update(Text(summary_lines(inspection)))

@@ -19,8 +19,21 @@ killing the process that evaluates it.
 """
 
 from workbench.verify.answer import Extracted, extract_answer, final_answer, split_thinking
-from workbench.verify.pool import VerifierPool, verify_with_timeout
-from workbench.verify.registry import VERIFIERS, Verdict, default_timeout, get_verifier, run_verifier, verifier_version
+
+# The pool and the registry (worker processes, the sandbox, subprocess, logging) load when first used:
+# the answer extractor alone is imported by every response's inspection (`workbench run` included).
+_LAZY = {"VerifierPool": "pool", "verify_with_timeout": "pool", "VERIFIERS": "registry", "Verdict": "registry",
+         "default_timeout": "registry", "get_verifier": "registry", "run_verifier": "registry",
+         "verifier_version": "registry"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"workbench.verify.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["VERIFIERS", "Extracted", "Verdict", "VerifierPool", "default_timeout", "extract_answer", "final_answer",
            "get_verifier", "run_verifier", "split_thinking", "verifier_version", "verify_with_timeout"]
