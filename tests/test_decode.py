@@ -38,6 +38,11 @@ def generate(engine, **fields):
     return think, answer, events[-1].stats
 
 
+def cache_offsets(engine) -> set[int]:
+    """How many tokens each layer of the engine's prompt cache holds (with a draft: the model's and the draft's)."""
+    return engine.call(lambda loaded: {c.offset for c in engine._cache.cache}).result(timeout=60)
+
+
 def cache_types(engine) -> set[str]:
     return engine.call(lambda loaded: {type(c).__name__ for c in engine._cache.cache}).result(timeout=60)
 
@@ -117,6 +122,8 @@ def test_a_budget_cut_and_a_wait_with_a_draft_give_the_greedy_output_without_it(
             plain = generate(engine, **steer)
             drafted = generate(engine, decoding=on, **steer)
             assert drafted[:2] == plain[:2], (draft.name, steer)
+            assert drafted[2].draft_proposed > 0
+            assert len(cache_offsets(engine)) == 1  # the draft's layers hold what the model's hold
             assert drafted[2].thinking_cut == plain[2].thinking_cut
             assert drafted[2].thinking_extended == plain[2].thinking_extended
 
@@ -126,6 +133,7 @@ def test_a_continuation_reuses_the_joint_cache_of_model_and_draft(engine, taught
     think, answer, _ = generate(engine, decoding=on)
     _, again, stats = generate(engine, decoding=on, continue_thinking=think[: len(think) // 2])
     assert stats.prompt_cached_tokens > 0 and again == answer
+    assert len(cache_offsets(engine)) == 1
 
 
 def test_kv_bits_with_a_draft(wide):

@@ -98,47 +98,54 @@ class Decoder:
         use_draft = True if plan or verdict is None else verdict
         if not plan and verdict is not None:
             stats.draft_auto = "kept" if verdict else "dropped"
-        done = 0
-        while max_tokens < 0 or done < max_tokens:
-            if plan:
-                use_draft, segment_limit = plan[0]
-            else:
-                segment_limit = -1
-            if self.kv_bits:
-                maybe_quantize_kv_cache(cache, self.kv_start, self.kv_group_size, self.kv_bits)
-            if use_draft:
-                self._align_draft(cache, layers, context, held)
-            quantize_at = (self.kv_start if self.kv_bits and hasattr(cache[0], "to_quantized") else None)
-            left = max_tokens - done if max_tokens >= 0 else -1
-            if segment_limit >= 0:
-                left = segment_limit if left < 0 else min(left, segment_limit)
-            n, times = 0, []
-            steps = self._segment(model, context, held, cache, layers, left, sampler, use_draft, stats)
-            try:
-                for token in steps:
-                    context.append(token)
-                    n += 1
-                    done += 1
-                    times.append(time.perf_counter())
-                    yield token
-                    if quantize_at is not None and len(context) >= quantize_at:
-                        break
-            finally:
-                steps.close()
-            if left >= 0 and n < left and (quantize_at is None or len(context) < quantize_at):
-                return  # the step generator ended by itself
-            # Continue from the cache: it holds at most the context, and leaves at least one token to feed.
-            held = min(cache[0].offset, len(context) - 1)
-            for c in cache[:layers]:
-                c.trim(c.offset - held)
-            if plan and n == segment_limit:
-                plan.pop(0)
-                rates.append((n - 1) / (times[-1] - times[0]) if n > 1 and times[-1] > times[0] else 0.0)
-                if not plan:
-                    faster = rates[0] > rates[1]
-                    self.draft.faster[k] = faster
-                    use_draft = faster
-                    stats.draft_auto = "kept" if faster else "dropped"
+        done, failed = 0, False
+        try:
+            while max_tokens < 0 or done < max_tokens:
+                if plan:
+                    use_draft, segment_limit = plan[0]
+                else:
+                    segment_limit = -1
+                if self.kv_bits:
+                    maybe_quantize_kv_cache(cache, self.kv_start, self.kv_group_size, self.kv_bits)
+                if use_draft:
+                    self._align_draft(cache, layers, context, held)
+                quantize_at = (self.kv_start if self.kv_bits and hasattr(cache[0], "to_quantized") else None)
+                left = max_tokens - done if max_tokens >= 0 else -1
+                if segment_limit >= 0:
+                    left = segment_limit if left < 0 else min(left, segment_limit)
+                n, times = 0, []
+                steps = self._segment(model, context, held, cache, layers, left, sampler, use_draft, stats)
+                try:
+                    for token in steps:
+                        context.append(token)
+                        n += 1
+                        done += 1
+                        times.append(time.perf_counter())
+                        yield token
+                        if quantize_at is not None and len(context) >= quantize_at:
+                            break
+                finally:
+                    steps.close()
+                if left >= 0 and n < left and (quantize_at is None or len(context) < quantize_at):
+                    return  # the step generator ended by itself
+                # Continue from the cache: it holds at most the context, and leaves at least one token to feed.
+                held = min(cache[0].offset, len(context) - 1)
+                for c in cache[:layers]:
+                    c.trim(c.offset - held)
+                if plan and n == segment_limit:
+                    plan.pop(0)
+                    rates.append((n - 1) / (times[-1] - times[0]) if n > 1 and times[-1] > times[0] else 0.0)
+                    if not plan:
+                        faster = rates[0] > rates[1]
+                        self.draft.faster[k] = faster
+                        use_draft = faster
+                        stats.draft_auto = "kept" if faster else "dropped"
+        except Exception:
+            failed = True
+            raise
+        finally:  # the caller's PromptCache trims all layers alike: the draft's must hold what the model's do
+            if use_draft and not failed:
+                self._align_draft(cache, layers, context, min(cache[0].offset, len(context)))
 
     def _segment(self, model, context, held, cache, layers, limit, sampler, use_draft, stats) -> Iterator[int]:
         import mlx.core as mx
