@@ -176,3 +176,41 @@ def test_a_draft_with_another_vocabulary_is_refused_in_one_line(engine, draft_mo
     assert isinstance(missing[-1], Failed) and missing[-1].message.startswith("draft model: ")
     _, answer, _ = generate(engine)  # the engine still answers
     assert "42" in answer
+
+
+# ---- `workbench run`: flags, the stats line, the session --------------------------------------
+
+def test_run_with_a_draft_and_kv_bits_prints_acceptance_and_records_the_settings(taught_model, workbench_home):
+    import sqlite3
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "workbench", "run", "What is 12+30?", "--model", str(taught_model),
+                          "--draft", str(taught_model), "--draft-mode", "on", "--draft-tokens", "4"],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert "\\boxed{42}" in out.stdout and f"draft {taught_model.name}: " in out.stdout and "accepted" in out.stdout
+    db = workbench_home / "sessions.db"
+    stats = json.loads(sqlite3.connect(db).execute("SELECT stats FROM turns WHERE stats IS NOT NULL").fetchone()[0])
+    assert stats["draft"] == taught_model.name and stats["draft_tokens"] == 4 and stats["draft_accepted"] > 0
+    assert stats["kv_bits"] == 0
+
+    nano = subprocess.run([sys.executable, "-m", "workbench", "run", "What is 12+30?", "--kv-bits", "4", "--kv-start", "0",
+                           "--no-save", "--json"], capture_output=True, text=True, timeout=180)
+    assert nano.returncode == 0, nano.stderr
+    done = json.loads(nano.stdout.splitlines()[-1])
+    assert done["stats"]["kv_bits"] == 4 and done["stats"]["kv_start"] == 0 and done["stats"]["finish_reason"]
+
+
+def test_run_refuses_decoding_options_for_a_served_model_in_one_line():
+    import subprocess
+    import sys
+
+    for flags in (["--kv-bits", "8"], ["--draft", "r1-nano"]):
+        out = subprocess.run([sys.executable, "-m", "workbench", "run", "hi", "--endpoint", "http://127.0.0.1:9", *flags],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+        assert "decodes on its own machine" in out.stderr
+    bad = subprocess.run([sys.executable, "-m", "workbench", "run", "hi", "--draft-tokens", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--draft-tokens must be between 1 and 64" in bad.stderr
