@@ -264,6 +264,15 @@ class Steered:
 
 
 @dataclass(frozen=True)
+class Drafted:
+    """Speculative decoding so far, every few tokens while a draft is used (the status line's live rate):
+    tokens the draft proposed, and of those, tokens the model accepted."""
+
+    accepted: int
+    proposed: int
+
+
+@dataclass(frozen=True)
 class Done:
     stats: Stats
 
@@ -283,7 +292,7 @@ class Loaded:
     info: ModelInfo
 
 
-Event = Union[Think, Answer, Steered, Done, Failed, Loading, Loaded]
+Event = Union[Think, Answer, Steered, Drafted, Done, Failed, Loading, Loaded]
 TERMINAL = (Done, Failed, Loaded)
 
 
@@ -293,6 +302,8 @@ def event_to_dict(event: Event) -> dict:
         return {"type": type(event).__name__.lower(), "text": event.text}
     if isinstance(event, Steered):
         return {"type": "steered", "kind": event.kind, "text": event.text}
+    if isinstance(event, Drafted):
+        return {"type": "drafted", "accepted": event.accepted, "proposed": event.proposed}
     if isinstance(event, Done):
         return {"type": "done", "stats": event.stats.to_dict()}
     if isinstance(event, Failed):

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 from workbench.engine.decode import KV_GROUP_SIZE, Decoder, Draft, kv_group_size
 from workbench.engine.events import (
-    BUDGET_MESSAGE, WAIT_TEXT, Answer, ChatRequest, Decoding, Done, Sampling, Stats, Steered, Think,
+    BUDGET_MESSAGE, WAIT_TEXT, Answer, ChatRequest, Decoding, Done, Drafted, Sampling, Stats, Steered, Think,
 )
 from workbench.engine.loader import LoadedModel
 from workbench.engine.memory import wired_limit
@@ -27,6 +27,7 @@ from workbench.engine.prompt import build_prompt, can_turn_thinking_off, ensure_
 from workbench.engine.splitter import CLOSE, ReasoningSplitter
 from workbench.errors import UserError
 
+DRAFTED_EVERY = 16  # tokens between Drafted events while a draft is used
 StopCheck = Callable[[], "str | None"]  # returns a finish reason to stop with, or None
 SteerCheck = Callable[[], "str | None"]  # returns a steering request ("answer_now", "extend", "loop") or None
 
@@ -253,6 +254,8 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
                         tokens.append(token)
                         detokenizer.add_token(token)
                         yield from account(splitter.feed(detokenizer.last_segment), thinking, now)
+                        if stats.draft_proposed and stats.generated_tokens % DRAFTED_EVERY == 0:
+                            yield Drafted(stats.draft_accepted, stats.draft_proposed)
                         if splitter.phase != "think":
                             continue
                         request = steering.take() if steering.take else None
