@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--decode", type=int, default=32, help="tokens generated after the prompt")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    ap.add_argument("--kv-start", type=int, default=0, help="quantize from this many cached tokens on")
     args = ap.parse_args()
 
     import mlx.core as mx
@@ -53,13 +54,16 @@ def main() -> None:
         prompt = (words * (context // len(words) + 1))[:context]
         cache = PromptCache()
         done = list(stream_prompt(loaded.model, loaded.tokenizer, prompt, sampling, cache=cache,
-                                  decoder=Decoder(kv_bits=bits, kv_start=0)))[-1]
+                                  decoder=Decoder(kv_bits=bits, kv_start=args.kv_start)))[-1]
         assert isinstance(done, Done) and done.stats.generated_tokens == args.decode, done
         kv = sum(c.nbytes for c in cache.cache) / 1e6
+        print(f"  (context {context:,}, kv_bits {bits}: prompt {done.stats.time_to_first_token:.1f} s, "
+              f"decode {done.stats.generation_tps:.1f} tok/s)", flush=True)
         return kv, done.stats.peak_memory_gb * 1e3, done.stats.generation_tps
 
     print(f"bench model: hidden {args.hidden} x {args.layers} layers, {args.heads} heads ({args.heads // 2} KV heads, "
-          f"64 wide), {args.dtype}; {args.decode} tokens decoded after the prompt; {args.repeats} round(s), medians")
+          f"64 wide), {args.dtype}; kv_start {args.kv_start}; {args.decode} tokens decoded after the prompt; "
+          f"{args.repeats} round(s), medians", flush=True)
     for context in contexts:
         results: dict[int, list] = {0: [], 8: [], 4: []}
         for r in range(args.repeats):
@@ -70,7 +74,7 @@ def main() -> None:
             kv, peak, tps = (statistics.median(x[i] for x in results[bits]) for i in range(3))
             name = "off (fp)" if bits == 0 else f"{bits}-bit"
             print(f"context {context:>6,}  kv_bits {name:8s}  KV cache {kv:8.1f} MB ({kv / base[0]:.2f}x)  "
-                  f"peak {peak:8.1f} MB ({peak / base[1]:.2f}x)  decode {tps:6.1f} tok/s ({tps / base[2]:.2f}x)")
+                  f"peak {peak:8.1f} MB ({peak / base[1]:.2f}x)  decode {tps:6.1f} tok/s ({tps / base[2]:.2f}x)", flush=True)
 
 
 if __name__ == "__main__":

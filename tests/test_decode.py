@@ -214,3 +214,25 @@ def test_run_refuses_decoding_options_for_a_served_model_in_one_line():
     bad = subprocess.run([sys.executable, "-m", "workbench", "run", "hi", "--draft-tokens", "0"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--draft-tokens must be between 1 and 64" in bad.stderr
+
+
+# ---- `workbench eval` ---------------------------------------------------------------------------
+
+def test_eval_with_a_draft_scores_the_same_and_keys_its_card_on_the_decoding(taught_model, workbench_home, tmp_path):
+    import os
+
+    from workbench.eval.runner import EvalOptions, run_eval
+
+    model = workbench_home / "models" / "taught"
+    shutil.copytree(taught_model, model)
+    (tmp_path / "adds.jsonl").write_text(json.dumps({"question": "What is 12+30?", "answer": "42", "id": "q0"}) + "\n")
+    spec = tmp_path / "adds.toml"
+    spec.write_text('name = "adds"\nfile = "adds.jsonl"\nprompt_template = "{question}"\nverifier = "math"\n')
+    quiet = open(os.devnull, "w")
+    plain, _ = run_eval(EvalOptions(suite=str(spec), model=str(model)), progress_stream=quiet)
+    drafted, _ = run_eval(EvalOptions(suite=str(spec), model=str(model),
+                                      decoding=Decoding(draft=str(taught_model), draft_mode="on")), progress_stream=quiet)
+    assert drafted["accuracy"] == plain["accuracy"] == 1.0
+    assert "decoding" not in plain["sampling"]
+    assert drafted["sampling"]["decoding"] == {"draft": str(taught_model), "draft_mode": "on"}
+    assert drafted["items"][0]["samples"][0]["answer"] == plain["items"][0]["samples"][0]["answer"]
