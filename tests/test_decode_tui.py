@@ -8,7 +8,7 @@ import threading
 import pytest
 from textual.widgets import Input
 
-from tui_pilot import submit, wait_for
+from tui_pilot import settings_refused, submit, wait_for
 from workbench.engine.events import Decoding, Drafted, Stats, Think
 from workbench.engine.protocol import Capabilities
 from workbench.engine.scripted import Script, ScriptedEngine, script_from_text
@@ -33,14 +33,8 @@ async def test_decoding_settings_are_validated_saved_and_sent():
     engine = LocalScripted([script_from_text("t", "a")])
     app = WorkbenchApp(engine)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: app.ready)
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
-        screen = app.screen
-        screen.query_one("#kv_bits", Input).value = "5"
-        await pilot.click("#save")
-        await pilot.pause()
-        assert isinstance(app.screen, SettingsScreen) and "kv_bits must be 4 or 8" in str(screen.query_one("#problem").render())
+        screen, problem = await settings_refused(pilot, app, "kv_bits", "5")
+        assert "kv_bits must be 4 or 8" in problem
         screen.query_one("#kv_bits", Input).value = "4"
         screen.query_one("#kv_start", Input).value = "1000"
         screen.query_one("#draft", Input).value = "r1-distill-qwen-1.5b-4bit"

@@ -71,18 +71,9 @@ class Decoder:
     def steps(self, model, context: list[int], reused: int, prompt_cache: list, max_tokens: int, sampler,
               stats) -> Iterator[int]:
         """Token ids generated after `context`, whose first `reused` tokens `prompt_cache` holds."""
-        import mlx.core as mx
-        from mlx_lm.generate import generate_step
-
         if self.draft is None:
-            steps = generate_step(mx.array(context[reused:]), model, max_tokens=max_tokens, sampler=sampler,
-                                  prompt_cache=prompt_cache, kv_bits=self.kv_bits or None,
-                                  kv_group_size=self.kv_group_size, quantized_kv_start=self.kv_start)
-            try:
-                for token, _ in steps:
-                    yield token
-            finally:
-                steps.close()
+            yield from plain_steps(context[reused:], model, max_tokens, sampler, prompt_cache, kv_bits=self.kv_bits or None,
+                                   kv_group_size=self.kv_group_size, quantized_kv_start=self.kv_start)
             return
         yield from self._drafted(model, list(context), reused, prompt_cache, max_tokens, sampler, stats)
 
@@ -149,18 +140,12 @@ class Decoder:
 
     def _segment(self, model, context, held, cache, layers, limit, sampler, use_draft, stats) -> Iterator[int]:
         import mlx.core as mx
-        from mlx_lm.generate import generate_step, speculative_generate_step
+        from mlx_lm.generate import speculative_generate_step
 
-        prompt = mx.array(context[held:])
-        if not use_draft:
-            part = cache[:layers]
-            steps = generate_step(prompt, model, max_tokens=limit, sampler=sampler, prompt_cache=part)
-            try:
-                for token, _ in steps:
-                    yield token
-            finally:
-                steps.close()
+        if not use_draft:  # the model's layers only (the caller quantizes the cache between segments)
+            yield from plain_steps(context[held:], model, limit, sampler, cache[:layers])
             return
+        prompt = mx.array(context[held:])
         limit = limit if limit >= 0 else UNBOUNDED  # its draft count is min(left, k): -1 would draft nothing
         steps = speculative_generate_step(prompt, model, self.draft.draft_model, num_draft_tokens=self.draft_tokens,
                                           max_tokens=limit, sampler=sampler, prompt_cache=cache)
@@ -191,6 +176,19 @@ class Decoder:
             for i in range(have, held, 512):
                 self.draft.draft_model(mx.array(context[i:min(i + 512, held)])[None], cache=draft_cache)
                 mx.eval([c.state for c in draft_cache])
+
+
+def plain_steps(prompt: list[int], model, max_tokens: int, sampler, prompt_cache: list, **kv) -> Iterator[int]:
+    """mlx-lm's `generate_step` as token ids, closed when the caller stops."""
+    import mlx.core as mx
+    from mlx_lm.generate import generate_step
+
+    steps = generate_step(mx.array(prompt), model, max_tokens=max_tokens, sampler=sampler, prompt_cache=prompt_cache, **kv)
+    try:
+        for token, _ in steps:
+            yield token
+    finally:
+        steps.close()
 
 
 def kv_group_size(config: dict, model_name: str) -> int:
