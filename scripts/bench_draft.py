@@ -13,7 +13,7 @@ Both run the engine's own path (`generate.stream_prompt` with a `decode.Decoder`
 `--repeats` rounds; medians.
 
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libopenblas.so.0 .venv/bin/python scripts/bench_draft.py \\
-        [--hidden 512 --layers 8 --tokens 200 --draft-tokens 3 --repeats 3]
+        [--hidden 1024 --layers 16 --damp 0.01 --tokens 100 --draft-tokens 3 --repeats 2]
 """
 
 import argparse
@@ -60,12 +60,12 @@ def build_pair(root: Path, hidden: int, layers: int, damp: float) -> tuple[Path,
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--hidden", type=int, default=512)
-    ap.add_argument("--layers", type=int, default=8)
-    ap.add_argument("--damp", type=float, default=0.05, help="scale of the later layers' output projections")
-    ap.add_argument("--tokens", type=int, default=200, help="tokens decoded per run")
+    ap.add_argument("--hidden", type=int, default=1024)
+    ap.add_argument("--layers", type=int, default=16)
+    ap.add_argument("--damp", type=float, default=0.01, help="scale of the later layers' output projections")
+    ap.add_argument("--tokens", type=int, default=100, help="tokens decoded per run")
     ap.add_argument("--draft-tokens", type=int, default=3)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
 
     from workbench.engine.decode import Decoder, Draft
