@@ -156,7 +156,7 @@ def launch_command(args, model, hostfile=None, token_file=None) -> list[str]:
         command += ["--backend", hostfile.backend]
     if args.split:
         command += ["--split", args.split]
-    for flag, value in (("--kv-bits", args.kv_bits), ("--kv-start", args.kv_start)):
+    for flag, value in (("--kv-bits", getattr(args, "kv_bits", None)), ("--kv-start", getattr(args, "kv_start", None))):
         if value is not None:
             command += [flag, str(value)]
     if token_file:
