@@ -11,7 +11,6 @@ previous round left, one with an empty cache. Rounds alternate; medians and thei
 """
 
 import argparse
-import json
 import statistics
 import tempfile
 from pathlib import Path
@@ -29,13 +28,10 @@ def main() -> None:
     from workbench.engine.events import ChatRequest, Done, Message, Sampling
     from workbench.engine.generate import PromptCache, stream_reasoning
     from workbench.engine.thread import ThreadEngine
-    from workbench.engine.tiny import make_tiny_model
+    from workbench.engine.tiny import make_bench_model
 
-    folder = make_tiny_model(Path(tempfile.mkdtemp()) / "bench", hidden=args.hidden, layers=args.layers,
-                             heads=8, kv_heads=4)
-    cfg = json.loads((folder / "config.json").read_text())
-    cfg["eos_token_id"] = cfg["vocab_size"] + 1  # never stops early: every run makes its one token
-    (folder / "config.json").write_text(json.dumps(cfg))
+    folder = make_bench_model(Path(tempfile.mkdtemp()) / "bench", hidden=args.hidden, layers=args.layers,
+                              max_positions=4096)
 
     words = "First, add the ones: 4 plus 8 is 12, write 2 and carry 1. Then the tens. Wait, check again. "
     thinking = (words * (args.prefix // len(words) + 1))[:args.prefix]

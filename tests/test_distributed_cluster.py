@@ -401,3 +401,30 @@ def test_cluster_endpoint_across_namespaces_streams_both_phases(four_layer_model
         assert f"rank 0 ({ADDRESSES[0]})" in status.stdout and f"rank 1 ({ADDRESSES[1]})" in status.stdout, status.stdout
         ranks[0].send_signal(signal.SIGTERM)  # rank 0 tells rank 1 to stop: both end cleanly
         assert [p.wait(timeout=60) for p in ranks] == [0, 0], "\n".join(log.read_text() for log in logs)
+
+
+def test_cluster_quantizes_the_kv_cache_as_one_process_does_and_refuses_a_draft():
+    from workbench.engine.events import Decoding
+    from workbench.engine.thread import ThreadEngine
+    from workbench.models.local import resolve_model
+
+    nano = resolve_model("r1-nano")  # heads 32 wide: MLX can quantize its cache
+    draft = subprocess.run([sys.executable, "-m", "workbench", "cluster", "serve", "--model", str(nano),
+                            "--local-ranks", "2", "--draft", str(nano)], capture_output=True, text=True, timeout=60, env=env())
+    assert draft.returncode == 2 and draft.stderr.count("\n") == 1 and "cannot decode with a draft" in draft.stderr
+    request = ChatRequest.single("What is 1234 + 5678?", Sampling(temperature=0, max_tokens=60))
+    with ThreadEngine() as engine:
+        engine.load(nano).collect()
+        local = list(engine.generate(ChatRequest(request.messages, request.sampling,
+                                                 decoding=Decoding(kv_bits=8, kv_start=0))))
+    assert local[-1].stats.kv_bits == 8
+    cluster = Cluster(nano, "--kv-bits", "8", "--kv-start", "0")
+    try:
+        remote = RemoteEngine(cluster.url)
+        remote.load().collect()
+        served = list(remote.generate(request))
+        assert cluster.output().count("KV cache: 8-bit from 0 tokens") == 2  # each rank decodes so
+    finally:
+        cluster.stop()
+    text = lambda events: "".join(e.text for e in events if isinstance(e, (Think, Answer)))  # noqa: E731
+    assert isinstance(served[-1], Done) and text(served) == text(local) and len(text(local)) > 20

@@ -120,6 +120,41 @@ def test_cli_recommend_json_and_text(capsys):
     assert "r1-distill-llama-70b-8bit" in capsys.readouterr().out
 
 
+def test_the_fit_counts_the_kv_cache_at_the_chosen_bits_and_context(capsys):
+    from workbench.cli import main
+    from workbench.models.catalog import find_entry
+    from workbench.models.recommend import fit
+
+    qwen32 = find_entry("r1-distill-qwen-32b-4bit")
+    fp16 = 64 * 8 * 128 * 2 * 2 * 32768  # layers x kv heads x head dim x K,V x 2 bytes x tokens
+    assert qwen32.kv_cache_bytes() == fp16
+    assert qwen32.kv_cache_bytes(32768, 8) == int(fp16 * (1 + 4 / 64) / 2)  # a byte and a share of fp16 scale+bias
+    assert qwen32.kv_cache_bytes(32768, 4) == int(fp16 * (0.5 + 4 / 64) / 2)
+    assert qwen32.kv_cache_bytes(8192) == fp16 // 4
+    at_fp16, at_4 = fit(qwen32, 32 * GB, 500 * GB), fit(qwen32, 32 * GB, 500 * GB, kv_bits=4)
+    assert not at_fp16.fits and at_4.fits and "KV cache at 4 bits" in at_4.why()
+    assert fit(qwen32, 32 * GB, 500 * GB, context=8192).fits and "at 8k context" in fit(qwen32, 32 * GB, 500 * GB, context=8192).why()
+
+    assert main(["models", "recommend", "--memory", "32", "--disk", "500", "--json"]) == 0
+    plain = {r["name"] for r in json.loads(capsys.readouterr().out)["fits"]}
+    assert main(["models", "recommend", "--memory", "32", "--disk", "500", "--json", "--kv-bits", "4"]) == 0
+    quantized = json.loads(capsys.readouterr().out)
+    assert quantized["kv_bits"] == 4 and "r1-distill-qwen-32b-4bit" in {r["name"] for r in quantized["fits"]} - plain
+
+
+def test_catalog_pairs_drafts_that_share_the_tokenizer():
+    from workbench.models.catalog import find_entry, load_catalog, profile_toml
+
+    by_name = {e.name: e for e in load_catalog()}
+    for target in ("r1-distill-qwen-7b-4bit", "r1-distill-qwen-14b-8bit", "r1-distill-qwen-32b-6bit"):
+        assert by_name[target].draft == "r1-distill-qwen-1.5b" + target[target.rindex("-"):]
+    assert by_name["r1-distill-llama-70b-4bit"].draft == "r1-distill-llama-8b-4bit"
+    for e in by_name.values():  # a draft is a smaller catalog model of the same architecture
+        if e.draft:
+            assert by_name[e.draft].architecture == e.architecture and by_name[e.draft].params_b < e.params_b
+    assert '# draft = "r1-distill-qwen-1.5b-4bit"' in profile_toml(find_entry("r1-distill-qwen-7b-4bit"))
+
+
 def test_models_lists_report_cards_and_verify(tiny_model, workbench_home, capsys):
     from workbench.cli import main
     from workbench.models import identity

@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import Collapsible, Input, Markdown, OptionList
 
 from workbench.engine.events import Answer, Message, Think
-from tui_pilot import screen_text, submit, wait_for
+from tui_pilot import screen_text, settings_refused, submit, wait_for
 from workbench.tui.app import CPU_FRAME, FRAME, STATUS_FRAMES, UI_NICE, WorkbenchApp
 from workbench.tui.latex import to_unicode
 from workbench.tui.panes import SEGMENT_CHARS, FrozenMarkdown, StatusLine, ThinkingView
@@ -152,15 +152,8 @@ async def test_settings_are_validated_saved_and_sent():
     engine = ScriptedEngine([script_from_text("t", "a")])
     app = WorkbenchApp(engine)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: app.ready)
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
-        screen = app.screen
-        screen.query_one("#top_p", Input).value = "1.5"
-        await pilot.click("#save")  # (later: Enter in a field; the error toast may cover the button)
-        await pilot.pause()
-        assert isinstance(app.screen, SettingsScreen)  # out of range: the form stays open
-        assert "Top-p" in str(screen.query_one("#problem").render())
+        screen, problem = await settings_refused(pilot, app, "top_p", "1.5")
+        assert "Top-p" in problem
         screen.query_one("#temperature", Input).value = "0.3"
         screen.query_one("#top_p", Input).value = "0.9"
         screen.query_one("#max_tokens", Input).value = "64"

@@ -24,6 +24,24 @@ async def submit(pilot, app, prompt: str = "What is 12+30?") -> None:
     await pilot.press("enter")
 
 
+async def settings_refused(pilot, app, field: str, value: str):
+    """Open the settings (ctrl+s), put `value` in `field` and save: the form must stay open. Returns the
+    screen and the problem it shows."""
+    from textual.widgets import Input
+
+    from workbench.tui.screens import SettingsScreen
+
+    await wait_for(pilot, lambda: app.ready)
+    await pilot.press("ctrl+s")
+    await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+    screen = app.screen
+    screen.query_one(f"#{field}", Input).value = value
+    await pilot.click("#save")  # (later: Enter in a field; the error toast may cover the button)
+    await pilot.pause()
+    assert isinstance(app.screen, SettingsScreen)  # out of range: the form stays open
+    return screen, str(screen.query_one("#problem").render())
+
+
 async def ask(pilot, app, prompt: str = "What is 12+30?") -> None:
     """`submit`, then wait until the response to it has finished."""
     await submit(pilot, app, prompt)

@@ -49,3 +49,45 @@ def add_steering_arguments(parser) -> None:
                         help="earlier answers keep their thinking in the prompt (default: dropped, as R1 asks)")
     parser.add_argument("--answer-on-loop", action="store_true",
                         help="thinking stuck in a repetition loop is cut and the model answers")
+
+
+def add_decoding_arguments(parser) -> None:
+    """How the model decodes here (ChatRequest.decoding; engines with `Capabilities.decode`)."""
+    from workbench.engine.events import DRAFT_MODES
+
+    parser.add_argument("--kv-bits", type=int, choices=(0, 4, 8), default=None,
+                        help="quantize the KV cache to 4 or 8 bits: less memory for long thinking (0: fp16, the default)")
+    parser.add_argument("--kv-start", type=int, default=None, metavar="N",
+                        help="with --kv-bits: quantize once the cache holds N tokens (profile default: 5000)")
+    parser.add_argument("--draft", default=None, metavar="MODEL",
+                        help="speculative decoding with a smaller model sharing the tokenizer (`workbench models "
+                        "catalog` pairs them, e.g. r1-distill-qwen-1.5b-4bit for the Qwen distills); none: no draft")
+    parser.add_argument("--draft-tokens", type=int, default=None, metavar="N",
+                        help="tokens the draft proposes per step (profile default: 3)")
+    parser.add_argument("--draft-mode", choices=DRAFT_MODES, default=None,
+                        help="auto (default): measure the first tokens with and without the draft, keep the faster")
+
+
+def decoding_from_args(args):
+    """The Decoding of the flags above (UserError on values out of range)."""
+    from workbench.engine.events import Decoding
+    from workbench.engine.profiles import decoding_problem
+    from workbench.errors import UserError
+
+    draft = args.draft
+    decoding = Decoding(kv_bits=args.kv_bits, kv_start=args.kv_start,
+                        draft="" if draft is not None and draft.lower() in ("none", "off", "") else draft,
+                        draft_tokens=args.draft_tokens, draft_mode=args.draft_mode)
+    problem = decoding_problem(decoding)
+    if problem:
+        raise UserError(problem.replace("kv_start", "--kv-start").replace("draft_tokens", "--draft-tokens"))
+    return decoding
+
+
+def refuse_decoding(engine, decoding, endpoint) -> None:
+    """One line when the engine runs its model elsewhere (its server decides how it decodes)."""
+    from workbench.errors import UserError
+
+    if decoding.local and not engine.capabilities.decode:
+        raise UserError(f"{endpoint or 'this engine'} decodes on its own machine: --kv-bits and --draft apply only "
+                        f"to a model run here; drop them (or set them where the model is served)")

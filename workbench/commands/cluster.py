@@ -14,6 +14,12 @@ import sys
 DEFAULT_PORT = 8123
 
 
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS  # accepted only to be refused in one line
+
+
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     init = sub.add_parser("init", help="check the hosts and write an mlx.launch hostfile")
@@ -42,6 +48,11 @@ def add_arguments(parser) -> None:
     serve.add_argument("--deadline", type=float, default=20.0, help="seconds before a silent rank counts as lost")
     serve.add_argument("--starting-port", type=int, default=32323, help="first port of the ring backend")
     serve.add_argument("--python", default=sys.executable, help="the workbench's Python on every host")
+    serve.add_argument("--kv-bits", type=int, choices=(0, 4, 8), default=None,
+                       help="every rank quantizes its KV cache to 4 or 8 bits (0: fp16; default: the model profile's)")
+    serve.add_argument("--kv-start", type=int, default=None, metavar="N",
+                       help="with --kv-bits: quantize once the cache holds N tokens (profile default: 5000)")
+    serve.add_argument("--draft", default=None, metavar="MODEL", help=argparse_suppress())
     serve.set_defaults(mode="pipeline")
 
     status = sub.add_parser("status", help="which layers each rank holds and its memory")
@@ -145,6 +156,9 @@ def launch_command(args, model, hostfile=None, token_file=None) -> list[str]:
         command += ["--backend", hostfile.backend]
     if args.split:
         command += ["--split", args.split]
+    for flag, value in (("--kv-bits", getattr(args, "kv_bits", None)), ("--kv-start", getattr(args, "kv_start", None))):
+        if value is not None:
+            command += [flag, str(value)]
     if token_file:
         command += ["--token-file", str(token_file)]
     return command
@@ -162,6 +176,11 @@ def serve(args) -> int:
     if args.host not in LOOPBACK and not args.token:
         raise UserError(f"--host {args.host}: binding beyond loopback needs --token (or $WORKBENCH_TOKEN)")
     check_local_ranks(args)
+    if args.draft:
+        raise UserError(f"--draft {args.draft}: the cluster cannot decode with a draft model (each rank holds only "
+                        f"part of the model); drop --draft, or run the model on one machine with `workbench run --draft`")
+    if args.kv_start is not None and args.kv_start < 0:
+        raise UserError(f"--kv-start must be a token count (0 or more), not {args.kv_start}")
     model = resolve_model(args.model)
     hostfile = None
     if args.local_ranks is None:

@@ -13,10 +13,11 @@ import sys
 
 
 def add_arguments(parser) -> None:
-    from workbench.commands.arguments import add_engine_arguments, add_model_arguments
+    from workbench.commands.arguments import add_decoding_arguments, add_engine_arguments, add_model_arguments
 
     add_engine_arguments(parser)
     add_model_arguments(parser)
+    add_decoding_arguments(parser)
     parser.add_argument("--suite", "-s", required=True,
                         help="gsm8k, math500, aime24, aime25, amc23, humaneval, arithmetic, countdown, "
                         "or a suite spec (.toml/.json) or JSONL file")
@@ -44,6 +45,7 @@ def main(args) -> int:
     from workbench.terminal import printable
     from workbench.errors import UserError
     from workbench.eval.budgets import parse_budgets
+    from workbench.commands.arguments import decoding_from_args
     from workbench.eval.runner import EvalOptions, run_eval
 
     for flag, value in (("--thinking-budget", args.thinking_budget), ("--min-thinking", args.min_thinking)):
@@ -57,7 +59,7 @@ def main(args) -> int:
         endpoint=args.endpoint,
         thinking_budget=args.thinking_budget, min_thinking=args.min_thinking,
         budgets=tuple(parse_budgets(args.budgets)) if args.budgets is not None else None,
-        json_progress=args.progress_json,
+        json_progress=args.progress_json, decoding=decoding_from_args(args),
     )
     try:
         card, path = run_eval(options)

@@ -14,6 +14,10 @@ def add_arguments(parser) -> None:
     p.add_argument("--memory", type=float, default=None, metavar="GB", help="memory in GB (default: this machine's)")
     p.add_argument("--disk", type=float, default=None, metavar="GB",
                    help="free disk in GB (default: free space in the Hugging Face cache)")
+    p.add_argument("--context", type=int, default=None, metavar="TOKENS",
+                   help="prompt and response tokens to hold in the KV cache (default: 32768, R1's max_tokens)")
+    p.add_argument("--kv-bits", type=int, choices=(0, 4, 8), default=0,
+                   help="count the KV cache quantized to 4 or 8 bits (`run --kv-bits`); 0: fp16")
     p.add_argument("--all", action="store_true", help="also list what does not fit")
     p.add_argument("--json", action="store_true", help="one JSON object")
     p = sub.add_parser("verify", help="hash every file of a pulled or imported model against its manifest")
@@ -118,10 +122,16 @@ def recommend(args) -> int:
     from workbench.models.recommend import (
         GPU_SHARE, download_dir, free_disk, gb, machine_memory, recommend as fits_for)
 
+    from workbench.errors import UserError
+    from workbench.models.catalog import CONTEXT
+
     memory = int(args.memory * 1e9) if args.memory is not None else machine_memory()
     disk = int(args.disk * 1e9) if args.disk is not None else free_disk(download_dir())
-    one = fits_for(memory, disk)
-    two = fits_for(memory, disk, machines=2)
+    context = CONTEXT if args.context is None else args.context
+    if context < 1:
+        raise UserError(f"--context must be 1 token or more, not {context}")
+    one = fits_for(memory, disk, context=context, kv_bits=args.kv_bits)
+    two = fits_for(memory, disk, machines=2, context=context, kv_bits=args.kv_bits)
     good_one = [f for f in one if f.fits]
     single_names = {f.entry.name for f in good_one}
     good_two = [f for f in two if f.fits and f.entry.name not in single_names]
@@ -129,7 +139,7 @@ def recommend(args) -> int:
         def row(f):
             return {"name": f.entry.name, "repo": f.entry.repo, "fits": f.fits, "memory_needed": f.memory_needed,
                     "memory_usable": f.memory_usable, "disk_needed": f.disk_needed, "why": f.why()}
-        print(json.dumps({"memory": memory, "disk_free": disk, "fits": [row(f) for f in good_one],
+        print(json.dumps({"memory": memory, "disk_free": disk, "context": context, "kv_bits": args.kv_bits, "fits": [row(f) for f in good_one],
                           "two_machines": [row(f) for f in good_two],
                           "does_not_fit": [row(f) for f in one if not f.fits]}, indent=1))
         return 0

@@ -8,7 +8,8 @@ import signal
 import sys
 
 from workbench.commands.arguments import (
-    add_engine_arguments, add_model_arguments, add_sampling_arguments, add_save_arguments, add_steering_arguments,
+    add_decoding_arguments, add_engine_arguments, add_model_arguments, add_sampling_arguments, add_save_arguments,
+    add_steering_arguments, decoding_from_args, refuse_decoding,
 )
 from workbench.errors import UserError
 from workbench.terminal import printable  # model output is untrusted: escapes are shown, not obeyed
@@ -23,6 +24,7 @@ def add_arguments(parser) -> None:
     add_model_arguments(parser)
     add_sampling_arguments(parser)
     add_steering_arguments(parser)
+    add_decoding_arguments(parser)
     parser.add_argument("--continue", dest="continue_from", default=None, metavar="SESSION:TURN",
                         help="answer again from a saved response (its turn id from `sessions show`): a new branch")
     parser.add_argument("--thinking-file", default=None, metavar="F",
@@ -123,15 +125,18 @@ def main(args) -> int:
         prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
         messages = (Message("user", prompt),)
     steering = steering_from_args(args)
+    decoding = decoding_from_args(args)
     engine = open_engine(args.endpoint)
     job = None
     try:
+        refuse_decoding(engine, decoding, args.endpoint)
         _, _, loaded = engine.load(args.model, args.adapter, args.trust_remote_code).collect()
         if isinstance(loaded, Failed):  # server text: shown, not obeyed
             print(f"workbench: error: {printable(loaded.message)}", file=sys.stderr)
             return 2
         request = ChatRequest(messages, sampling_from_args(args), stop_on_loop=args.stop_on_loop,
-                              continue_thinking=continued.thinking if continued else None, **steering)
+                              continue_thinking=continued.thinking if continued else None, decoding=decoding,
+                              **steering)
         if request.steers and not engine.capabilities.steer:
             raise UserError(f"{args.endpoint or 'this engine'} cannot steer the thinking (budgets, effort, "
                             f"--continue, --answer-on-loop): drop those options, or run the model here")

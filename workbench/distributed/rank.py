@@ -41,6 +41,8 @@ def parse_args(argv=None):
     p.add_argument("--token-file", default=None, help="file holding the bearer token (rank 0)")
     p.add_argument("--hosts", default=None, help="host names by rank, for messages")
     p.add_argument("--deadline", type=float, default=20.0, help="seconds a collective may take")
+    p.add_argument("--kv-bits", type=int, default=None, help="KV-cache bits (4, 8; 0: fp16; default: the profile's)")
+    p.add_argument("--kv-start", type=int, default=None, help="tokens from which the KV cache is quantized")
     return p.parse_args(argv)
 
 
@@ -75,6 +77,7 @@ def main(argv=None) -> int:
         with watchdog.guard("loading the model", seconds=loading):
             loaded, shard = load_sharded(Path(args.model), group, args.mode, split, hosts[rank], free)
         print(shard.describe(), flush=True)
+        loaded.decoder = rank_decoder(loaded, args)
         shards = control.gather_json(shard.to_dict(), "waiting for the others to load", seconds=loading)
         if rank == 0:
             from workbench.distributed.server import ChatServer
@@ -102,6 +105,26 @@ def main(argv=None) -> int:
     except RuntimeError as e:  # the ring backend: "connection to a peer was lost"
         watchdog.fire(f"lost {peers_text(rank, hosts)} ({str(e).strip().splitlines()[0]})")
     return 0
+
+
+def rank_decoder(loaded, args):
+    """How every rank decodes: the profile's KV-cache bits unless the command line says; never a draft (a rank
+    holds part of the model; `cluster serve --draft` is refused), which this says once if the profile has one."""
+    from workbench.engine.events import Decoding
+    from workbench.engine.generate import decoder_for
+    from workbench.engine.profiles import decoding_problem
+    from workbench.errors import UserError
+
+    decoding = Decoding(kv_bits=args.kv_bits, kv_start=args.kv_start).over(loaded.profile.decoding)
+    problem = decoding_problem(decoding)
+    if problem:
+        raise UserError(problem)
+    if decoding.draft:
+        print(f"note: the profile's draft {decoding.draft} is not used: a cluster decodes without a draft", flush=True)
+    decoder = decoder_for(loaded, Decoding(kv_bits=decoding.kv_bits, kv_start=decoding.kv_start))
+    if decoder.kv_bits:
+        print(f"KV cache: {decoder.kv_bits}-bit from {decoder.kv_start:,} tokens", flush=True)
+    return decoder
 
 
 def context_length(loaded) -> int | None:
@@ -263,7 +286,8 @@ def run_slice(loaded, watchdog, generation: Generation, tokens: int | None) -> b
             return "cancelled" if generation.cancelled else None
 
         generation.events = stream_prompt(loaded.model, loaded.tokenizer, message["prompt"],
-                                          Sampling.from_dict(message["sampling"]), stop)
+                                          Sampling.from_dict(message["sampling"]), stop,
+                                          decoder=getattr(loaded, "decoder", None))
     # A long prompt on a big model takes a while before the first token: give it time per token.
     first = generation.tokens == 0
     seconds = max(watchdog.seconds, message["prompt_tokens"] * PREFILL_SECONDS_PER_TOKEN) if first else None

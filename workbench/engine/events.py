@@ -49,6 +49,36 @@ class Message:
 BUDGET_MESSAGE = "\n\nConsidering the limited time, I have to give the solution based on the thinking directly now.\n"
 WAIT_TEXT = "\nWait"
 EFFORTS = ("off", "low", "medium", "high", "max")
+KV_BITS = (4, 8)
+DRAFT_MODES = ("on", "auto")
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How the engine decodes: KV-cache quantization and speculative decoding with a draft model.
+    None means "use the model profile's default"; an engine that runs no model here refuses any of it."""
+
+    kv_bits: int | None = None  # 4 or 8: quantize the KV cache; 0: keep it in fp16
+    kv_start: int | None = None  # quantize once the cache holds this many tokens (0: from the start)
+    draft: str | None = None  # a draft model (name or folder) sharing the tokenizer; "": none
+    draft_tokens: int | None = None  # tokens the draft proposes per step
+    draft_mode: str | None = None  # "on", or "auto": measure with and without the draft, keep the faster
+
+    def over(self, defaults: "Decoding") -> "Decoding":
+        return Decoding(**{f.name: getattr(defaults, f.name) if getattr(self, f.name) is None else getattr(self, f.name)
+                           for f in fields(self)})
+
+    @property
+    def local(self) -> bool:
+        """Whether this asks for anything (then the engine must run the model here)."""
+        return bool(self.kv_bits or self.draft)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Decoding":
+        return cls(**{k: d[k] for k in (f.name for f in fields(cls)) if k in d})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -71,6 +101,7 @@ class ChatRequest:
     wait_text: str = WAIT_TEXT
     answer_on_loop: bool = False  # a thinking loop answers now (Steered "loop") instead of stopping
     keep_thinking: bool = False  # earlier assistant turns keep their thinking in the prompt
+    decoding: Decoding = Decoding()  # KV-cache bits and draft model (engines that run the model here)
 
     @property
     def steers(self) -> bool:
@@ -101,6 +132,13 @@ class Stats:
     thinking_cut: str = ""  # the engine closed the thinking: "budget" | "answer_now" | "loop" ("" = the model did)
     thinking_extended: int = 0  # early closes replaced by the wait text (minimum thinking, extend)
     inserted_tokens: int = 0  # tokens the engine wrote (Steered), counted in neither thinking nor answer
+    kv_bits: int = 0  # the KV cache was quantized to these bits from kv_start tokens on (0: fp16)
+    kv_start: int = 0
+    draft: str = ""  # the draft model of speculative decoding ("" none)
+    draft_tokens: int = 0  # tokens it proposed per step
+    draft_proposed: int = 0  # tokens the draft proposed in all
+    draft_accepted: int = 0  # of those, tokens the model accepted (and emitted)
+    draft_auto: str = ""  # draft mode auto's verdict: "kept" (faster with the draft) | "dropped"
 
     @property
     def generated_tokens(self) -> int:
@@ -115,13 +153,18 @@ class Stats:
         return self.answer_tokens / self.answer_time if self.answer_time > 0 else 0.0
 
     @property
+    def draft_acceptance(self) -> float:
+        return self.draft_accepted / self.draft_proposed if self.draft_proposed else 0.0
+
+    @property
     def generation_tps(self) -> float:
         t = self.thinking_time + self.answer_time
         return self.generated_tokens / t if t > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d.update(thinking_tps=self.thinking_tps, answer_tps=self.answer_tps, generation_tps=self.generation_tps)
+        d.update(thinking_tps=self.thinking_tps, answer_tps=self.answer_tps, generation_tps=self.generation_tps,
+                 draft_acceptance=self.draft_acceptance)
         return d
 
     @classmethod
@@ -140,10 +183,20 @@ class Stats:
             f"first token {self.time_to_first_token:.2f} s",
             f"prompt {self.prompt_tokens:,} tokens" + (f", {self.prompt_cached_tokens:,} cached" if self.prompt_cached_tokens else ""),
         ]
+        if self.kv_bits:
+            parts.append(f"KV cache {self.kv_bits}-bit" + (f" from {self.kv_start:,} tokens" if self.kv_start else ""))
+        if self.draft:
+            parts.append(self.draft_line())
         if self.peak_memory_gb:
             parts.append(f"peak {memory_text(self.peak_memory_gb)}")
         parts.append(self.finish_reason or "?")
         return " · ".join(parts)
+
+    def draft_line(self) -> str:
+        """E.g. 'draft r1-distill-qwen-1.5b-4bit: 61% accepted (244/400)' (auto: ', kept' / ', dropped')."""
+        line = (f"draft {self.draft}: {self.draft_acceptance:.0%} accepted "
+                f"({self.draft_accepted:,}/{self.draft_proposed:,})")
+        return line + (f", {self.draft_auto} by auto" if self.draft_auto else "")
 
 
 def memory_text(gb: float) -> str:
@@ -211,6 +264,15 @@ class Steered:
 
 
 @dataclass(frozen=True)
+class Drafted:
+    """Speculative decoding so far, every few tokens while a draft is used (the status line's live rate):
+    tokens the draft proposed, and of those, tokens the model accepted."""
+
+    accepted: int
+    proposed: int
+
+
+@dataclass(frozen=True)
 class Done:
     stats: Stats
 
@@ -230,7 +292,7 @@ class Loaded:
     info: ModelInfo
 
 
-Event = Union[Think, Answer, Steered, Done, Failed, Loading, Loaded]
+Event = Union[Think, Answer, Steered, Drafted, Done, Failed, Loading, Loaded]
 TERMINAL = (Done, Failed, Loaded)
 
 
@@ -240,6 +302,8 @@ def event_to_dict(event: Event) -> dict:
         return {"type": type(event).__name__.lower(), "text": event.text}
     if isinstance(event, Steered):
         return {"type": "steered", "kind": event.kind, "text": event.text}
+    if isinstance(event, Drafted):
+        return {"type": "drafted", "accepted": event.accepted, "proposed": event.proposed}
     if isinstance(event, Done):
         return {"type": "done", "stats": event.stats.to_dict()}
     if isinstance(event, Failed):

@@ -16,7 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from workbench.engine.events import BUDGET_MESSAGE, WAIT_TEXT, Answer, ChatRequest, Done, Sampling, Stats, Steered, Think
+from workbench.engine.decode import KV_GROUP_SIZE, Decoder, Draft, kv_group_size
+from workbench.engine.events import (
+    BUDGET_MESSAGE, WAIT_TEXT, Answer, ChatRequest, Decoding, Done, Drafted, Sampling, Stats, Steered, Think,
+)
 from workbench.engine.loader import LoadedModel
 from workbench.engine.memory import wired_limit
 from workbench.engine.profiles import effort_budget
@@ -24,6 +27,7 @@ from workbench.engine.prompt import build_prompt, can_turn_thinking_off, ensure_
 from workbench.engine.splitter import CLOSE, ReasoningSplitter
 from workbench.errors import UserError
 
+DRAFTED_EVERY = 16  # tokens between Drafted events while a draft is used
 StopCheck = Callable[[], "str | None"]  # returns a finish reason to stop with, or None
 SteerCheck = Callable[[], "str | None"]  # returns a steering request ("answer_now", "extend", "loop") or None
 
@@ -98,7 +102,9 @@ class Steering:
 
 
 def stream_reasoning(loaded: LoadedModel, request: ChatRequest, stop: StopCheck | None = None,
-                     steer: SteerCheck | None = None, cache: PromptCache | None = None) -> Iterator:
+                     steer: SteerCheck | None = None, cache: PromptCache | None = None,
+                     decoder: Decoder | None = None) -> Iterator:
+    """`decoder`: KV-cache bits and draft (`decoder_for`; the engine loads the draft)."""
     profile, tokenizer = loaded.profile, loaded.tokenizer
     thinking = request.effort != "off"
     if not thinking and not can_turn_thinking_off(tokenizer):
@@ -120,7 +126,15 @@ def stream_reasoning(loaded: LoadedModel, request: ChatRequest, stop: StopCheck 
                         budget_message=request.budget_message, wait_text=request.wait_text, take=steer,
                         prefix_tokens=prefix_tokens, mid_block=bool(prefix.strip()))
     yield from stream_prompt(loaded.model, tokenizer, prompt + prefix, request.sampling.over(profile.sampling),
-                             stop, steering, cache)
+                             stop, steering, cache, decoder)
+
+
+def decoder_for(loaded: LoadedModel, decoding: Decoding, draft: Draft | None = None) -> Decoder:
+    """The Decoder of a request's decoding settings (already over the profile's); `draft` loaded by the engine."""
+    kv_bits = decoding.kv_bits or 0
+    return Decoder(kv_bits=kv_bits, kv_start=max(0, decoding.kv_start or 0), draft=draft,
+                   draft_tokens=decoding.draft_tokens or 3, auto=decoding.draft_mode == "auto",
+                   kv_group_size=kv_group_size(loaded.config, loaded.info.name) if kv_bits else KV_GROUP_SIZE)
 
 
 def single_token(tokenizer, text: str) -> int | None:
@@ -129,11 +143,12 @@ def single_token(tokenizer, text: str) -> int | None:
 
 
 def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopCheck | None = None,
-                  steering: Steering | None = None, cache: PromptCache | None = None) -> Iterator:
+                  steering: Steering | None = None, cache: PromptCache | None = None,
+                  decoder: Decoder | None = None) -> Iterator:
     """Events for one completion of an already-templated prompt. `cache`: the engine's PromptCache to
-    reuse (a fresh one by default); `steering`: budgets and the job's steering requests."""
+    reuse (a fresh one by default); `steering`: budgets and the job's steering requests; `decoder`: how
+    tokens are decoded (KV-cache bits, a draft; plain by default)."""
     import mlx.core as mx
-    from mlx_lm.generate import generate_step
     from mlx_lm.sample_utils import make_sampler
 
     start = time.perf_counter()
@@ -142,6 +157,10 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
     mx.reset_peak_memory()
     steering = steering or Steering()
     cache = cache if cache is not None else PromptCache()
+    decoder = decoder or Decoder()
+    if getattr(cache, "decoded_with", None) != decoder.key:  # a cache quantized otherwise is not this request's
+        cache.clear()
+        cache.decoded_with = decoder.key
     tokens = encode_prompt(tokenizer, prompt)  # the context: prompt, then what was generated or inserted
     splitter = ReasoningSplitter(start_in_thinking=opens_thinking(prompt), mid_block=steering.mid_block)
     detokenizer = tokenizer.detokenizer
@@ -154,6 +173,7 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
     sampler = make_sampler(temp=sampling.temperature or 0.0, top_p=sampling.top_p or 0.0)
     limit = sampling.max_tokens or -1  # tokens generated or inserted
     stats = Stats(prompt_tokens=len(tokens))
+    decoder.describe(stats)
     first = think_end = None
     finish = "length"
     used = 0
@@ -205,14 +225,14 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
                 if limit >= 0 and used >= limit:
                     finish = "length"
                     break
-                prompt_cache, reused = cache.take(model, tokens)
+                prompt_cache, reused = cache.take(decoder.cache_owner(model), tokens)
                 if segment == 0:
                     stats.prompt_cached_tokens = reused
                 segment += 1
-                steps = generate_step(mx.array(tokens[reused:]), model, max_tokens=limit - used if limit >= 0 else -1,
-                                      sampler=sampler, prompt_cache=prompt_cache)
+                steps = decoder.steps(model, tokens, reused, prompt_cache, limit - used if limit >= 0 else -1,
+                                      sampler, stats)
                 try:
-                    for token, _ in steps:
+                    for token in steps:
                         now = time.perf_counter()
                         if first is None:
                             first = now
@@ -234,6 +254,8 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
                         tokens.append(token)
                         detokenizer.add_token(token)
                         yield from account(splitter.feed(detokenizer.last_segment), thinking, now)
+                        if stats.draft_proposed and stats.generated_tokens % DRAFTED_EVERY == 0:
+                            yield Drafted(stats.draft_accepted, stats.draft_proposed)
                         if splitter.phase != "think":
                             continue
                         request = steering.take() if steering.take else None

@@ -50,7 +50,7 @@ class ChildJob(Job):
 
 
 class ProcessEngine:
-    capabilities = Capabilities(steer=True)  # no `call`: its function would have to pickle
+    capabilities = Capabilities(steer=True, decode=True)  # no `call`: its function would have to pickle
 
     def __init__(self) -> None:
         self.info: ModelInfo | None = None

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from workbench.engine.events import EFFORTS, Sampling
+from workbench.engine.events import DRAFT_MODES, EFFORTS, KV_BITS, Decoding, Sampling
 from workbench.errors import ModelLoadError, UserError
 
 if sys.version_info >= (3, 11):
@@ -34,10 +34,22 @@ class Profile:
     claims: dict = field(default_factory=dict)
     # Thinking budgets (tokens) per effort level, e.g. {"low": 256}; unset levels follow the model's size.
     effort: dict = field(default_factory=dict)
+    # Decoding (docs/models.md): the KV cache quantized to kv_bits (4 or 8; 0 = fp16) once it holds kv_start
+    # tokens (mlx-lm's default 5000); a draft model sharing the tokenizer for speculative decoding.
+    kv_bits: int = 0
+    kv_start: int = 5000
+    draft: str = ""
+    draft_tokens: int = 3
+    draft_mode: str = "auto"
 
     @property
     def sampling(self) -> Sampling:
         return Sampling(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens)
+
+    @property
+    def decoding(self) -> Decoding:
+        return Decoding(kv_bits=self.kv_bits, kv_start=self.kv_start, draft=self.draft,
+                        draft_tokens=self.draft_tokens, draft_mode=self.draft_mode)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Profile":
@@ -46,6 +58,21 @@ class Profile:
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def decoding_problem(d: Decoding) -> str | None:
+    """What is wrong with these decoding settings, in words, or None."""
+    if d.kv_bits not in (None, 0, *KV_BITS):
+        return f"kv_bits must be {' or '.join(map(str, KV_BITS))} (0: a full-precision KV cache), not {d.kv_bits!r}"
+    if d.kv_start is not None and (not isinstance(d.kv_start, int) or d.kv_start < 0):
+        return f"kv_start must be a token count (0 or more), not {d.kv_start!r}"
+    if d.draft is not None and not isinstance(d.draft, str):
+        return f"draft must be a model name or folder, not {d.draft!r}"
+    if d.draft_tokens is not None and (not isinstance(d.draft_tokens, int) or not 1 <= d.draft_tokens <= 64):
+        return f"draft_tokens must be between 1 and 64, not {d.draft_tokens!r}"
+    if d.draft_mode is not None and d.draft_mode not in DRAFT_MODES:
+        return f"draft_mode must be {' or '.join(DRAFT_MODES)}, not {d.draft_mode!r}"
+    return None
 
 
 # Thinking-token budgets per effort level by model size (parameters up to the first number): small
@@ -103,4 +130,9 @@ def load_profile(model_dir: Path) -> Profile:
             values.update(preset)
             break
     values.update(read_profile_file(model_dir))
-    return Profile.from_dict(values)
+    profile = Profile.from_dict(values)
+    problem = decoding_problem(profile.decoding)
+    if problem:
+        where = next((model_dir / n for n in PROFILE_FILES if (model_dir / n).exists()), model_dir)
+        raise ModelLoadError(f"{where}: {problem}")
+    return profile

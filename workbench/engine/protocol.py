@@ -30,6 +30,8 @@ class Capabilities:
     # Steering the thinking: requests' continue_thinking, max/min_thinking_tokens, effort, answer_on_loop,
     # and jobs' answer_now()/extend(), marked in the stream with `Steered` events.
     steer: bool = False
+    # Decoding here: requests' `decoding` (KV-cache bits, a draft model) need the model in this machine's MLX.
+    decode: bool = False
 
 
 @runtime_checkable

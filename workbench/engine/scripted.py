@@ -107,12 +107,12 @@ class ScriptedEngine:
             first = first or now
             if isinstance(event, Think):
                 stats.thinking_tokens += event.tokens
-            else:
+            elif isinstance(event, Answer):
                 think_end = think_end or now
                 stats.answer_tokens += event.tokens
             job.put(event)
             played += 1
-            self.emitted += event.tokens
+            self.emitted += getattr(event, "tokens", 0)  # a Drafted event carries none
         if script.hold is not None:
             while not script.hold.wait(0.01) and not job.stop_reason():
                 pass

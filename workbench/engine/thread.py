@@ -23,12 +23,13 @@ from workbench.errors import UserError
 
 
 class ThreadEngine:
-    capabilities = Capabilities(call=True, steer=True)
+    capabilities = Capabilities(call=True, steer=True, decode=True)
 
     def __init__(self) -> None:
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._loaded = None  # engine thread only
         self._cache = None  # engine thread only: the last generation's PromptCache, reused by the next
+        self._draft = None  # engine thread only: (name asked for, decode.Draft) of the loaded model
         self.info: ModelInfo | None = None
         self._thread = threading.Thread(target=self._serve, name="mlx-engine", daemon=True)
         self._thread.start()
@@ -102,11 +103,28 @@ class ThreadEngine:
         except UserError as e:
             job.put(Failed(str(e)))
             return
-        self._loaded, self.info, self._cache = loaded, loaded.info, None
+        self._loaded, self.info, self._cache, self._draft = loaded, loaded.info, None, None
         job.put(Loaded(loaded.info))
 
+    def _draft_for(self, name: str, trust_remote_code: bool = False):
+        """The loaded model's draft named `name` (loaded once, kept until another model or draft)."""
+        from workbench.engine.decode import Draft, check_same_vocabulary
+        from workbench.engine.loader import load_model
+        from workbench.models.local import resolve_model
+
+        if self._draft is not None and self._draft[0] == name:
+            return self._draft[1]
+        self._draft = None
+        folder = resolve_model(name)
+        draft = load_model(folder)
+        check_same_vocabulary(self._loaded.tokenizer, draft.tokenizer, self._loaded.info.name, folder.name)
+        self._draft = (name, Draft(self._loaded.model, draft.model, folder.name))
+        self._cache = None
+        return self._draft[1]
+
     def _generate(self, job: Job, request: ChatRequest) -> None:
-        from workbench.engine.generate import PromptCache, stream_reasoning
+        from workbench.engine.generate import PromptCache, decoder_for, stream_reasoning
+        from workbench.engine.profiles import decoding_problem
 
         if job.stop_reason():
             job.put(Done(Stats(finish_reason=job.stop_reason())))
@@ -114,8 +132,18 @@ class ThreadEngine:
         if self._loaded is None:
             job.put(Failed("no model loaded"))
             return
+        decoding = request.decoding.over(self._loaded.profile.decoding)
+        problem = decoding_problem(decoding)
+        if problem:
+            job.put(Failed(problem))
+            return
+        try:
+            draft = self._draft_for(decoding.draft) if decoding.draft else None
+        except UserError as e:
+            job.put(Failed(f"draft model: {e}"))
+            return
         if self._cache is None:
             self._cache = PromptCache()
         for event in stream_reasoning(self._loaded, request, stop=job.stop_reason, steer=job.take_steer,
-                                      cache=self._cache):
+                                      cache=self._cache, decoder=decoder_for(self._loaded, decoding, draft)):
             job.put(event)

@@ -84,6 +84,18 @@ def make_tiny_model(folder: Path, seed: int = 0, **sizes) -> Path:
     return folder
 
 
+def make_bench_model(folder: Path, hidden: int = 512, layers: int = 8, heads: int = 8, kv_heads: int = 4,
+                     seed: int = 0, max_positions: int = 65536) -> Path:
+    """A random model for `scripts/bench_*.py` that never stops early (its eos id is outside the
+    vocabulary): every run generates all the tokens it is asked for. One token per character."""
+    folder = make_tiny_model(folder, seed=seed, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads,
+                             max_positions=max_positions)
+    config = json.loads((folder / "config.json").read_text())
+    config["eos_token_id"] = config["vocab_size"] + 1
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
 def teach(folder: Path, examples: list[tuple[str, str]], steps: int = 300, lr: float = 3e-3, seed: int = 0) -> float:
     """Fit the model in `folder` to answer each chat prompt with its reply (full SFT); returns the last loss.
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from workbench.engine.events import ModelInfo
+from workbench.engine.events import Decoding, ModelInfo
 from workbench.engine.protocol import Engine
 from workbench.errors import UserError
 from workbench.eval import card as cards
@@ -50,6 +50,7 @@ class EvalOptions:
     budgets: tuple[int | None, ...] | None = None  # a sweep (eval/budgets.py): one card, a point per budget
     min_thinking: int | None = None  # min_thinking_tokens of every request (an early close becomes "Wait")
     json_progress: bool = False  # progress as JSON lines (for the app), not a bar
+    decoding: Decoding = Decoding()  # KV-cache bits and draft model of every request (a model run here)
 
 
 class Progress:
@@ -245,6 +246,11 @@ def run_eval(options: EvalOptions, engine: Engine | None = None, progress_stream
             raise UserError(f"{options.endpoint or 'this engine'} cannot steer the thinking: "
                             f"drop {flag}, or evaluate the model here")
         settings.update(steering)
+        if options.decoding.local:  # only then, as above; a draft changes no greedy answer but sampled ones may differ
+            if not engine.capabilities.decode:
+                raise UserError(f"{options.endpoint or 'this engine'} decodes on its own machine: --kv-bits and --draft "
+                                "apply only to a model evaluated here; drop them")
+            settings["decoding"] = {k: v for k, v in options.decoding.to_dict().items() if v is not None}
         weights = ([identity["model_sha256"], combined_sha256(identity["adapter_files"] or {})]
                    if identity["served"] is None else [identity["served"]["endpoint"], identity["served"]["model"]])
         key_source = json.dumps([*weights, suite.sha256, suite.spec.to_dict(),
@@ -283,7 +289,7 @@ def run_eval(options: EvalOptions, engine: Engine | None = None, progress_stream
                     request = ChatRequest(ChatRequest.single(item["prompt"]).messages,
                                           Sampling(sampling.temperature, sampling.top_p, sampling.max_tokens, seed),
                                           max_thinking_tokens=options.thinking_budget,
-                                          min_thinking_tokens=options.min_thinking)
+                                          min_thinking_tokens=options.min_thinking, decoding=options.decoding)
                     points = sweep(engine, request, budgets or [options.thinking_budget], continue_from_cuts,
                                    watch=lambda job: setattr(interrupt, "job", job))
                     interrupt.job = None

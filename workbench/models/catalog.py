@@ -21,6 +21,7 @@ else:  # pragma: no cover
 
 GB = 1e9
 CONTEXT = 32768
+KV_GROUP = 64  # values per fp16 scale and bias in a quantized KV cache
 RUNTIME_OVERHEAD = 1 * GB  # activations, the MLX allocator's slack, the app itself
 # Suites whose published scores every catalog model has: they rank models in `recommend`.
 RANKING_SUITES = ("aime24", "gpqa", "livecodebench")
@@ -46,6 +47,7 @@ class CatalogEntry:
     embedded: bool = False
     notes: str = ""
     download_gb: float | None = None
+    draft: str = ""  # the catalog entry that drafts for this one (same tokenizer, smaller), "" none
 
     @property
     def weights_bytes(self) -> int:
@@ -55,11 +57,14 @@ class CatalogEntry:
         per_weight = self.bits / 8 if self.bits >= 16 else (self.bits + 0.5) / 8
         return int(self.params_b * 1e9 * per_weight)
 
-    def kv_cache_bytes(self, context: int = CONTEXT) -> int:
-        return self.layers * self.kv_heads * self.head_dim * 2 * 2 * context  # K and V, fp16
+    def kv_cache_bytes(self, context: int = CONTEXT, kv_bits: int = 0) -> int:
+        """K and V of every layer for `context` tokens: fp16, or `kv_bits` plus an fp16 scale and bias per
+        group of 64 (mlx-lm's quantized cache; from kv_start on it holds the whole context that way)."""
+        per_value = kv_bits / 8 + 4 / KV_GROUP if kv_bits else 2
+        return int(self.layers * self.kv_heads * self.head_dim * 2 * per_value * context)
 
-    def memory_bytes(self, context: int = CONTEXT) -> int:
-        return self.weights_bytes + self.kv_cache_bytes(context) + int(RUNTIME_OVERHEAD)
+    def memory_bytes(self, context: int = CONTEXT, kv_bits: int = 0) -> int:
+        return self.weights_bytes + self.kv_cache_bytes(context, kv_bits) + int(RUNTIME_OVERHEAD)
 
     @property
     def score(self) -> float:
@@ -99,10 +104,19 @@ def load_catalog(path: Path | None = None) -> list[CatalogEntry]:
                     claims=dict(f.get("claims", {})), codeforces_rating=f.get("codeforces_rating"),
                     cluster_only=bool(f.get("cluster_only")), embedded=bool(f.get("embedded")),
                     notes=f.get("notes", ""), download_gb=f.get("download_gb"),
+                    draft=draft_name(data["family"], f.get("draft"), int(bits)),
                 ))
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{path}: family '{family}' is malformed ({e!r})") from None
     return entries
+
+
+def draft_name(families: dict, draft: str | None, bits: int) -> str:
+    """The draft family's entry at these bits (or its nearest)."""
+    if not draft:
+        return ""
+    available = families[draft]["bits"]
+    return f"{draft}-{min(available, key=lambda b: (abs(b - bits), b))}bit"
 
 
 def find_entry(name_or_repo: str, entries: list[CatalogEntry] | None = None) -> CatalogEntry | None:
@@ -135,6 +149,8 @@ def profile_toml(entry: CatalogEntry, source: str = "") -> str:
     """profile.toml for a copy of a catalog model: its sampling profile and the published claims."""
     lines = [f"# {entry.title}{source} ({entry.family} in the workbench catalog); edit freely, pulls keep your changes."]
     lines += [f"{k} = {json.dumps(v)}" for k, v in entry.sampling.items()]
+    if entry.draft:
+        lines.append(f"# draft = {json.dumps(entry.draft)}  # speculative decoding: `workbench pull {entry.draft}`, then uncomment")
     if entry.codeforces_rating:
         lines.append(f"codeforces_rating = {entry.codeforces_rating}")
     lines += ["", "# Published scores (percent) for the bf16 original; quantized copies may score lower.", "[claims]"]

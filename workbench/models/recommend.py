@@ -26,6 +26,8 @@ class Fit:
     memory_usable: int  # per machine
     disk_needed: int  # per machine
     disk_free: int
+    context: int = CONTEXT
+    kv_bits: int = 0
 
     @property
     def fits_memory(self) -> bool:
@@ -42,8 +44,10 @@ class Fit:
     def why(self) -> str:
         e = self.entry
         per = " per machine" if self.machines > 1 else ""
-        mem = (f"needs {gb(self.memory_needed)}{per} at {CONTEXT // 1024}k context (weights {gb(e.weights_bytes / self.machines)}"
-               f" + KV cache {gb(e.kv_cache_bytes() / self.machines)} + {gb(RUNTIME_OVERHEAD)})")
+        kv = f" at {self.kv_bits} bits" if self.kv_bits else ""
+        mem = (f"needs {gb(self.memory_needed)}{per} at {context_words(self.context)} context (weights "
+               f"{gb(e.weights_bytes / self.machines)} + KV cache{kv} {gb(e.kv_cache_bytes(self.context, self.kv_bits) / self.machines)}"
+               f" + {gb(RUNTIME_OVERHEAD)})")
         if self.fits_memory:
             mem += f", {gb(self.memory_usable - self.memory_needed)} headroom for longer contexts"
         else:
@@ -60,12 +64,18 @@ def gb(n: float) -> str:
     return ""
 
 
-def fit(entry: CatalogEntry, memory_bytes: int, disk_bytes: int, machines: int = 1) -> Fit:
-    """Split across `machines` (mlx.distributed shards weights and KV cache); each keeps its own overhead."""
-    shared = entry.weights_bytes + entry.kv_cache_bytes()
+def context_words(tokens: int) -> str:
+    return f"{tokens // 1024}k" if tokens % 1024 == 0 else f"{tokens:,}-token"
+
+
+def fit(entry: CatalogEntry, memory_bytes: int, disk_bytes: int, machines: int = 1, context: int = CONTEXT,
+        kv_bits: int = 0) -> Fit:
+    """Split across `machines` (mlx.distributed shards weights and KV cache); each keeps its own overhead.
+    `context`: tokens of prompt and response; `kv_bits`: the KV cache quantized (4 or 8; 0: fp16)."""
+    shared = entry.weights_bytes + entry.kv_cache_bytes(context, kv_bits)
     return Fit(entry, machines, memory_needed=shared // machines + int(RUNTIME_OVERHEAD),
                memory_usable=usable_memory(memory_bytes), disk_needed=entry.weights_bytes // machines,
-               disk_free=disk_bytes)
+               disk_free=disk_bytes, context=context, kv_bits=kv_bits)
 
 
 def ranked(entries: list[CatalogEntry]) -> list[CatalogEntry]:
@@ -74,11 +84,11 @@ def ranked(entries: list[CatalogEntry]) -> list[CatalogEntry]:
 
 
 def recommend(memory_bytes: int, disk_bytes: int, machines: int = 1,
-              entries: list[CatalogEntry] | None = None) -> list[Fit]:
+              entries: list[CatalogEntry] | None = None, context: int = CONTEXT, kv_bits: int = 0) -> list[Fit]:
     """Every downloadable catalog model, best first, with whether it fits (cluster-only ones need machines > 1)."""
     entries = load_catalog() if entries is None else entries
     candidates = [e for e in entries if not e.embedded and (machines > 1 or not e.cluster_only)]
-    return [fit(e, memory_bytes, disk_bytes, machines) for e in ranked(candidates)]
+    return [fit(e, memory_bytes, disk_bytes, machines, context, kv_bits) for e in ranked(candidates)]
 
 
 def fits_to_pull(local_names: set[str]) -> list[Fit]:

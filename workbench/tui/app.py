@@ -21,10 +21,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Markdown
 
 from workbench.engine.events import (
-    TERMINAL, Answer, ChatRequest, Done, Failed, Loaded, Loading, Message, Sampling, Steered, Think,
+    TERMINAL, Answer, ChatRequest, Decoding, Done, Drafted, Failed, Loaded, Loading, Message, Sampling, Steered, Think,
 )
 from workbench.machine import lower_thread_priority, restore_thread_priority
-from workbench.tui.messages import Chunk, Finished, ModelFailed, ModelLoaded, ModelLoading, Response, Steer
+from workbench.tui.messages import Chunk, Drafting, Finished, ModelFailed, ModelLoaded, ModelLoading, Response, Steer
 from workbench.tui.panes import StatusLine, ThinkingView, Transcript, TurnView
 from workbench.tui.welcome import Welcome
 from workbench.terminal import printable
@@ -123,13 +123,15 @@ class WorkbenchApp(App):
     ]
 
     def __init__(self, engine: Any, model: str | None = None, adapter: str | None = None,
-                 sampling: Sampling = Sampling(), trust_remote_code: bool = False) -> None:
+                 sampling: Sampling = Sampling(), trust_remote_code: bool = False,
+                 decoding: Decoding = Decoding()) -> None:
         super().__init__()
         self._nice_before: int | None = None
         self.engine = engine
         self.model_name, self.adapter = model, adapter
         self.load_options = {"trust_remote_code": True} if trust_remote_code else {}
         self.sampling = sampling
+        self.decoding = decoding  # KV-cache bits and draft model of every request (ctrl+s)
         self.history: list[Message] = []  # finished turns, thinking kept in Message.thinking
         self.branch: list[Response] = []  # the responses of `history`, in order (a turn per response)
         self.thinking_settings = ThinkingSettings()
@@ -285,7 +287,13 @@ class WorkbenchApp(App):
             self.notify("This engine cannot steer the thinking (budgets, edits): clear them with F11.",
                         severity="warning", markup=False)
             return
+        if self.decoding.local and not self.engine.capabilities.decode:
+            self.notify("This engine decodes on its own machine: clear KV bits and the draft model (ctrl+s).",
+                        severity="warning", markup=False)
+            return
         settings = self.thinking_settings.request_fields() if self.engine.capabilities.steer else {}
+        if self.engine.capabilities.decode:
+            settings["decoding"] = self.decoding
         request = ChatRequest((*self.history, Message("user", prompt)), self.sampling,
                               stop_on_loop=self.sessions_ui.stop_on_loop, continue_thinking=thinking, **settings)
         self.response_no += 1
@@ -356,6 +364,9 @@ class WorkbenchApp(App):
                     continue
                 think = [e for e in run if isinstance(e, Think)]
                 answer = [e for e in run if isinstance(e, Answer)]
+                drafted = [e for e in run if isinstance(e, Drafted)]
+                if drafted:  # before the chunk, whose redraw of the status line shows it
+                    self.post_message(Drafting(response_no, drafted[-1].accepted, drafted[-1].proposed))
                 if think or answer:
                     self.post_message(Chunk(response_no, "".join(e.text for e in think),
                                             "".join(e.text for e in answer),
@@ -381,6 +392,10 @@ class WorkbenchApp(App):
             self.turn_view.call_next(self.turn_view.write, chunk.answer)
         self.status.progress(chunk.thinking_tokens, chunk.answer_tokens)
         self.rendered_tokens += chunk.thinking_tokens + chunk.answer_tokens
+
+    def on_drafting(self, message: Drafting) -> None:
+        if message.response_no == self.response_no and self._status_line.is_attached:
+            self.status.drafted(message.accepted, message.proposed)
 
     def on_steer(self, message: Steer) -> None:
         if message.response_no != self.response_no or not self._thinking_view.is_attached:
@@ -748,12 +763,13 @@ class WorkbenchApp(App):
         info = self.engine.info
         defaults = Sampling.from_dict(info.profile) if info else Sampling()
 
-        def saved(sampling: Sampling | None) -> None:
-            if sampling is not None:
-                self.sampling = sampling
-                self.notify("Sampling settings saved.", markup=False, timeout=2)
+        def saved(settings: tuple[Sampling, Decoding] | None) -> None:
+            if settings is not None:
+                self.sampling, self.decoding = settings
+                self.notify("Settings saved.", markup=False, timeout=2)
 
-        self.push_screen(SettingsScreen(self.sampling, defaults), saved)
+        self.push_screen(SettingsScreen(self.sampling, defaults, self.decoding,
+                                        Decoding.from_dict(info.profile) if info else Decoding()), saved)
 
     @on(Markdown.LinkClicked)
     def link_clicked(self, event: Markdown.LinkClicked) -> None:

@@ -32,6 +32,15 @@ class Steer(UIMessage):
 
 
 @dataclass
+class Drafting(UIMessage):
+    """Speculative decoding so far: draft tokens accepted of those proposed (the status line's live rate)."""
+
+    response_no: int
+    accepted: int
+    proposed: int
+
+
+@dataclass
 class Finished(UIMessage):
     """A response ended: `stats` (Done, including cancelled) or `error` (Failed)."""
 

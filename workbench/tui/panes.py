@@ -403,6 +403,7 @@ class StatusLine(Widget):
         self._phase_shown, self._shown_at = None, 0.0  # what progress() last drew, and when
         self.every = self.EVERY  # the app sets it from its frame (a redraw every few frames)
         self.budget: int | None = None  # the response's thinking budget: "thinking 812/1024 tok"
+        self.draft = ""  # speculative decoding's acceptance so far: "draft 61% accepted"
 
     def render(self) -> Text:
         return self.text
@@ -445,7 +446,12 @@ class StatusLine(Widget):
         self.start, self.first, self.think_end = self.clock(), None, None
         self._phase_shown, self._shown_at = None, 0.0
         self.thinking_tokens = self.answer_tokens = 0
+        self.draft = ""
         self.show("waiting for the first token")
+
+    def drafted(self, accepted: int, proposed: int) -> None:
+        """Shown with the next progress redraw."""
+        self.draft = f"draft {accepted / proposed:.0%} accepted" if proposed else ""
 
     def progress(self, thinking_tokens: int, answer_tokens: int) -> None:
         now = self.clock()
@@ -465,11 +471,11 @@ class StatusLine(Widget):
         if self.think_end is None:
             budget = f"/{self.budget:,}" if self.budget is not None else ""
             self.show("thinking", f"{self.thinking_tokens:,}{budget} tok", _rate(self.thinking_tokens, now - self.first),
-                      ttft, memory, apart=True)
+                      self.draft, ttft, memory, apart=True)
         else:
             thought = f"thought for {self.think_end - self.first:.1f} s, {self.thinking_tokens:,} tokens"
             self.show("answering", thought, f"answer {self.answer_tokens:,} tok",
-                      _rate(self.answer_tokens, now - self.think_end), ttft, memory, apart=True)
+                      _rate(self.answer_tokens, now - self.think_end), self.draft, ttft, memory, apart=True)
 
     def finished(self, stats: Stats) -> None:
         """Compact, most telling first (the turn itself carries the full `Stats.summary()`)."""
@@ -480,6 +486,7 @@ class StatusLine(Widget):
                   f"peak {memory_text(peak)}" if (peak := stats.peak_memory_gb or self.memory_gb()) else "",
                   f"prompt {stats.prompt_tokens:,} tok, {stats.prompt_cached_tokens:,} cached" if stats.prompt_cached_tokens else "",
                   CUT_WORDS.get(stats.thinking_cut, ""),
+                  f"draft {stats.draft_acceptance:.0%} accepted" if stats.draft_proposed else "",
                   stats.finish_reason)
 
     def error(self, message: str) -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
-from workbench.engine.events import Sampling
+from workbench.engine.events import Decoding, Sampling
 
 
 def _size(n: int) -> str:
@@ -85,21 +85,26 @@ class PullScreen(ModalScreen[None]):
         self.query_one("#pull-bytes", Static).update(f"{_size(done)} of {_size(total)}" if total else _size(done))
 
 
-class SettingsScreen(ModalScreen[Sampling | None]):
-    """Temperature, top-p, max tokens, seed. Empty means the model profile's default."""
+class SettingsScreen(ModalScreen["tuple[Sampling, Decoding] | None"]):
+    """Temperature, top-p, max tokens, seed; KV-cache bits and the draft model (`Decoding`). Empty means the
+    model profile's default."""
 
     CSS_PATH = HERE / "settings.tcss"
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
     FIELDS = (("temperature", "Temperature", "number"), ("top_p", "Top-p", "number"),
               ("max_tokens", "Max tokens", "integer"), ("seed", "Seed", "integer"))
+    DECODING_FIELDS = (("kv_bits", "KV bits", "integer"), ("kv_start", "KV from token", "integer"),
+                       ("draft", "Draft model", "text"), ("draft_tokens", "Draft tokens", "integer"),
+                       ("draft_mode", "Draft mode", "text"))
 
-    def __init__(self, sampling: Sampling, defaults: Sampling) -> None:
+    def __init__(self, sampling: Sampling, defaults: Sampling, decoding: Decoding = Decoding(),
+                 decoding_defaults: Decoding = Decoding()) -> None:
         super().__init__()
-        self.sampling = sampling
-        self.defaults = defaults
+        self.sampling, self.defaults = sampling, defaults
+        self.decoding, self.decoding_defaults = decoding, decoding_defaults
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
+        with VerticalScroll(id="dialog"):
             yield Label("Sampling settings (empty: the model's default)", id="title")
             for name, label, kind in self.FIELDS:
                 value = getattr(self.sampling, name)
@@ -108,10 +113,41 @@ class SettingsScreen(ModalScreen[Sampling | None]):
                     yield Label(label)
                     yield Input("" if value is None else str(value), type=kind, id=name,
                                 placeholder="random" if name == "seed" and default is None else f"default: {default}")
+            yield Label("Decoding: KV cache 4 or 8 bits (0 off); a draft model sharing the tokenizer (on/auto)",
+                        classes="section")
+            for name, label, kind in self.DECODING_FIELDS:
+                value = getattr(self.decoding, name)
+                default = getattr(self.decoding_defaults, name)
+                with Horizontal(classes="field compact"):
+                    yield Label(label)
+                    yield Input("" if value is None else str(value), type=kind, id=name,
+                                placeholder=f"default: {default if default not in (None, '') else 'none'}")
             yield Static("", id="problem", markup=False)
             with Horizontal(id="buttons"):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
+
+    def read_decoding(self) -> Decoding:
+        """The decoding settings in the form; ValueError names the field that is wrong."""
+        from workbench.engine.profiles import decoding_problem
+
+        values: dict = {}
+        for name, label, kind in self.DECODING_FIELDS:
+            text = self.query_one(f"#{name}", Input).value.strip()
+            if not text:
+                values[name] = None
+            elif kind == "integer":
+                try:
+                    values[name] = int(text)
+                except ValueError:
+                    raise ValueError(f"{label}: '{text}' is not a whole number") from None
+            else:
+                values[name] = "" if name == "draft" and text.lower() in ("none", "off") else text
+        decoding = Decoding(**values)
+        problem = decoding_problem(decoding)
+        if problem:
+            raise ValueError(problem)
+        return decoding
 
     def read(self) -> Sampling:
         """The settings in the form; ValueError names the field that is out of range."""
@@ -134,12 +170,12 @@ class SettingsScreen(ModalScreen[Sampling | None]):
 
     def save(self) -> None:
         try:
-            sampling = self.read()
+            sampling, decoding = self.read(), self.read_decoding()
         except ValueError as e:
             self.query_one("#problem", Static).update(str(e))
             self.notify(str(e), severity="error", markup=False)
             return
-        self.dismiss(sampling)
+        self.dismiss((sampling, decoding))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "save":
