@@ -8,6 +8,7 @@ fast model costs the UI a bounded number of updates.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -84,6 +85,7 @@ class WorkbenchApp(App):
         Binding("ctrl+f", "fork", "Fork"),
         Binding("f11", "thinking_settings", "Thinking budget", show=False),
         Binding("f10", "train", "Train", show=False),
+        Binding("f1", "evals", "Evals", show=False),
         Binding("f2", "focus('thinking')", "Focus thinking", show=False),
         Binding("f3", "focus('answer')", "Focus answer", show=False),
         Binding("f4", "focus('prompt')", "Focus prompt", show=False),
@@ -110,6 +112,8 @@ class WorkbenchApp(App):
          "thinking_settings"),
         ("Compare", "Run the prompt on other models, temperatures or samples, side by side (ctrl+g)", "compare"),
         ("Train (GRPO)", "Launch `workbench train grpo` or watch a run: curves, latest sample, stop (F10)", "train"),
+        ("Evals: report cards and budget curves", "This model's cards, a sweep's accuracy by thinking budget; "
+         "launch a sweep and watch its curve (F1)", "evals"),
         ("Thinking pane: wide / hidden / normal", "Cycle the thinking pane's width (ctrl+t)", "toggle_thinking"),
         ("LaTeX source / rendered", "Show math as written or as Unicode (ctrl+l)", "toggle_latex"),
         ("Focus thinking", "Move focus to the thinking pane (F2)", "focus('thinking')"),
@@ -150,6 +154,7 @@ class WorkbenchApp(App):
         self.comparing = False
         self.compare_job = None  # the compare variant's job running, if any
         self.compare_stopped = False
+        self.eval_run = None  # the budget sweep launched from the Evals screen (tui/evals_screen.EvalRun)
 
     # ---- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -186,6 +191,9 @@ class WorkbenchApp(App):
     def on_unmount(self) -> None:
         if self.job is not None:
             self.job.cancel()
+        if self.eval_run is not None and self.eval_run.launched.process.poll() is None:
+            # as Ctrl-C: finished samples are kept for `workbench eval ... --resume`
+            self.eval_run.launched.process.send_signal(signal.SIGINT)
         restore_thread_priority(self._nice_before)
 
     @property
@@ -741,6 +749,19 @@ class WorkbenchApp(App):
             self.notify(str(e), title="Could not start training", severity="error", markup=False, timeout=10)
             return
         self.push_screen(TrainScreen(self.training.run, self.training.process, self.training.steps))
+
+    # ---- evals -------------------------------------------------------------------------------
+    def action_evals(self) -> None:
+        from workbench.tui.evals_screen import EvalsScreen
+
+        self.push_screen(EvalsScreen(self.engine.info))
+
+    def on_eval_progress(self, message) -> None:
+        from workbench.tui.evals_screen import EvalsScreen
+
+        self.eval_run.take(message)
+        if isinstance(self.screen, EvalsScreen):
+            self.screen.progress()
 
     def action_settings(self) -> None:
         from workbench.tui.screens import SettingsScreen
