@@ -197,6 +197,18 @@ async def test_stop_interrupts_the_sweep_and_says_how_to_resume(tmp_path, monkey
         assert "exit 130" in screen.status_text
 
 
+async def test_quitting_the_app_interrupts_the_sweep_it_started_resumably(tmp_path, monkeypatch):
+    fake_eval(monkeypatch, tmp_path)
+    app = WorkbenchApp(ScriptedEngine())
+    async with app.run_test(size=(150, 44)) as pilot:
+        screen = await open_evals(pilot, app)
+        screen.query_one("#eval-args").value = "--suite arithmetic --budgets 0,max"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.eval_run is not None and app.eval_run.sweep.done == 2)
+        process = app.eval_run.launched.process
+    assert process.wait(timeout=30) == 130  # its SIGINT handler ran: as Ctrl-C, finished samples kept
+
+
 async def test_a_failed_sweep_shows_the_error_line(tmp_path, monkeypatch):
     gate, _ = fake_eval(monkeypatch, tmp_path, mode="fail")
     gate.touch()

@@ -208,7 +208,7 @@ class EvalsScreen(Screen):
             run = self.app.eval_run
             curve = run.sweep.curve(f"{printable(run.model)[:40]} (running)", suite_of(run.launched.arguments))
             counts = [t.n for t in run.sweep.tallies.values() if t.n]
-            key = (RUNNING, size, run.sweep.done, len(counts))
+            key = (RUNNING, size, run.sweep.done, sum(counts))
             if curve is None:
                 plot.update(Text("No sample finished yet."))
                 points.update("")
