@@ -89,6 +89,15 @@ async def test_hostile_cards_are_escaped_skipped_or_refused_in_one_line():
         await wait_for(pilot, lambda: "budgets[1].accuracy is missing or not a number" in screen_text(app))
 
 
+async def start_sweep(pilot, app, arguments: str, until=lambda run: run.sweep.done == 2) -> EvalsScreen:
+    """Open the Evals screen, launch a sweep with `arguments`, wait until `until(app.eval_run)`."""
+    screen = await open_evals(pilot, app)
+    screen.query_one("#eval-args").value = arguments
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.eval_run is not None and until(app.eval_run))
+    return screen
+
+
 FAKE_EVAL = r"""
 import json, pathlib, signal, sys, time
 cards, gate, mode = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
@@ -139,10 +148,7 @@ async def test_a_sweep_launched_from_the_app_draws_a_running_curve_skips_bad_lin
     gate, launched = fake_eval(monkeypatch, tmp_path)
     app = WorkbenchApp(ScriptedEngine())
     async with app.run_test(size=(150, 44)) as pilot:
-        screen = await open_evals(pilot, app)
-        screen.query_one("#eval-args").value = "--suite arithmetic --limit 4 --budgets 0,64,max"
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.eval_run is not None and app.eval_run.sweep.done == 2)
+        screen = await start_sweep(pilot, app, "--suite arithmetic --limit 4 --budgets 0,64,max")
         assert launched == [("--suite arithmetic --limit 4 --budgets 0,64,max", "/nowhere")]
         sweep = app.eval_run.sweep
         assert {lb: (t.n, t.correct, t.thinking_tokens) for lb, t in sweep.tallies.items()} == {
@@ -172,10 +178,7 @@ async def test_the_new_card_is_shown_when_the_sweep_ends_on_the_screen(tmp_path,
     gate, _ = fake_eval(monkeypatch, tmp_path)
     app = WorkbenchApp(ScriptedEngine())
     async with app.run_test(size=(150, 44)) as pilot:
-        screen = await open_evals(pilot, app)
-        screen.query_one("#eval-args").value = "--suite arithmetic --budgets 0,max"
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.eval_run is not None and app.eval_run.sweep.done == 2)
+        screen = await start_sweep(pilot, app, "--suite arithmetic --budgets 0,max")
         gate.touch()
         await wait_for(pilot, lambda: screen.shown is not None and screen.shown != "running"
                        and screen.cards[int(screen.shown)][0].name == "arithmetic-new.json")
@@ -186,10 +189,7 @@ async def test_stop_interrupts_the_sweep_and_says_how_to_resume(tmp_path, monkey
     fake_eval(monkeypatch, tmp_path)
     app = WorkbenchApp(ScriptedEngine())
     async with app.run_test(size=(150, 44)) as pilot:
-        screen = await open_evals(pilot, app)
-        screen.query_one("#eval-args").value = "--suite arithmetic --budgets 0,max"
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.eval_run is not None and app.eval_run.sweep.done == 2)
+        screen = await start_sweep(pilot, app, "--suite arithmetic --budgets 0,max")
         await pilot.click("#stop")
         await wait_for(pilot, lambda: app.eval_run.returncode is not None)
         assert app.eval_run.returncode == 130
@@ -201,10 +201,7 @@ async def test_quitting_the_app_interrupts_the_sweep_it_started_resumably(tmp_pa
     fake_eval(monkeypatch, tmp_path)
     app = WorkbenchApp(ScriptedEngine())
     async with app.run_test(size=(150, 44)) as pilot:
-        screen = await open_evals(pilot, app)
-        screen.query_one("#eval-args").value = "--suite arithmetic --budgets 0,max"
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.eval_run is not None and app.eval_run.sweep.done == 2)
+        await start_sweep(pilot, app, "--suite arithmetic --budgets 0,max")
         process = app.eval_run.launched.process
     assert process.wait(timeout=30) == 130  # its SIGINT handler ran: as Ctrl-C, finished samples kept
 
@@ -214,10 +211,7 @@ async def test_a_failed_sweep_shows_the_error_line(tmp_path, monkeypatch):
     gate.touch()
     app = WorkbenchApp(ScriptedEngine())
     async with app.run_test(size=(150, 44)) as pilot:
-        screen = await open_evals(pilot, app)
-        screen.query_one("#eval-args").value = "--suite arithmetic --budgets 0,max"
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: app.eval_run is not None and app.eval_run.returncode == 2)
+        screen = await start_sweep(pilot, app, "--suite arithmetic --budgets 0,max", lambda run: run.returncode == 2)
         await wait_for(pilot, lambda: "workbench: error: the suite is broken" in screen.status_text)
         assert "ended (exit 2)" in screen.status_text
 

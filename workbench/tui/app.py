@@ -510,15 +510,20 @@ class WorkbenchApp(App):
                 return i
         return len(self.branch) - 1 if self.branch else None
 
+    def steerable_turn(self, verb: str, purpose: str) -> int | None:
+        """The selected turn, if it is finished, nothing runs and the engine can steer; else says why, None."""
+        index = self.selected_turn()
+        if index is None or self.job is not None or self.comparing:
+            self.notify(f"{verb} a finished turn (Esc stops the one running)." if index is not None
+                        else f"No turn {purpose} yet.", markup=False)
+            return None
+        return index if self._can_steer() else None
+
     def action_edit_thinking(self) -> None:
         from workbench.tui.steer_screens import EditThinkingScreen
 
-        index = self.selected_turn()
-        if index is None or self.job is not None or self.comparing:
-            self.notify("Edit the thinking of a finished turn (Esc stops the one running)." if index is not None
-                        else "No turn to edit yet.", markup=False)
-            return
-        if not self._can_steer():
+        index = self.steerable_turn("Edit the thinking of", "to edit")
+        if index is None:
             return
 
         async def edited(text: str | None) -> None:
@@ -532,12 +537,8 @@ class WorkbenchApp(App):
         its thinking there (from the KV cache) and the model answers; shown beside the full response."""
         from workbench.tui.steer_screens import AskBudgetScreen
 
-        index = self.selected_turn()
-        if index is None or self.job is not None or self.comparing:
-            self.notify("Ask this of a finished turn (Esc stops the one running)." if index is not None
-                        else "No turn to ask about yet.", markup=False)
-            return
-        if not self._can_steer():
+        index = self.steerable_turn("Ask this of", "to ask about")
+        if index is None:
             return
         turn = self.branch[index]
         if not turn.thinking:
