@@ -224,3 +224,26 @@ def test_the_eval_command_is_workbench_eval_of_the_loaded_model_with_json_progre
                      ("--suite 'a", "quotation")):
         with pytest.raises(ValueError, match=why):
             launch.eval_command(bad, "/models/m")
+
+
+def test_the_runners_json_progress_is_what_the_running_sweep_reads():
+    """The eval's own progress lines (runner.Progress with as_json) pass RunningSweep's checks."""
+    import io
+
+    from workbench.eval.runner import Progress
+    from workbench.jsonl import parse_line
+
+    out = io.StringIO()
+    progress = Progress(2, out, as_json=True)
+    progress.note("resuming: 0 of 2 samples already done")
+    progress.update(0, 0, 0)
+    records = [{"budget": "0", "correct": False, "thinking_tokens": 0}, {"budget": "max", "correct": True,
+                                                                        "thinking_tokens": 37}]
+    progress.update(1, 1, 1, records)
+    sweep = launch.RunningSweep()
+    for line in out.getvalue().splitlines():
+        sweep.add(parse_line(line))
+    assert sweep.bad == 0 and sweep.notes == ["resuming: 0 of 2 samples already done"]
+    assert (sweep.done, sweep.total) == (1, 2)
+    assert {lb: (t.n, t.correct, t.thinking_tokens) for lb, t in sweep.tallies.items()} == {"0": (1, 0, 0),
+                                                                                            "max": (1, 1, 37)}
