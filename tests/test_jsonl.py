@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from workbench.errors import UserError
-from workbench.jsonl import MAX_DEPTH, parse_line, parse_lines, read_jsonl
+from workbench.jsonl import MAX_DEPTH, JsonlTail, parse_line, parse_lines, read_jsonl
 
 WORKBENCH = [sys.executable, "-m", "workbench"]
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -84,3 +84,54 @@ def test_eval_suite_with_a_deep_line(tmp_path):
     out = subprocess.run([*WORKBENCH, "eval", "--suite", str(path)], capture_output=True, text=True, timeout=120)
     one_line_error(out, f"{path}:1: not JSON (nested deeper")
     assert out.returncode == 2
+
+
+# ---- JsonlTail: a file someone else appends to (training metrics, eval progress) -------------------
+
+def test_tail_skips_a_deeply_nested_line_instead_of_raising(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n' + DEEP + "\n" + '{"step": 2}\n')
+    tail = JsonlTail(path)
+    assert tail.read() == [{"step": 1}, {"step": 2}] and tail.bad == 1
+
+
+def test_tail_waits_for_a_torn_line_and_counts_non_objects_and_bad_utf8(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"a": 1}\n[1]\n\xff\xfe\n\n{"a": ')
+    tail = JsonlTail(path)
+    assert tail.read() == [{"a": 1}] and tail.bad == 2
+    with open(path, "ab") as f:
+        f.write(b'2}\n')
+    assert tail.read() == [{"a": 2}] and tail.read() == []
+
+
+def test_tail_reads_a_file_that_shrank_from_the_start_and_says_so(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n')
+    tail = JsonlTail(path)
+    assert len(tail.read()) == 3 and not tail.restarted
+    path.write_text('{"step": 1}\n')  # a resumed run rewrote it, shorter
+    assert tail.read() == [{"step": 1}] and tail.restarted
+    assert tail.read() == [] and not tail.restarted
+
+
+def test_tail_reads_a_replaced_file_from_the_start_even_when_it_is_longer(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n')
+    tail = JsonlTail(path)
+    assert tail.read() == [{"step": 1}]
+    new = tmp_path / "new.jsonl"
+    new.write_text('{"step": 7}\n{"step": 8}\n')
+    new.replace(path)  # written elsewhere, moved over it (a new file)
+    assert tail.read() == [{"step": 7}, {"step": 8}] and tail.restarted
+
+
+def test_tail_drops_an_endless_line_with_bounded_reads(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text("x" * 5000)
+    tail = JsonlTail(path, max_line=1000)
+    assert tail.read() == [] and tail.bad == 1
+    with open(path, "a") as f:
+        f.write("y" * 3000 + '\n{"ok": 1}\n')
+    reads = [tail.read() for _ in range(3)]  # each reads at most 4 x max_line bytes
+    assert [r for r in reads if r] == [[{"ok": 1}]] and tail.bad == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Checkbox, Collapsible, Input, TextArea
 
-from tui_pilot import ask, submit, wait_for
+from tui_pilot import ask, screen_text, submit, wait_for
 from workbench.engine.events import BUDGET_MESSAGE, WAIT_TEXT, Answer, Message, Think
 from workbench.engine.protocol import Capabilities
 from workbench.engine.scripted import Script, ScriptedEngine, script_from_text
@@ -154,3 +154,43 @@ async def test_an_engine_that_cannot_steer_says_so_and_sends_nothing():
         await submit(pilot, app, "again")
         await pilot.pause(0.2)
         assert len(engine.requests) == 1 and engine.requests[0].max_thinking_tokens is None
+
+
+async def test_what_at_budget_b_cuts_the_selected_turns_thinking_answers_beside_the_full_one_and_saves_nothing():
+    from workbench.tui.steer_screens import AskBudgetScreen, AtBudgetScreen
+
+    engine = ScriptedEngine([script_from_text(THINKING, ANSWER, chunk=4), script_from_text(THINKING, ANSWER, chunk=4),
+                             script_from_text(" and on", "At 5: \\boxed{40}\x1b[2J")], rate=2000)
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await ask(pilot, app, "one")
+        await wait_for(pilot, lambda: settled(app, 1))
+        await ask(pilot, app, "two")
+        await wait_for(pilot, lambda: settled(app, 2))
+        stored = len(stored_turns(app))
+        app.set_focus(app.query(Collapsible).first().query_one("CollapsibleTitle"))  # select the first turn
+        await pilot.press("shift+f12")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskBudgetScreen))
+        tokens = app.branch[0].stats.thinking_tokens
+        await wait_for(pilot, lambda: f"Its thinking: {tokens:,} tokens." in screen_text(app))
+        app.screen.query_one(Input).value = str(tokens)  # its whole thinking: the answer it gave
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, AskBudgetScreen))
+        assert len(engine.requests) == 2 and not isinstance(app.screen, AtBudgetScreen)
+        await pilot.press("shift+f12")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskBudgetScreen))
+        app.screen.query_one(Input).value = "5"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, AtBudgetScreen) and app.screen.ended)
+        request = engine.requests[-1]
+        assert request.continue_thinking == THINKING and request.max_thinking_tokens == 5
+        assert request.messages == (Message("user", "one"),)  # the selected turn's prompt, not the last one
+        screen = app.screen
+        assert screen.budget_answer == "At 5: \\boxed{40}\x1b[2J" and screen.after_cut == BUDGET_MESSAGE
+        await wait_for(pilot, lambda: "At 5: \\boxed{40}\\x1b[2J" in screen_text(app))  # escaped
+        text = screen_text(app)
+        assert "At a budget of 5 thinking tokens" in text and "\x1b" not in text
+        assert "The full response" in text and "The answer is \\boxed{42}." in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, AtBudgetScreen))
+        assert len(stored_turns(app)) == stored and len(app.branch) == 2 and app.last.prompt == "two"  # nothing saved

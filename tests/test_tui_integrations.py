@@ -442,6 +442,24 @@ async def test_train_screen_reads_only_complete_lines_and_skips_bad_ones(tmp_pat
         assert not isinstance(app.screen, TrainScreen)
 
 
+async def test_train_screen_starts_its_curves_over_when_a_resumed_run_rewrites_its_metrics(tmp_path):
+    from textual.widgets import Sparkline
+
+    from workbench.tui.train_screen import TrainScreen
+
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(f'{{"step": {i}, "reward": 0.{i}}}\n' for i in range(1, 6)))
+    app = WorkbenchApp(ScriptedEngine())
+    async with app.run_test(size=(140, 36)) as pilot:
+        app.start_training(str(tmp_path))
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen))
+        screen = app.screen
+        await pilot.pause()
+        assert list(screen.query_one("#curve-reward", Sparkline).data) == [0.1, 0.2, 0.3, 0.4, 0.5]
+        metrics.write_text('{"step": 1, "reward": 0.9}\n')  # shorter: rewritten from step 1
+        await wait_for(pilot, lambda: list(screen.query_one("#curve-reward", Sparkline).data) == [0.9])
+
+
 def test_launch_command_is_workbench_train_grpo_in_its_own_run_folder():
     import sys
 

@@ -9,6 +9,7 @@ file so every problem names `file:line`.
 from __future__ import annotations
 
 import json
+import os
 import re
 from itertools import accumulate
 from pathlib import Path
@@ -76,3 +77,60 @@ def read_jsonl(path: str | Path, allow_nan: bool = True) -> list[tuple[int, Any]
             raise UserError(f"{path}:{line.number}: not valid JSON ({line.problem})")
         out.append((line.number, line.value))
     return out
+
+
+class JsonlTail:
+    """New complete lines of a growing JSONL file someone else writes (a training run's metrics, an
+    eval's progress): each read parses what was appended since the last one. A line still being
+    written waits for its newline; malformed or non-object lines (and lines longer than `max_line`)
+    are counted in `bad` and skipped. A file that shrank or was replaced (a resumed run rewriting it)
+    is read again from the start, and `restarted` says so until the next read."""
+
+    def __init__(self, path: str | Path, max_line: int = 1_000_000) -> None:
+        self.path, self.max_line = Path(path), max_line
+        self.offset, self.bad, self.restarted = 0, 0, False
+        self._file_id: tuple[int, int] | None = None
+        self._skipping = False  # inside a line longer than max_line: dropped up to its newline
+
+    def read(self) -> list[dict]:
+        self.restarted = False
+        try:
+            with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                file_id = (st.st_dev, st.st_ino)
+                if st.st_size < self.offset or (self._file_id is not None and file_id != self._file_id):
+                    self.offset, self.bad, self._skipping, self.restarted = 0, 0, False, True
+                self._file_id = file_id
+                f.seek(self.offset)
+                data = f.read(4 * self.max_line)
+        except OSError:
+            return []
+        if self._skipping:
+            newline = data.find(b"\n")
+            if newline < 0:
+                self.offset += len(data)
+                return []
+            self.offset += newline + 1
+            data, self._skipping = data[newline + 1:], False
+        end = data.rfind(b"\n") + 1
+        if not end and len(data) > self.max_line:  # no end in sight: drop it (bounded reads)
+            self.bad += 1
+            self.offset += len(data)
+            self._skipping = True
+            return []
+        self.offset += end
+        rows = []
+        for line in data[:end].splitlines():
+            if not line.strip():
+                continue
+            try:
+                if len(line) > self.max_line:
+                    raise ValueError("line too long")
+                row = parse_line(line.decode("utf-8"))
+            except ValueError:  # UnicodeDecodeError is one
+                row = None
+            if isinstance(row, dict):
+                rows.append(row)
+            else:
+                self.bad += 1
+        return rows

@@ -34,7 +34,9 @@ def script_from_text(thinking: str, answer: str, chunk: int = 1) -> Script:
 
 class ScriptedEngine:
     """Steering, as a script can: a thinking budget or answer now skips the rest of the scripted
-    thinking (after a Steered with the budget message); the minimum and extend are not played."""
+    thinking (after a Steered with the budget message); a thinking continued counts against the budget
+    (a character a token), so one longer than it is cut before the script's thinking; the minimum and
+    extend are not played."""
 
     capabilities = Capabilities(steer=True)
 
@@ -87,13 +89,15 @@ class ScriptedEngine:
         start = time.perf_counter()
         first = think_end = None
         budget = request.max_thinking_tokens
+        prefix = len(request.continue_thinking or "")  # a thinking continued counts against the budget (a token a character)
         played = 0  # events put so far: the pace counts these, not the ones a cut skipped
         for event in script.events:
             if job.stop_reason():
                 break
             if isinstance(event, Think) and stats.thinking_cut:
                 continue
-            cut = "budget" if isinstance(event, Think) and budget is not None and stats.thinking_tokens >= budget else None
+            cut = ("budget" if isinstance(event, Think) and budget is not None and prefix + stats.thinking_tokens >= budget
+                   else None)
             steer = job.take_steer() if isinstance(event, Think) else None
             if cut or steer in ("answer_now", "loop"):
                 stats.thinking_cut = cut or steer

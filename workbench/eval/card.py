@@ -150,8 +150,10 @@ def card_paths(model_folder: Path) -> list[Path]:
 
 
 def read_card(path: Path) -> dict | None:
+    from workbench.jsonl import parse_line
+
     try:
-        card = json.loads(path.read_text(encoding="utf-8"))
+        card = parse_line(path.read_text(encoding="utf-8"))  # bounded nesting: a hostile card is just not a card
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     return card if isinstance(card, dict) and "model_files" in card else None

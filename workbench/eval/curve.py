@@ -8,13 +8,13 @@ terminal with plotext (also in the app) and saved as a PNG with matplotlib.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import UserError
+from workbench.jsonl import parse_line
 from workbench.terminal import printable
 
 
@@ -80,7 +80,7 @@ def read_curves(paths: list[str]) -> list[Curve]:
     curves = []
     for path in paths:
         try:
-            card = json.loads(Path(path).read_text(encoding="utf-8"))
+            card = parse_line(Path(path).read_text(encoding="utf-8"))
         except OSError as e:
             raise UserError(f"cannot read report card {path}: {e.strerror}") from None
         except (ValueError, UnicodeDecodeError):

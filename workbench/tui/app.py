@@ -8,6 +8,7 @@ fast model costs the UI a bounded number of updates.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -82,8 +83,10 @@ class WorkbenchApp(App):
         Binding("ctrl+y", "extend", "Extend"),
         Binding("f12", "edit_thinking", "Edit thinking"),
         Binding("ctrl+f", "fork", "Fork"),
+        Binding("shift+f12", "answer_at_budget", "Answer at budget B", show=False),
         Binding("f11", "thinking_settings", "Thinking budget", show=False),
         Binding("f10", "train", "Train", show=False),
+        Binding("f1", "evals", "Evals", show=False),
         Binding("f2", "focus('thinking')", "Focus thinking", show=False),
         Binding("f3", "focus('answer')", "Focus answer", show=False),
         Binding("f4", "focus('prompt')", "Focus prompt", show=False),
@@ -105,11 +108,15 @@ class WorkbenchApp(App):
         ("Extend the thinking", "One more \"Wait\": while thinking, its next close; after, go on from it (ctrl+y)",
          "extend"),
         ("Edit the thinking", "Edit the selected turn's thinking; Enter continues from the edit (F12)", "edit_thinking"),
+        ("What would it have answered at budget B?", "The selected turn's thinking cut at B tokens, its answer "
+         "beside the full one; nothing saved (shift+F12)", "answer_at_budget"),
         ("Fork", "A new branch from the selected turn: later turns stay saved on the old one (ctrl+f)", "fork"),
         ("Thinking budget and effort", "Budget, minimum, effort, keep earlier thinking, loop rescue (F11)",
          "thinking_settings"),
         ("Compare", "Run the prompt on other models, temperatures or samples, side by side (ctrl+g)", "compare"),
         ("Train (GRPO)", "Launch `workbench train grpo` or watch a run: curves, latest sample, stop (F10)", "train"),
+        ("Evals: report cards and budget curves", "This model's cards, a sweep's accuracy by thinking budget; "
+         "launch a sweep and watch its curve (F1)", "evals"),
         ("Thinking pane: wide / hidden / normal", "Cycle the thinking pane's width (ctrl+t)", "toggle_thinking"),
         ("LaTeX source / rendered", "Show math as written or as Unicode (ctrl+l)", "toggle_latex"),
         ("Focus thinking", "Move focus to the thinking pane (F2)", "focus('thinking')"),
@@ -152,6 +159,7 @@ class WorkbenchApp(App):
         self.comparing = False
         self.compare_job = None  # the compare variant's job running, if any
         self.compare_stopped = False
+        self.eval_run = None  # the budget sweep launched from the Evals screen (tui/evals_screen.EvalRun)
 
     # ---- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -188,6 +196,9 @@ class WorkbenchApp(App):
     def on_unmount(self) -> None:
         if self.job is not None:
             self.job.cancel()
+        if self.eval_run is not None and self.eval_run.launched.process.poll() is None:
+            # as Ctrl-C: finished samples are kept for `workbench eval ... --resume`
+            self.eval_run.launched.process.send_signal(signal.SIGINT)
         restore_thread_priority(self._nice_before)
 
     @property
@@ -514,15 +525,20 @@ class WorkbenchApp(App):
                 return i
         return len(self.branch) - 1 if self.branch else None
 
+    def steerable_turn(self, verb: str, purpose: str) -> int | None:
+        """The selected turn, if it is finished, nothing runs and the engine can steer; else says why, None."""
+        index = self.selected_turn()
+        if index is None or self.job is not None or self.comparing:
+            self.notify(f"{verb} a finished turn (Esc stops the one running)." if index is not None
+                        else f"No turn {purpose} yet.", markup=False)
+            return None
+        return index if self._can_steer() else None
+
     def action_edit_thinking(self) -> None:
         from workbench.tui.steer_screens import EditThinkingScreen
 
-        index = self.selected_turn()
-        if index is None or self.job is not None or self.comparing:
-            self.notify("Edit the thinking of a finished turn (Esc stops the one running)." if index is not None
-                        else "No turn to edit yet.", markup=False)
-            return
-        if not self._can_steer():
+        index = self.steerable_turn("Edit the thinking of", "to edit")
+        if index is None:
             return
 
         async def edited(text: str | None) -> None:
@@ -530,6 +546,68 @@ class WorkbenchApp(App):
                 await self.continue_turn(index, text)
 
         self.push_screen(EditThinkingScreen(self.branch[index].thinking), edited)
+
+    def action_answer_at_budget(self) -> None:
+        """What the selected turn would have answered had its thinking stopped at B tokens: the engine cuts
+        its thinking there (from the KV cache) and the model answers; shown beside the full response."""
+        from workbench.tui.steer_screens import AskBudgetScreen
+
+        index = self.steerable_turn("Ask this of", "to ask about")
+        if index is None:
+            return
+        turn = self.branch[index]
+        if not turn.thinking:
+            self.notify("That turn has no thinking to cut.", markup=False)
+            return
+        # Known only for a thinking the model wrote in one go (an edited one's prefix is not counted).
+        tokens = turn.stats.thinking_tokens if turn.stats is not None and not turn.request.continue_thinking else None
+
+        def asked(budget: int | None) -> None:
+            if budget is None:
+                return
+            if tokens is not None and budget >= tokens:
+                self.notify(f"Its thinking was {tokens:,} tokens: at a budget of {budget:,} it answers as it did.",
+                            markup=False)
+                return
+            self.answer_at_budget(turn, budget, tokens)
+
+        self.push_screen(AskBudgetScreen(tokens), asked)
+
+    def answer_at_budget(self, turn: Response, budget: int, tokens: int | None = None) -> None:
+        from workbench.tui.steer_screens import AtBudgetScreen
+
+        request = ChatRequest(turn.request.messages, self.sampling, continue_thinking=turn.thinking,
+                              max_thinking_tokens=budget)
+        try:
+            job = self.engine.generate(request)
+        except Exception as e:  # noqa: BLE001 - an engine that cannot start it: say so, keep the app
+            self.notify(f"engine: {e}", severity="error", markup=False)
+            return
+        screen = AtBudgetScreen(turn.prompt, turn.thinking, turn.answer, budget, tokens, job)
+        self.push_screen(screen)
+        self._read_at_budget(job, screen)
+
+    @work(thread=True, group="at_budget", exit_on_error=False)
+    def _read_at_budget(self, job, screen) -> None:
+        """The budget-B response, not recorded: the cut text and the answer, a frame at a time."""
+        after_cut, answer = [], []
+        while True:
+            try:
+                events = job.get_many(self.frame())
+            except Exception as e:  # noqa: BLE001 - a broken engine must not take the app down
+                self.call_from_thread(screen.update, "".join(after_cut), "".join(answer), True, f"engine: {e}")
+                return
+            for e in events:
+                if isinstance(e, (Think, Steered)):
+                    after_cut.append(e.text)
+                elif isinstance(e, Answer):
+                    answer.append(e.text)
+            last = events[-1]
+            error = last.message if isinstance(last, Failed) else None
+            ended = isinstance(last, TERMINAL)
+            self.call_from_thread(screen.update, "".join(after_cut), "".join(answer), ended, error)
+            if ended:
+                return
 
     async def continue_turn(self, index: int, thinking: str) -> None:
         """Answer turn `index`'s prompt again from `thinking` (a new branch beside that turn)."""
@@ -756,6 +834,19 @@ class WorkbenchApp(App):
             self.notify(str(e), title="Could not start training", severity="error", markup=False, timeout=10)
             return
         self.push_screen(TrainScreen(self.training.run, self.training.process, self.training.steps))
+
+    # ---- evals -------------------------------------------------------------------------------
+    def action_evals(self) -> None:
+        from workbench.tui.evals_screen import EvalsScreen
+
+        self.push_screen(EvalsScreen(self.engine.info))
+
+    def on_eval_progress(self, message) -> None:
+        from workbench.tui.evals_screen import EvalsScreen
+
+        self.eval_run.take(message)
+        if isinstance(self.screen, EvalsScreen):
+            self.screen.progress()
 
     def action_settings(self) -> None:
         from workbench.tui.screens import SettingsScreen

@@ -65,6 +65,16 @@ class ModelFailed(UIMessage):
 
 
 @dataclass
+class EvalProgress(UIMessage):
+    """New lines of a sweep's progress file (parsed, not yet checked), how many were not JSON objects,
+    and the exit code once the eval process ended."""
+
+    rows: list
+    bad: int
+    returncode: int | None = None
+
+
+@dataclass
 class Response:
     """One finished response, as handed on by `WorkbenchApp.response_finished`."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -135,3 +136,90 @@ class EditThinkingScreen(ModalScreen[str | None]):
 
     def key_shift_enter(self) -> None:
         self.query_one(TextArea).insert("\n")
+
+
+class AskBudgetScreen(ModalScreen[int | None]):
+    """How many thinking tokens: "what would this turn have answered had its thinking stopped there?\""""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="AskBudgetScreen")
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, thinking_tokens: int | None) -> None:
+        super().__init__()
+        self.thinking_tokens = thinking_tokens  # of the turn's whole thinking, when known
+
+    def compose(self) -> ComposeResult:
+        known = f"Its thinking: {self.thinking_tokens:,} tokens. " if self.thinking_tokens is not None else ""
+        with Vertical(id="dialog"):
+            yield Label("What would it have answered at a thinking budget of …", id="title", markup=False)
+            yield Label(f"{known}Enter asks the model; nothing is saved.", markup=False)
+            with Horizontal(classes="field"):
+                yield Label("Budget (tokens)")
+                yield Input(type="integer", id="at-budget", placeholder="e.g. 64")
+            yield Static("", id="problem", markup=False)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip()
+        if not text.isdigit():
+            self.query_one("#problem", Static).update("A number of thinking tokens (0 or more).")
+            return
+        self.dismiss(int(text))
+
+
+class AtBudgetScreen(ModalScreen):
+    """A turn's answer had its thinking stopped at B tokens, beside its full response. The engine cuts the
+    turn's thinking at B (from its KV cache), writes its budget message and `</think>`, and the model
+    answers; nothing is saved."""
+
+    BINDINGS = [Binding("escape", "close", "Close")]
+    DEFAULT_CSS = """
+    AtBudgetScreen { background: $background 90%; }
+    AtBudgetScreen #prompt-line { color: $accent; text-style: bold; padding: 0 1; height: auto; }
+    AtBudgetScreen #columns { height: 1fr; }
+    AtBudgetScreen .side { width: 1fr; height: 1fr; border: round $primary 60%; padding: 0 1; }
+    AtBudgetScreen .thought { color: $text-muted; margin-bottom: 1; }
+    """
+
+    def __init__(self, prompt: str, thinking: str, answer: str, budget: int, thinking_tokens: int | None,
+                 job=None) -> None:
+        super().__init__()
+        self.prompt, self.thinking, self.answer, self.budget = prompt, thinking, answer, budget
+        self.thinking_tokens, self.job = thinking_tokens, job
+        self.budget_answer, self.after_cut, self.ended, self.error = "", "", False, None
+
+    def compose(self) -> ComposeResult:
+        from textual.containers import VerticalScroll
+
+        from workbench.terminal import printable
+
+        yield Static(Text("› " + printable(self.prompt)), id="prompt-line")
+        with Horizontal(id="columns"):
+            left = VerticalScroll(classes="side", id="at-budget-side")
+            left.border_title = f"At a budget of {self.budget:,} thinking tokens"
+            with left:
+                yield Static("", classes="thought", id="cut-note", markup=False)
+                yield Static(Text("generating …"), id="budget-answer", markup=False)
+            right = VerticalScroll(classes="side", id="full-side")
+            tokens = f" ({self.thinking_tokens:,} thinking tokens)" if self.thinking_tokens is not None else ""
+            right.border_title = f"The full response{tokens}"
+            with right:
+                yield Static(Text(printable(self.thinking)), classes="thought", markup=False)
+                yield Static(Text(printable(self.answer)), id="full-answer", markup=False)
+
+    def update(self, after_cut: str, answer: str, ended: bool = False, error: str | None = None) -> None:
+        """What the budget-B response wrote so far (the engine's cut text, then the answer)."""
+        from workbench.terminal import printable
+
+        self.after_cut, self.budget_answer, self.ended, self.error = after_cut, answer, ended, error
+        if not self.is_attached:
+            return
+        note = f"Its thinking (right), cut after the first {self.budget:,} tokens, then: {after_cut}"
+        self.query_one("#cut-note", Static).update(Text(printable(note)))
+        text = answer + ("" if ended else " …") + (f"\n\n(failed: {error})" if error else "")
+        self.query_one("#budget-answer", Static).update(Text(printable(text)))
+
+    def action_close(self) -> None:
+        if self.job is not None and not self.ended:
+            self.job.cancel()
+        self.dismiss()

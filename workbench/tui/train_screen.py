@@ -1,14 +1,13 @@
 """The Train screen: a GRPO run's reward/accuracy/KL curves, step, latest sample, and a stop button.
 
 It only reads the run folder (`metrics.jsonl`, `samples.jsonl`, appended by the trainer) twice a
-second, from where it stopped reading, so the UI never waits on training. Training launched from
+second, from where it stopped reading (`jsonl.JsonlTail`), so the UI never waits on training. Training launched from
 here is `workbench train grpo ...` in a separate process. Stop writes RUN/STOP: the trainer
 checkpoints, then stops.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -18,41 +17,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, Sparkline, Static
 
+from workbench.jsonl import JsonlTail
 from workbench.terminal import printable
 from workbench.verify.answer import split_thinking
 
 CURVES = (("reward", "reward"), ("accuracy", "accuracy"), ("kl", "KL"))
 STOP_FILE = "STOP"  # the trainer's stop request (workbench/train/trainer.py)
-
-
-class JsonlTail:
-    """New complete lines of a growing JSONL file; a line still being written waits for its newline,
-    malformed lines are counted and skipped (the run's output is not ours to trust)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.offset, self.bad = path, 0, 0
-
-    def read(self) -> list[dict]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except OSError:
-            return []
-        end = data.rfind(b"\n") + 1
-        self.offset += end
-        rows = []
-        for line in data[:end].splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                self.bad += 1
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-            else:
-                self.bad += 1
-        return rows
 
 
 class TrainLaunch(ModalScreen):
@@ -118,6 +88,8 @@ class TrainScreen(Screen):
 
     def refresh_run(self) -> None:
         new = [r for r in self.metrics.read() if isinstance(r.get("step"), int)]
+        if self.metrics.restarted:  # the run rewrote its metrics (resumed): what was read before is gone
+            self.rows = []
         self.rows += new
         samples = self.samples.read()
         if samples:
