@@ -220,7 +220,10 @@ def test_evals_curve_refuses_in_one_line(sweep_card, tmp_path, capsys):
     cases["not-a-sweep.json"] = ({k: v for k, v in card.items() if k != "budgets"}, "not a thinking-budget sweep")
     bad = json.loads(json.dumps(card))
     bad["budgets"][1]["accuracy"] = "lots"
-    cases["bad-point.json"] = (bad, "budgets[1].accuracy is missing or not a number")
+    cases["bad-point.json"] = (bad, "budgets[1].accuracy is missing or out of range")
+    huge = json.loads(json.dumps(card))
+    huge["budgets"][0]["mean_thinking_tokens"] = 1e308
+    cases["huge.json"] = (huge, "budgets[0].mean_thinking_tokens is missing or out of range")
     other_suite = json.loads(json.dumps(card))
     other_suite["suite"]["name"] = "gsm8k"
     for name, (content, words) in cases.items():

@@ -86,7 +86,7 @@ async def test_hostile_cards_are_escaped_skipped_or_refused_in_one_line():
         assert "\x1b" not in text and "\x07" not in text
         assert "evil\\x1b]0;owned" in text  # the legend, escaped
         show_card(screen, "c-broken.json")
-        await wait_for(pilot, lambda: "budgets[1].accuracy is missing or not a number" in screen_text(app))
+        await wait_for(pilot, lambda: "budgets[1].accuracy is missing or out of range" in screen_text(app))
 
 
 async def start_sweep(pilot, app, arguments: str, until=lambda run: run.sweep.done == 2) -> EvalsScreen:

@@ -18,6 +18,9 @@ from workbench.jsonl import parse_line
 from workbench.terminal import printable
 
 
+MAX_TOKENS = 1e9  # a mean beyond this is not a measurement (and plotext overflows on huge axes)
+
+
 @dataclass(frozen=True)
 class CurvePoint:
     label: str  # the budget ("256", "max")
@@ -34,8 +37,8 @@ class Curve:
     points: tuple[CurvePoint, ...]
 
 
-def _number(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+def _number(value, where: str, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
         raise ValueError(where)
     return float(value)
 
@@ -66,11 +69,11 @@ def curve_of(card: dict, where: str = "card") -> Curve:
                 raise ValueError(f"budgets[{i}]")
             low, high = (p.get("ci95") or [None, None])[:2]
             points.append(CurvePoint(printable(str(p.get("label", p.get("budget"))))[:20],
-                                     _number(p.get("mean_thinking_tokens"), f"budgets[{i}].mean_thinking_tokens"),
-                                     _number(p.get("accuracy"), f"budgets[{i}].accuracy"),
-                                     _number(low, f"budgets[{i}].ci95"), _number(high, f"budgets[{i}].ci95")))
+                                     _number(p.get("mean_thinking_tokens"), f"budgets[{i}].mean_thinking_tokens", MAX_TOKENS),
+                                     _number(p.get("accuracy"), f"budgets[{i}].accuracy", 1),
+                                     _number(low, f"budgets[{i}].ci95", 1), _number(high, f"budgets[{i}].ci95", 1)))
     except ValueError as e:
-        raise UserError(f"{where}: {e} is missing or not a number") from None
+        raise UserError(f"{where}: {e} is missing or out of range") from None
     suite = card.get("suite")
     suite = suite.get("name") if isinstance(suite, dict) else suite
     return Curve(legend(card), printable(str(suite))[:60], tuple(points))
