@@ -164,3 +164,21 @@ def test_the_setting_reads_gb(value, expected):
 def test_a_bad_setting_is_one_line_naming_it(value):
     with pytest.raises(UserError, match=r"WORKBENCH_PROMPT_CACHE_GB must be a number of GB"):
         prompt_cache_setting({"WORKBENCH_PROMPT_CACHE_GB": value})
+
+
+def test_the_reused_tokens_are_recorded_with_the_session(engine, tmp_path):
+    from workbench.sessions import Store
+    from workbench.sessions.recorder import Recorder
+
+    with Store.open(tmp_path / "s.db") as store:
+        recorder = Recorder.for_prompt(store, Q1.content, engine.info, GREEDY)
+        with recorder:
+            first = list(recorder.follow(engine.generate(ChatRequest((Q1,), GREEDY))))
+        chat = (Q1, *turn(first, "And 30+12?"))
+        store.add_turn(recorder.session_id, "user", "And 30+12?")
+        with Recorder(store, recorder.session_id, "And 30+12?", engine.info, GREEDY) as second:
+            *_, done = second.follow(engine.generate(ChatRequest(chat, GREEDY))).collect()
+        stored = store.session(recorder.session_id)["turns"][-1]["stats"]
+    assert done.stats.prompt_cached_tokens > len(Q1.content)
+    assert stored["prompt_cached_tokens"] == done.stats.prompt_cached_tokens
+    assert stored["prompt_tokens"] == done.stats.prompt_tokens
