@@ -101,7 +101,7 @@ def start(command: list[str], port: int) -> subprocess.Popen:
 
 def measure(servers: dict, rounds: int, history: int, tokens: int) -> dict:
     """Both servers up at once, asked in turn (alternating which goes first), so the machine's load falls on
-    both alike; one request at a time."""
+    both alike; one request at a time: each round both unseen histories, then both next turns."""
     procs = {}
     try:
         for name, (command, port) in servers.items():
@@ -109,12 +109,12 @@ def measure(servers: dict, rounds: int, history: int, tokens: int) -> dict:
         results = {name: {"cold": [], "warm": [], "cached": []} for name in servers}
         for r in range(-1, rounds):  # round -1 warms both up
             chat, next_turn = conversation(r + 1000 if r < 0 else r, history)
-            for name in (list(servers) if r % 2 == 0 else list(servers)[::-1]):
-                port = servers[name][1]
-                cold = first_token(port, chat, tokens)[0]
-                warm, cached = first_token(port, next_turn, tokens)
+            order = list(servers) if r % 2 == 0 else list(servers)[::-1]
+            colds = {name: first_token(servers[name][1], chat, tokens)[0] for name in order}
+            for name in order:  # the next turns back to back: the load changes less between them
+                warm, cached = first_token(servers[name][1], next_turn, tokens)
                 if r >= 0:
-                    results[name]["cold"].append(cold)
+                    results[name]["cold"].append(colds[name])
                     results[name]["warm"].append(warm)
                     results[name]["cached"].append(cached)
         return results

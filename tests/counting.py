@@ -1,5 +1,5 @@
 """Counting what the model computes: a wrapper that counts the tokens fed to it (prefill and decode), so
-tests can assert exactly what a KV cache saved."""
+tests can assert exactly what a KV cache saved; and the texts of a response's events."""
 
 from __future__ import annotations
 
@@ -33,3 +33,11 @@ def run_counted(engine, request, cache):
         return list(stream_reasoning(counted, request, cache=cache)), counted.model.fed
 
     return engine.call(go).result(timeout=120)
+
+
+def texts(events) -> tuple[str, str]:
+    """(thinking, answer) of a response's events; what the engine wrote counts as thinking."""
+    from workbench.engine.events import Answer, Steered, Think
+
+    think = "".join(e.text for e in events if isinstance(e, (Think, Steered)))
+    return think, "".join(e.text for e in events if isinstance(e, Answer))

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.engine.events import Answer, ChatRequest, Done, Message, Sampling, Think
+from workbench.engine.events import ChatRequest, Done, Message, Sampling
 from workbench.engine.thread import ThreadEngine, prompt_cache_setting
 from workbench.errors import UserError
-from counting import run_counted
+from counting import run_counted, texts
 
 GREEDY = Sampling(temperature=0.0, max_tokens=60)
 Q1 = Message("user", "What is 12+30?")
@@ -17,14 +17,11 @@ Q1 = Message("user", "What is 12+30?")
 
 @pytest.fixture(scope="module")
 def engine(taught_model):
-    with ThreadEngine() as engine:
-        engine.load(taught_model).collect()
-        yield engine
-
-
-def texts(events):
-    return ("".join(e.text for e in events if isinstance(e, Think)),
-            "".join(e.text for e in events if isinstance(e, Answer)))
+    """The taught model on an engine thread of this module's own (its caches start empty)."""
+    engine = ThreadEngine()
+    engine.load(taught_model).collect()
+    yield engine
+    engine.close()
 
 
 def prompt_ids(engine, messages) -> list[int]:

@@ -8,7 +8,7 @@ import pytest
 from workbench.engine.events import (BUDGET_MESSAGE, Answer, ChatRequest, Done, Failed, Message, Sampling,
                                      Steered, Think, event_to_dict, merge_deltas)
 from workbench.engine.thread import ThreadEngine
-from counting import run_counted
+from counting import run_counted, texts
 
 QUESTION = (Message("user", "What is 12+30?"),)
 GREEDY = Sampling(temperature=0.0, max_tokens=200)
@@ -19,11 +19,6 @@ def engine(taught_model):
     with ThreadEngine() as engine:
         engine.load(taught_model).collect()
         yield engine
-
-
-def texts(events):
-    think = "".join(e.text for e in events if isinstance(e, (Think, Steered)))
-    return think, "".join(e.text for e in events if isinstance(e, Answer))
 
 
 def test_continuing_from_a_prefix_reuses_the_cache_and_equals_a_run_from_scratch(engine):
