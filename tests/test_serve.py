@@ -90,6 +90,7 @@ def test_the_token_is_required_and_a_prompt_beyond_the_context_is_refused(served
 
     with pytest.raises(openai.AuthenticationError):
         client(served, token="wrong").models.list()
+    assert client(served).models.list().data[0].model_extra["workbench"] == {"steer": True}  # a local engine steers
     with pytest.raises(openai.BadRequestError, match="maximum context length"):
         client(served).chat.completions.create(model=served.model_name, max_tokens=10**6,
                                                messages=[{"role": "user", "content": "x"}])
@@ -149,3 +150,10 @@ def test_a_remote_engine_reads_the_cached_tokens_into_its_stats(served):
     *_, again = remote.generate(request).collect()
     assert first.stats.prompt_cached_tokens < first.stats.prompt_tokens - 1
     assert again.stats.prompt_cached_tokens == again.stats.prompt_tokens - 1 > 0
+
+
+def test_a_thinking_budget_is_honoured(served):
+    reply = client(served).chat.completions.create(model=served.model_name, temperature=0, max_tokens=80,
+                                                  messages=[{"role": "user", "content": QUESTION}],
+                                                  extra_body={"max_thinking_tokens": 3})
+    assert reply.usage.completion_tokens_details.reasoning_tokens == 3

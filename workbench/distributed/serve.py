@@ -1,5 +1,6 @@
 """`workbench serve`: the OpenAI-compatible server of the cluster's rank 0 (`server.ChatServer`, the same API
-and the same token and loopback rules) on one machine, answering with a local `ThreadEngine`.
+and the same token and loopback rules) on one machine, answering with a local `ThreadEngine`, which steers
+the thinking (budgets, effort, answer now: the server's steering fields).
 
 Requests queue on the engine thread, one generation at a time. The engine's prompt caches outlive a
 request, so a client's next turn (or a regenerate, or another client's chat) computes only what no kept
@@ -51,7 +52,7 @@ def open_server(model: str | None, host: str = "127.0.0.1", port: int = 0, token
 
     folder = resolve_model(model)
     try:
-        server = ChatServer((host, port), lambda request: None, folder.name, token)
+        server = ChatServer((host, port), lambda request: None, folder.name, token, steers=True)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot serve on {host}:{port} ({getattr(e, 'strerror', None) or e})") from None
     engine = ThreadEngine(prompt_cache_gb)
