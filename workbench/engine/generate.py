@@ -75,6 +75,11 @@ class PromptCache:
     def nbytes(self) -> int:
         return sum(k.nbytes for k in self.kept)
 
+    @property
+    def latest(self) -> list | None:
+        """The latest generation's cache (always kept), or None."""
+        return self.kept[-1].cache if self.kept else None
+
     def take(self, model, tokens: list[int]) -> tuple[list, int]:
         """A cache holding the longest prefix of `tokens` any kept cache shares (leaving at least one token
         to process, which gives the next token's logits), and that prefix's length. A kept cache that is
