@@ -11,7 +11,6 @@ inspection report and write) is timed separately.
 """
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -27,16 +26,13 @@ def main() -> None:
     args = ap.parse_args()
 
     from workbench.engine.events import ChatRequest, Done, Sampling
-    from workbench.engine.tiny import make_tiny_model
+    from workbench.engine.tiny import make_bench_model
     from workbench.engine.thread import ThreadEngine
     from workbench.sessions import Store
     from workbench.sessions.recorder import Recorder
 
     tmp = Path(tempfile.mkdtemp())
-    folder = make_tiny_model(tmp / "bench", hidden=args.hidden, layers=args.layers, heads=8, kv_heads=4)
-    cfg = json.loads((folder / "config.json").read_text())
-    cfg["eos_token_id"] = cfg["vocab_size"] + 1  # never stop early: every run makes `tokens` tokens
-    (folder / "config.json").write_text(json.dumps(cfg))
+    folder = make_bench_model(tmp / "bench", hidden=args.hidden, layers=args.layers)
     prompt = "Please reason step by step: what is 1234+5678?"
     sampling = Sampling(temperature=0.0, max_tokens=args.tokens)
 

@@ -29,19 +29,13 @@ def main() -> None:
 
     from workbench.engine.events import ChatRequest, Done, Sampling
     from workbench.engine.prompt import build_prompt
-    from workbench.engine.tiny import make_tiny_model
+    from workbench.engine.tiny import make_bench_model
     from workbench.engine.thread import ThreadEngine
 
     if args.model:
         folder = Path(args.model)
     else:
-        folder = make_tiny_model(Path(tempfile.mkdtemp()) / "bench", hidden=args.hidden, layers=args.layers,
-                                 heads=8, kv_heads=4)
-        # A random model may emit <|end|> early; make EOS unreachable so every run makes `tokens` tokens.
-        import json
-        cfg = json.loads((folder / "config.json").read_text())
-        cfg["eos_token_id"] = cfg["vocab_size"] + 1
-        (folder / "config.json").write_text(json.dumps(cfg))
+        folder = make_bench_model(Path(tempfile.mkdtemp()) / "bench", hidden=args.hidden, layers=args.layers)
     prompt_text = "Please reason step by step: what is 1234+5678?"
     sampling = Sampling(temperature=0.0, max_tokens=args.tokens)
 

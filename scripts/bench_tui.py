@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
@@ -131,13 +130,9 @@ async def render_bench(rate: float, tokens: int) -> dict:
 
 
 def make_model(hidden: int, layers: int) -> Path:
-    from workbench.engine.tiny import make_tiny_model
+    from workbench.engine.tiny import make_bench_model
 
-    folder = make_tiny_model(Path(tempfile.mkdtemp()) / "bench", hidden=hidden, layers=layers, heads=8, kv_heads=4)
-    cfg = json.loads((folder / "config.json").read_text())
-    cfg["eos_token_id"] = cfg["vocab_size"] + 1  # unreachable: every run makes `tokens` tokens
-    (folder / "config.json").write_text(json.dumps(cfg))
-    return folder
+    return make_bench_model(Path(tempfile.mkdtemp()) / "bench", hidden=hidden, layers=layers)
 
 
 async def tui_run(engine, folder: Path, request_sampling) -> float:

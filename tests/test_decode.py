@@ -40,11 +40,11 @@ def generate(engine, **fields):
 
 def cache_offsets(engine) -> set[int]:
     """How many tokens each layer of the engine's prompt cache holds (with a draft: the model's and the draft's)."""
-    return engine.call(lambda loaded: {c.offset for c in engine._cache.cache}).result(timeout=60)
+    return engine.call(lambda loaded: {c.offset for c in engine._cache.latest}).result(timeout=60)
 
 
 def cache_types(engine) -> set[str]:
-    return engine.call(lambda loaded: {type(c).__name__ for c in engine._cache.cache}).result(timeout=60)
+    return engine.call(lambda loaded: {type(c).__name__ for c in engine._cache.latest}).result(timeout=60)
 
 
 # ---- KV-cache quantization --------------------------------------------------------------------

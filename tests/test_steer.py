@@ -8,6 +8,7 @@ import pytest
 from workbench.engine.events import (BUDGET_MESSAGE, Answer, ChatRequest, Done, Failed, Message, Sampling,
                                      Steered, Think, event_to_dict, merge_deltas)
 from workbench.engine.thread import ThreadEngine
+from counting import run_counted, texts
 
 QUESTION = (Message("user", "What is 12+30?"),)
 GREEDY = Sampling(temperature=0.0, max_tokens=200)
@@ -18,42 +19,6 @@ def engine(taught_model):
     with ThreadEngine() as engine:
         engine.load(taught_model).collect()
         yield engine
-
-
-class CountingModel:
-    """The model, counting the tokens it is fed (prefill and decode): what the cache saved is not fed."""
-
-    def __init__(self, model) -> None:
-        self.model, self.fed = model, 0
-
-    def __call__(self, inputs, *args, **kwargs):
-        self.fed += inputs.shape[-1]
-        return self.model(inputs, *args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self.model, name)
-
-
-_counted: dict = {}  # one counting model per loaded model: a cache belongs to one model
-
-
-def run_counted(engine, request, cache):
-    """(events, tokens fed to the model) of one generation on the engine thread with `cache`."""
-    from workbench.engine.generate import stream_reasoning
-
-    def go(loaded):
-        if id(loaded) not in _counted:
-            _counted[id(loaded)] = type(loaded)(**{**loaded.__dict__, "model": CountingModel(loaded.model)})
-        counted = _counted[id(loaded)]
-        counted.model.fed = 0
-        return list(stream_reasoning(counted, request, cache=cache)), counted.model.fed
-
-    return engine.call(go).result(timeout=120)
-
-
-def texts(events):
-    think = "".join(e.text for e in events if isinstance(e, (Think, Steered)))
-    return think, "".join(e.text for e in events if isinstance(e, Answer))
 
 
 def test_continuing_from_a_prefix_reuses_the_cache_and_equals_a_run_from_scratch(engine):

@@ -20,6 +20,7 @@ from workbench.errors import UserError
 # name -> (module under workbench.commands, one-line help). Add a command by adding a line.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "generate one response headless: thinking, answer, stats"),
+    "serve": ("serve", "an OpenAI-compatible server for one model on this machine, reusing prompt caches"),
     "cluster": ("cluster", "one model over several machines (mlx.distributed): init, serve, status"),
     "models": ("models", "list local models"),
     "eval": ("eval", "run a task suite on a model and write a report card bound to the weights' sha256"),

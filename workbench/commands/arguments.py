@@ -5,6 +5,8 @@ Argparse only (cheap to import): `workbench --help` reads these without importin
 
 from __future__ import annotations
 
+DEFAULT_PORT = 8123  # `workbench serve` and `workbench cluster serve`
+
 
 def add_engine_arguments(parser) -> None:
     """Where the model runs: here (MLX), or an OpenAI-compatible server (`workbench.engine.choose.open_engine`)."""

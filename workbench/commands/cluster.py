@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-DEFAULT_PORT = 8123
+from workbench.commands.arguments import DEFAULT_PORT
 
 
 def argparse_suppress():

@@ -91,9 +91,17 @@ def finish_reason(stats: Stats) -> str:
 
 
 def usage(stats: Stats) -> dict:
+    """OpenAI's usage: `prompt_tokens_details.cached_tokens` are prompt tokens a kept KV cache held."""
     return {"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.generated_tokens,
             "total_tokens": stats.prompt_tokens + stats.generated_tokens,
+            "prompt_tokens_details": {"cached_tokens": stats.prompt_cached_tokens},
             "completion_tokens_details": {"reasoning_tokens": stats.thinking_tokens}}
+
+
+def wants_usage_chunk(body: dict) -> bool:
+    """`stream_options.include_usage`: a last chunk, before [DONE], with no choices and the usage."""
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
 
 
 class ChatServer(ThreadingHTTPServer):
@@ -222,7 +230,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.server.live[response_id] = job
         try:
             if body.get("stream"):
-                self._stream(job, response_id)
+                self._stream(job, response_id, wants_usage_chunk(body))
             else:
                 self._complete(job, response_id)
         finally:
@@ -299,7 +307,7 @@ class Handler(BaseHTTPRequestHandler):
                     "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(event.stats)}],
                     "usage": usage(event.stats), "stats": event.stats.to_dict()})
 
-    def _stream(self, job, response_id: str) -> None:
+    def _stream(self, job, response_id: str, usage_chunk: bool = False) -> None:
         head = {"id": response_id, "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": self.server.model_id}
 
@@ -329,6 +337,8 @@ class Handler(BaseHTTPRequestHandler):
                     send({"error": {"message": event.message, "type": "server_error"}})
                 elif isinstance(event, Done):
                     send(chunk({}, finish_reason(event.stats), usage=usage(event.stats), stats=event.stats.to_dict()))
+                    if usage_chunk:
+                        send({**head, "choices": [], "usage": usage(event.stats)})
                     send("[DONE]")
         except OSError:  # the client went away (a reset, a broken pipe, ...)
             pass

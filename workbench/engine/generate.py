@@ -46,46 +46,119 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-class PromptCache:
-    """The KV cache of the last generation and the tokens it holds; reused by the next one up to the
-    first token that differs. Engine thread only (it holds MLX arrays)."""
+DEFAULT_PROMPT_CACHE_GB = 2.0
+MAX_KEPT_CACHES = 32  # besides bytes: each generation compares its context with every kept cache
 
-    def __init__(self) -> None:
+
+@dataclass
+class KeptCache:
+    tokens: list[int]  # what `cache` holds, in order
+    cache: list
+    nbytes: int
+
+
+class PromptCache:
+    """KV caches of recent generations, each with the tokens it holds, for one model. A generation takes
+    the one sharing the longest token prefix with its context (a new turn, a regenerate, a fork, a continued
+    thinking) and computes only the rest, so a chat whose earlier thinking is dropped from the prompt still
+    reuses everything up to the last answer. Kept caches are bounded by `max_bytes`, least recently used
+    dropped first; the latest generation's is always kept (a steered generation goes on from it).
+    Engine thread only (it holds MLX arrays)."""
+
+    def __init__(self, max_bytes: int = int(DEFAULT_PROMPT_CACHE_GB * 1e9)) -> None:
+        self.max_bytes = max_bytes
         self.model = None
-        self.cache: list | None = None
-        self.tokens: list[int] = []  # what `cache` holds, in order
+        self.kept: list[KeptCache] = []  # least recently used first
+        self._taken: tuple[list, int] | None = None  # (cache, tokens kept) between `take` and `record`
+
+    @property
+    def nbytes(self) -> int:
+        return sum(k.nbytes for k in self.kept)
+
+    @property
+    def latest(self) -> list | None:
+        """The latest generation's cache (always kept), or None."""
+        return self.kept[-1].cache if self.kept else None
 
     def take(self, model, tokens: list[int]) -> tuple[list, int]:
-        """The cache, trimmed to its longest common prefix with `tokens` (leaving at least one token to
-        process, which gives the next token's logits), and that prefix's length."""
-        from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
+        """A cache holding the longest prefix of `tokens` any kept cache shares (leaving at least one token
+        to process, which gives the next token's logits), and that prefix's length. A kept cache that is
+        all prefix is handed over; one holding more is copied up to the prefix and stays."""
+        from mlx_lm.models.cache import make_prompt_cache
 
-        held = getattr(self.cache[0], "offset", None) if self.cache else None
-        if (self.model is not model or held != len(self.tokens) or not can_trim_prompt_cache(self.cache)):
-            self.model, self.cache, self.tokens = model, make_prompt_cache(model), []
-        keep = min(common_prefix(self.tokens, tokens), len(tokens) - 1)
-        if len(self.tokens) > keep:
-            trim_prompt_cache(self.cache, len(self.tokens) - keep)
-        self.tokens = []  # unknown until `record`: a generation that fails leaves no cache to reuse
-        self._kept = tokens[:keep]
-        return self.cache, keep
+        if self.model is not model:
+            self.model, self.kept = model, []
+        best, keep = None, 0
+        for kept in self.kept:
+            shared = min(common_prefix(kept.tokens, tokens), len(tokens) - 1)
+            if shared > keep or (shared == keep and best is not None and len(kept.tokens) < len(best.tokens)):
+                best, keep = kept, shared
+        if best is None or keep == 0:
+            cache, keep = make_prompt_cache(model), 0
+        elif keep == len(best.tokens):
+            self.kept.remove(best)
+            cache = best.cache
+        else:
+            self.kept.remove(best)
+            self.kept.append(best)  # used: the most recent now
+            cache = prefix_copy(best.cache, keep)
+        self._taken = (cache, keep)
+        return cache, keep
 
     def record(self, tokens: list[int]) -> None:
         """After a generation from `take`: the cache holds `tokens` (what was kept of the context),
         plus perhaps one token the step generator had already fed in (a dropped eos or `</think>`)."""
-        from mlx_lm.models.cache import trim_prompt_cache
+        from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
 
-        offset = getattr(self.cache[0], "offset", None) if self.cache else None
-        if not isinstance(offset, int) or offset < len(self._kept):
-            self.cache = None
+        if self._taken is None:
             return
+        cache, keep = self._taken
+        self._taken = None
+        offset = getattr(cache[0], "offset", None) if cache else None
+        if not isinstance(offset, int) or offset < keep or not can_trim_prompt_cache(cache):
+            return  # not a cache we can account for: nothing kept
         if offset > len(tokens):
-            trim_prompt_cache(self.cache, offset - len(tokens))
+            trim_prompt_cache(cache, offset - len(tokens))
             offset = len(tokens)
-        self.tokens = tokens[:offset]
+        held = tokens[:offset]
+        # a kept cache that is a prefix of this one is served as well by a copy of this one
+        self.kept = [k for k in self.kept if common_prefix(k.tokens, held) < len(k.tokens)]
+        self.kept.append(KeptCache(held, cache, cache_bytes(cache)))
+        while len(self.kept) > 1 and (self.nbytes > self.max_bytes or len(self.kept) > MAX_KEPT_CACHES):
+            self.kept.pop(0)
+
+    def discard(self) -> None:
+        """Forget the cache taken by a generation that failed midway (its state is unknown)."""
+        self._taken = None
 
     def clear(self) -> None:
-        self.model, self.cache, self.tokens = None, None, []
+        self.model, self.kept, self._taken = None, [], None
+
+
+def cache_bytes(cache: list) -> int:
+    return sum(c.nbytes for c in cache)
+
+
+def prefix_copy(cache: list, n: int) -> list:
+    """A cache holding the first `n` tokens of `cache`, which stays as it was. Plain and quantized KV caches
+    share the kept part's memory until their first new token (which they write to a new buffer); any other
+    trimmable cache is copied whole, then trimmed."""
+    import copy
+
+    from mlx.utils import tree_map
+    from mlx_lm.models.cache import KVCache, QuantizedKVCache, trim_prompt_cache
+
+    if all(type(c) in (KVCache, QuantizedKVCache) for c in cache):
+        out = []
+        for c in cache:
+            view = copy.copy(c)
+            view.keys, view.values = tree_map(lambda x: x[..., :n, :], (c.keys, c.values))
+            view.offset = n
+            out.append(view)
+        return out
+    out = copy.deepcopy(cache)
+    trim_prompt_cache(out, out[0].offset - n)
+    return out
 
 
 @dataclass
@@ -273,7 +346,7 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
                 if insert is None:
                     break
     except Exception:
-        cache.clear()  # a generation that failed midway leaves a cache in an unknown state
+        cache.discard()  # a generation that failed midway leaves a cache in an unknown state
         raise
 
     detokenizer.finalize()

@@ -92,9 +92,11 @@ class Job:
     def __iter__(self) -> Iterator[Event]:
         while True:
             event = self._events.get()
-            yield event
             if isinstance(event, TERMINAL):
+                self.finished.set()  # `put` sets it just after queueing: a reader may get there first
+                yield event
                 return
+            yield event
 
     def collect(self) -> tuple[str, str, Event]:
         """Block until the end: (thinking, answer, terminal event)."""

@@ -53,6 +53,9 @@ class ProcessEngine:
     capabilities = Capabilities(steer=True, decode=True)  # no `call`: its function would have to pickle
 
     def __init__(self) -> None:
+        from workbench.engine.thread import prompt_cache_setting
+
+        prompt_cache_setting()  # a bad setting is one line here, not a child that cannot start
         self.info: ModelInfo | None = None
         self._memory_gb: float | None = None  # the child's peak resident memory, as of its last message
         self._lock = threading.Lock()  # guards _jobs, _dead and sending

@@ -466,6 +466,10 @@ class StreamState:
         prompt, completion = plausible_count(usage.get("prompt_tokens")), plausible_count(usage.get("completion_tokens"))
         if prompt is not None:
             s.prompt_tokens = prompt
+        cached = usage.get("prompt_tokens_details")
+        cached = plausible_count(cached.get("cached_tokens")) if isinstance(cached, dict) else None
+        if cached is not None and cached <= s.prompt_tokens:
+            s.prompt_cached_tokens = cached
         details = usage.get("completion_tokens_details")
         reasoning = plausible_count(details.get("reasoning_tokens")) if isinstance(details, dict) else None
         if completion is not None and reasoning is not None and reasoning <= completion:

@@ -8,6 +8,7 @@ TUI, the CLI, eval) submit jobs and read events from each job's thread-safe queu
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -22,13 +23,35 @@ from workbench.engine.protocol import Capabilities
 from workbench.errors import UserError
 
 
+PROMPT_CACHE_VARIABLE = "WORKBENCH_PROMPT_CACHE_GB"
+
+
+def prompt_cache_setting(environ=os.environ) -> float:
+    """GB of KV caches kept for reuse by later requests ($WORKBENCH_PROMPT_CACHE_GB, default 2; 0 keeps
+    only the latest generation's)."""
+    from workbench.engine.generate import DEFAULT_PROMPT_CACHE_GB
+
+    text = environ.get(PROMPT_CACHE_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_PROMPT_CACHE_GB
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e6:
+        raise UserError(f"${PROMPT_CACHE_VARIABLE} must be a number of GB, 0 or more (it is {text[:40]!r})")
+    return value
+
+
 class ThreadEngine:
     capabilities = Capabilities(call=True, steer=True, decode=True)
 
-    def __init__(self) -> None:
+    def __init__(self, prompt_cache_gb: float | None = None) -> None:
+        """`prompt_cache_gb`: GB of KV caches kept for later requests (default: `prompt_cache_setting()`)."""
+        self.prompt_cache_gb = prompt_cache_setting() if prompt_cache_gb is None else prompt_cache_gb
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._loaded = None  # engine thread only
-        self._cache = None  # engine thread only: the last generation's PromptCache, reused by the next
+        self._cache = None  # engine thread only: the PromptCache of recent generations, reused by the next
         self._draft = None  # engine thread only: (name asked for, decode.Draft) of the loaded model
         self.info: ModelInfo | None = None
         self._thread = threading.Thread(target=self._serve, name="mlx-engine", daemon=True)
@@ -143,7 +166,7 @@ class ThreadEngine:
             job.put(Failed(f"draft model: {e}"))
             return
         if self._cache is None:
-            self._cache = PromptCache()
+            self._cache = PromptCache(max_bytes=int(self.prompt_cache_gb * 1e9))
         for event in stream_reasoning(self._loaded, request, stop=job.stop_reason, steer=job.take_steer,
                                       cache=self._cache, decoder=decoder_for(self._loaded, decoding, draft)):
             job.put(event)
