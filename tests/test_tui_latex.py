@@ -182,3 +182,13 @@ def test_streaming_random_text_in_any_pieces_equals_converting_it_whole_without_
     append, replacement = s.finish()
     assert replacement is None
     assert shown + append == to_unicode(text, markdown=True)
+
+
+def test_a_backslash_is_never_settled_without_the_character_it_decides():
+    """`\\\\$`: the dollar after a backslash opens no math, also when the stream is cut between them."""
+    text = "\\\\$\\($"
+    for cut in range(1, len(text)):
+        s = LatexStream(markdown=True)
+        s.feed(text[:cut])
+        s.feed(text[cut:])
+        assert s.preview() == to_unicode(text, markdown=True), cut

@@ -47,6 +47,7 @@ MARKER = "marker"  # [start, end, kind]
 _OF_ANNOTATION = {"int": INT, "float": NUMBER, "str": TEXT, "bool": BOOL}
 STATS = {f.name: Optional(_OF_ANNOTATION[getattr(f.type, "__name__", f.type)]) for f in fields(Stats)}
 STATS.update(thinking_tps=Optional(NUMBER), answer_tps=Optional(NUMBER), generation_tps=Optional(NUMBER),
+             draft_acceptance=Optional(NUMBER),
              error=Optional(TEXT),
              # where the engine wrote into the thinking (recorder.py): kind, character offset, its text
              steered=Optional(ListOf({"kind": TEXT, "at": INT, "text": TEXT})))

@@ -420,7 +420,16 @@ class LatexStream:
         if not final and self._held < MAX_SPAN and self._can_wait(delta):
             return "", None
         tail = "".join(self._pieces)
-        append, covered, self._state = _convert(tail, 0, final, self.markdown, self._state)
+        ready = len(tail)
+        for _ in range(4):
+            append, covered, state = _convert(tail[:ready], 0, final, self.markdown, self._state)
+            # A backslash decides what the character after it is (`\\$` opens no math): never settle one
+            # without that character, or the rest would be converted without it.
+            back = 0 if final or self._held >= MAX_SPAN else covered - len(tail[:covered].rstrip("\\"))
+            if not back:
+                break
+            ready = covered - back
+        self._state = state
         rest = tail[covered:]
         self._pieces, self._held = ([rest] if rest else []), len(rest)
         self._out_parts.append(append)
