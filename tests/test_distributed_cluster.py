@@ -313,14 +313,20 @@ def test_a_long_request_does_not_hold_up_a_short_one(tiny_model):
 @pytest.mark.parametrize("how", ["killed", "frozen"])
 def test_losing_a_rank_mid_generation_ends_the_survivor_and_fails_the_client(tiny_model, how):
     """Killed: the ring notices the closed socket. Frozen (SIGSTOP, like a dropped link): the deadline does."""
-    cluster = Cluster(tiny_model)  # random weights: generates until max_tokens, so it is mid-generation
-    try:
+    for attempt in range(3):  # a loaded machine may read the first token after all 4,000 were made: again
+        cluster = Cluster(tiny_model)  # random weights: generates until max_tokens, so it is mid-generation
         rank0, rank1 = cluster.pids()
         job = long_generation(cluster.url)
         os.kill(rank1, signal.SIGKILL if how == "killed" else signal.SIGSTOP)
         last = None
         for last in job:  # ends: the job cannot hang (the survivor fails it, then exits)
             pass
+        if not (isinstance(last, Done) and last.stats.finish_reason == "length") or attempt == 2:
+            break
+        if how == "frozen":
+            os.kill(rank1, signal.SIGKILL)
+        cluster.stop()
+    try:
         assert isinstance(last, Failed) and "lost rank 1 (127.0.0.1)" in last.message, last
         if how == "frozen":  # no socket error to see: the deadline found it
             assert "no answer for 5 s while" in last.message  # generating, or in the per-8-token stop check
