@@ -376,6 +376,8 @@ def main() -> int:
                              "wordings and sizes)")
     parser.add_argument("--eval", type=int, default=300, help="held-out problems to measure accuracy on")
     args = parser.parse_args()
+    if args.eval < 1:  # every stage measures itself: a run without a measurement is not worth its hours
+        parser.error("--eval must be at least 1 (held-out problems measured after each stage)")
     env = preload_env(os.environ)  # OpenBLAS: ~30x faster matmul than MLX's CPU fallback
     if env is not None:
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
