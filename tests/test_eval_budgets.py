@@ -290,3 +290,17 @@ def test_rescoring_a_sweep_card_rejudges_every_budget(sweep_card, tmp_path):
     assert [p["accuracy"] for p in rescored["budgets"]] == [p["accuracy"] for p in original["budgets"]]
     assert rescored["budgets"][-1]["accuracy"] > 0
 
+
+
+def test_a_resumed_sweep_regenerates_what_a_corrupt_partial_file_holds(nano, tmp_path):
+    """Records that are not what the runner writes (edited by hand, cut short, wrong types) are generated
+    again, never summed into the card (a record without `correct` was a KeyError traceback)."""
+    from workbench.eval.runner import read_partial
+
+    good = {"item": 0, "sample": 0, "budget": "max", "thinking": "t", "answer": "a", "correct": True,
+            "thinking_tokens": 3, "answer_tokens": 1, "seconds": 0.5}
+    path = tmp_path / "partial.jsonl"
+    bad = [{**good, "item": 1, "correct": "yes"}, {k: v for k, v in {**good, "item": 2}.items() if k != "correct"},
+           {**good, "item": 3, "thinking_tokens": -1}, {**good, "item": 4, "budget": 7}, [1, 2], "[" * 100000]
+    path.write_text("\n".join(json.dumps(r) if not isinstance(r, str) else r for r in [good, *bad]) + "\n{torn")
+    assert list(read_partial(path)) == [(0, 0, "max")]

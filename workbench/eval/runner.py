@@ -150,10 +150,21 @@ def read_partial(path: Path) -> dict[tuple[int, int, str | None], dict]:
     for line in lines:
         try:
             record = parse_line(line)
+            if not _is_record(record):
+                continue  # not what judge() writes (edited, or another version's): generated again
             done[(int(record["item"]), int(record["sample"]), record.get("budget"))] = record
         except (ValueError, KeyError, TypeError):
             continue
     return done
+
+
+def _is_record(record) -> bool:
+    count = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0  # noqa: E731
+    return (isinstance(record, dict) and isinstance(record.get("correct"), bool)
+            and isinstance(record.get("thinking"), str) and isinstance(record.get("answer"), str)
+            and count(record.get("thinking_tokens")) and count(record.get("answer_tokens"))
+            and isinstance(record.get("seconds"), (int, float)) and not isinstance(record.get("seconds"), bool)
+            and (record.get("budget") is None or isinstance(record.get("budget"), str)))
 
 
 def completion_text(thinking: str, answer: str, closed: bool) -> str:
