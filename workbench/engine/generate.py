@@ -13,7 +13,7 @@ appends its own tokens, and goes on from the cache, so nothing already computed 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable, Iterator
 
 from workbench.engine.decode import KV_GROUP_SIZE, Decoder, Draft, kv_group_size
@@ -63,13 +63,18 @@ class PromptCache:
     thinking) and computes only the rest, so a chat whose earlier thinking is dropped from the prompt still
     reuses everything up to the last answer. Kept caches are bounded by `max_bytes`, least recently used
     dropped first; the latest generation's is always kept (a steered generation goes on from it).
+    Generations may interleave (a cluster's ranks take turns between requests): each hands back what it took.
+
+    `bytes_per_token`: count a kept cache as its tokens times this, not its measured bytes. A cluster's ranks
+    each hold a different share of the model, yet must keep and reuse alike (their pipeline runs the same
+    tokens), so they all count the whole model's fp16 bytes per token.
     Engine thread only (it holds MLX arrays)."""
 
-    def __init__(self, max_bytes: int = int(DEFAULT_PROMPT_CACHE_GB * 1e9)) -> None:
+    def __init__(self, max_bytes: int = int(DEFAULT_PROMPT_CACHE_GB * 1e9), bytes_per_token: int | None = None) -> None:
         self.max_bytes = max_bytes
+        self.bytes_per_token = bytes_per_token
         self.model = None
         self.kept: list[KeptCache] = []  # least recently used first
-        self._taken: tuple[list, int] | None = None  # (cache, tokens kept) between `take` and `record`
 
     @property
     def nbytes(self) -> int:
@@ -102,18 +107,16 @@ class PromptCache:
             self.kept.remove(best)
             self.kept.append(best)  # used: the most recent now
             cache = prefix_copy(best.cache, keep)
-        self._taken = (cache, keep)
         return cache, keep
 
-    def record(self, tokens: list[int]) -> None:
-        """After a generation from `take`: the cache holds `tokens` (what was kept of the context),
-        plus perhaps one token the step generator had already fed in (a dropped eos or `</think>`)."""
+    def record(self, cache: list, keep: int, tokens: list[int]) -> None:
+        """After a generation from `take` (which gave `cache` holding `keep` tokens): the cache holds `tokens`
+        (what was kept of the context), plus perhaps one token the step generator had already fed in (a
+        dropped eos or `</think>`). A generation that failed midway records nothing: its cache's state is unknown."""
         from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
 
-        if self._taken is None:
-            return
-        cache, keep = self._taken
-        self._taken = None
+        if self.model is None:
+            return  # cleared meanwhile
         offset = getattr(cache[0], "offset", None) if cache else None
         if not isinstance(offset, int) or offset < keep or not can_trim_prompt_cache(cache):
             return  # not a cache we can account for: nothing kept
@@ -123,16 +126,13 @@ class PromptCache:
         held = tokens[:offset]
         # a kept cache that is a prefix of this one is served as well by a copy of this one
         self.kept = [k for k in self.kept if common_prefix(k.tokens, held) < len(k.tokens)]
-        self.kept.append(KeptCache(held, cache, cache_bytes(cache)))
+        size = len(held) * self.bytes_per_token if self.bytes_per_token is not None else cache_bytes(cache)
+        self.kept.append(KeptCache(held, cache, size))
         while len(self.kept) > 1 and (self.nbytes > self.max_bytes or len(self.kept) > MAX_KEPT_CACHES):
             self.kept.pop(0)
 
-    def discard(self) -> None:
-        """Forget the cache taken by a generation that failed midway (its state is unknown)."""
-        self._taken = None
-
     def clear(self) -> None:
-        self.model, self.kept, self._taken = None, [], None
+        self.model, self.kept = None, []
 
 
 def cache_bytes(cache: list) -> int:
@@ -173,11 +173,19 @@ class Steering:
     prefix_tokens: int = 0  # thinking tokens already written (a continuation): they count against budgets
     mid_block: bool = False  # the prompt ends inside a thinking block already begun
 
+    def to_dict(self) -> dict:
+        """Everything but `take` (a cluster's rank 0 broadcasts it; each rank takes its own requests)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "take"}
 
-def stream_reasoning(loaded: LoadedModel, request: ChatRequest, stop: StopCheck | None = None,
-                     steer: SteerCheck | None = None, cache: PromptCache | None = None,
-                     decoder: Decoder | None = None) -> Iterator:
-    """`decoder`: KV-cache bits and draft (`decoder_for`; the engine loads the draft)."""
+    @classmethod
+    def from_dict(cls, data: dict, take: SteerCheck | None = None) -> "Steering":
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data}, take=take)
+
+
+def plan_reasoning(loaded: LoadedModel, request: ChatRequest) -> tuple[str, Sampling, Steering]:
+    """What one request generates from: the templated prompt (with any continued thinking), its sampling over
+    the profile's, and its steering (budgets from the request or its effort). The tokenizer only, no MLX, so a
+    server can check a request before it reaches the engine, and a cluster's ranks all steer alike."""
     profile, tokenizer = loaded.profile, loaded.tokenizer
     thinking = request.effort != "off"
     if not thinking and not can_turn_thinking_off(tokenizer):
@@ -196,10 +204,18 @@ def stream_reasoning(loaded: LoadedModel, request: ChatRequest, stop: StopCheck 
         if max_thinking is not None and prefix_tokens > max_thinking:  # "what had it answered at this budget?"
             prefix, prefix_tokens = tokenizer.decode(full[len(base):len(base) + max_thinking]), max_thinking
     steering = Steering(max_thinking=max_thinking, min_thinking=request.min_thinking_tokens or 0,
-                        budget_message=request.budget_message, wait_text=request.wait_text, take=steer,
+                        budget_message=request.budget_message, wait_text=request.wait_text,
                         prefix_tokens=prefix_tokens, mid_block=bool(prefix.strip()))
-    yield from stream_prompt(loaded.model, tokenizer, prompt + prefix, request.sampling.over(profile.sampling),
-                             stop, steering, cache, decoder)
+    return prompt + prefix, request.sampling.over(profile.sampling), steering
+
+
+def stream_reasoning(loaded: LoadedModel, request: ChatRequest, stop: StopCheck | None = None,
+                     steer: SteerCheck | None = None, cache: PromptCache | None = None,
+                     decoder: Decoder | None = None) -> Iterator:
+    """`decoder`: KV-cache bits and draft (`decoder_for`; the engine loads the draft)."""
+    prompt, sampling, steering = plan_reasoning(loaded, request)
+    steering.take = steer
+    yield from stream_prompt(loaded.model, loaded.tokenizer, prompt, sampling, stop, steering, cache, decoder)
 
 
 def decoder_for(loaded: LoadedModel, decoding: Decoding, draft: Draft | None = None) -> Decoder:
@@ -271,83 +287,79 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
 
     insert = ("budget", steering.budget_message) if over_budget() else None
     segment = 0
-    try:
-        with wired_limit(mx):
-            while True:
-                if insert is not None:
-                    kind, text = insert
-                    insert = None
-                    closes = kind != "wait"
-                    detokenizer.finalize()  # what it held back (a trailing space) is the model's, before the cut
-                    yield from splitter.feed(detokenizer.last_segment)
-                    ids = tokenizer.encode(text + (CLOSE if closes else ""), add_special_tokens=False)
-                    for token in ids:  # the detokenizer keeps its place; the inserted text is ours, not its
-                        detokenizer.add_token(token)
-                    detokenizer.last_segment
-                    tokens += ids
-                    used += len(ids)
-                    stats.inserted_tokens += len(ids)
-                    if closes:
-                        yield from splitter.close_thinking()
-                        stats.thinking_cut = kind
-                        think_end = think_end or time.perf_counter()
-                    else:
-                        splitter.continue_block()
-                        stats.thinking_extended += 1
-                    yield Steered(kind, text, len(ids))
-                if limit >= 0 and used >= limit:
-                    finish = "length"
-                    break
-                prompt_cache, reused = cache.take(decoder.cache_owner(model), tokens)
-                if segment == 0:
-                    stats.prompt_cached_tokens = reused
-                segment += 1
-                steps = decoder.steps(model, tokens, reused, prompt_cache, limit - used if limit >= 0 else -1,
-                                      sampler, stats)
-                try:
-                    for token in steps:
-                        now = time.perf_counter()
-                        if first is None:
-                            first = now
-                            stats.time_to_first_token = now - start
-                        reason = stop() if stop else None
-                        if reason:
-                            finish = reason
-                            break
-                        used += 1
-                        thinking = splitter.phase == "think"
-                        if thinking and token == close_id and (
-                                extensions or steering.prefix_tokens + stats.thinking_tokens < steering.min_thinking):
-                            extensions = max(0, extensions - 1)
-                            insert = ("wait", steering.wait_text)
-                            break
-                        if token in eos:
-                            finish = "stop"
-                            break
-                        tokens.append(token)
-                        detokenizer.add_token(token)
-                        yield from account(splitter.feed(detokenizer.last_segment), thinking, now)
-                        if stats.draft_proposed and stats.generated_tokens % DRAFTED_EVERY == 0:
-                            yield Drafted(stats.draft_accepted, stats.draft_proposed)
-                        if splitter.phase != "think":
-                            continue
-                        request = steering.take() if steering.take else None
-                        if request == "extend":
-                            extensions += 1
-                        elif request is not None:
-                            insert = (request, steering.budget_message)
-                            break
-                        if over_budget():
-                            insert = ("budget", steering.budget_message)
-                            break
-                finally:
-                    steps.close()
-                cache.record(tokens)
-                if insert is None:
-                    break
-    except Exception:
-        cache.discard()  # a generation that failed midway leaves a cache in an unknown state
-        raise
+    with wired_limit(mx):
+        while True:
+            if insert is not None:
+                kind, text = insert
+                insert = None
+                closes = kind != "wait"
+                detokenizer.finalize()  # what it held back (a trailing space) is the model's, before the cut
+                yield from splitter.feed(detokenizer.last_segment)
+                ids = tokenizer.encode(text + (CLOSE if closes else ""), add_special_tokens=False)
+                for token in ids:  # the detokenizer keeps its place; the inserted text is ours, not its
+                    detokenizer.add_token(token)
+                detokenizer.last_segment
+                tokens += ids
+                used += len(ids)
+                stats.inserted_tokens += len(ids)
+                if closes:
+                    yield from splitter.close_thinking()
+                    stats.thinking_cut = kind
+                    think_end = think_end or time.perf_counter()
+                else:
+                    splitter.continue_block()
+                    stats.thinking_extended += 1
+                yield Steered(kind, text, len(ids))
+            if limit >= 0 and used >= limit:
+                finish = "length"
+                break
+            prompt_cache, reused = cache.take(decoder.cache_owner(model), tokens)
+            if segment == 0:
+                stats.prompt_cached_tokens = reused
+            segment += 1
+            steps = decoder.steps(model, tokens, reused, prompt_cache, limit - used if limit >= 0 else -1,
+                                  sampler, stats)
+            try:
+                for token in steps:
+                    now = time.perf_counter()
+                    if first is None:
+                        first = now
+                        stats.time_to_first_token = now - start
+                    reason = stop() if stop else None
+                    if reason:
+                        finish = reason
+                        break
+                    used += 1
+                    thinking = splitter.phase == "think"
+                    if thinking and token == close_id and (
+                            extensions or steering.prefix_tokens + stats.thinking_tokens < steering.min_thinking):
+                        extensions = max(0, extensions - 1)
+                        insert = ("wait", steering.wait_text)
+                        break
+                    if token in eos:
+                        finish = "stop"
+                        break
+                    tokens.append(token)
+                    detokenizer.add_token(token)
+                    yield from account(splitter.feed(detokenizer.last_segment), thinking, now)
+                    if stats.draft_proposed and stats.generated_tokens % DRAFTED_EVERY == 0:
+                        yield Drafted(stats.draft_accepted, stats.draft_proposed)
+                    if splitter.phase != "think":
+                        continue
+                    request = steering.take() if steering.take else None
+                    if request == "extend":
+                        extensions += 1
+                    elif request is not None:
+                        insert = (request, steering.budget_message)
+                        break
+                    if over_budget():
+                        insert = ("budget", steering.budget_message)
+                        break
+            finally:
+                steps.close()
+            cache.record(prompt_cache, reused, tokens)
+            if insert is None:
+                break
 
     detokenizer.finalize()
     yield from splitter.feed(detokenizer.last_segment)
@@ -365,4 +377,4 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
     yield Done(stats)
 
 
-__all__ = ["stream_reasoning", "stream_prompt", "encode_prompt", "PromptCache", "Steering", "Think", "Answer"]
+__all__ = ["plan_reasoning", "stream_reasoning", "stream_prompt", "encode_prompt", "PromptCache", "Steering", "Think", "Answer"]

@@ -58,10 +58,7 @@ class CatalogEntry:
         return int(self.params_b * 1e9 * per_weight)
 
     def kv_cache_bytes(self, context: int = CONTEXT, kv_bits: int = 0) -> int:
-        """K and V of every layer for `context` tokens: fp16, or `kv_bits` plus an fp16 scale and bias per
-        group of 64 (mlx-lm's quantized cache; from kv_start on it holds the whole context that way)."""
-        per_value = kv_bits / 8 + 4 / KV_GROUP if kv_bits else 2
-        return int(self.layers * self.kv_heads * self.head_dim * 2 * per_value * context)
+        return kv_cache_bytes(self.layers, self.kv_heads, self.head_dim, context, kv_bits)
 
     def memory_bytes(self, context: int = CONTEXT, kv_bits: int = 0) -> int:
         return self.weights_bytes + self.kv_cache_bytes(context, kv_bits) + int(RUNTIME_OVERHEAD)
@@ -75,6 +72,28 @@ class CatalogEntry:
     def profile_values(self) -> dict:
         """What a pulled copy's profile.toml holds: sampling defaults and published claims."""
         return {**self.sampling, "claims": dict(self.claims)}
+
+
+def kv_cache_bytes(layers: int, kv_heads: int, head_dim: int, context: int = CONTEXT, kv_bits: int = 0) -> int:
+    """K and V of every layer for `context` tokens: fp16, or `kv_bits` plus an fp16 scale and bias per
+    group of 64 (mlx-lm's quantized cache; from kv_start on it holds the whole context that way)."""
+    per_value = kv_bits / 8 + 4 / KV_GROUP if kv_bits else 2
+    return int(layers * kv_heads * head_dim * 2 * per_value * context)
+
+
+def config_kv_cache_bytes(config: dict, context: int = CONTEXT, kv_bits: int = 0) -> int | None:
+    """`kv_cache_bytes` from a config.json's attention sizes; None when it has no standard ones."""
+    config = {**config, **(config.get("text_config") or {})}
+    try:
+        heads = config["num_attention_heads"]
+        kv_heads = config.get("num_key_value_heads") or heads
+        head_dim = config.get("head_dim") or config["hidden_size"] // heads
+        sizes = (config["num_hidden_layers"], kv_heads, head_dim)
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
+        return None
+    return kv_cache_bytes(*sizes, context, kv_bits)
 
 
 def catalog_path() -> Path:

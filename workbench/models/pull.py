@@ -114,19 +114,17 @@ def _kv_cache_from_config(plan: PullPlan, weights: int) -> int:
     """fp16 KV cache at 32k context from config.json's attention sizes (a fifth of the weights if unusual)."""
     from huggingface_hub import hf_hub_download
 
-    from workbench.models.catalog import CONTEXT
+    from workbench.models.catalog import config_kv_cache_bytes
 
     try:
         path = hf_hub_download(plan.repo, "config.json", revision=plan.commit, cache_dir=download_dir(), endpoint=_endpoint())
-        config = json.loads(Path(path).read_text())
-        config = {**config, **config.get("text_config", {})}
-        heads = config["num_attention_heads"]
-        kv_heads = config.get("num_key_value_heads") or heads
-        head_dim = config.get("head_dim") or config["hidden_size"] // heads
-        return config["num_hidden_layers"] * kv_heads * head_dim * 2 * 2 * CONTEXT
-    except Exception:  # noqa: BLE001 - any config we cannot read this way
+        kv = config_kv_cache_bytes(json.loads(Path(path).read_text()))
+    except Exception:  # noqa: BLE001 - any config we cannot read
+        kv = None
+    if kv is None:
         plan.notes.append("KV cache estimated (config.json has no standard attention sizes)")
         return weights // 5
+    return kv
 
 
 def check_fit(plan: PullPlan, memory_bytes: int | None = None, disk_bytes: int | None = None) -> None:
