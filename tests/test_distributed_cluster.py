@@ -242,7 +242,8 @@ def cpu_ticks(pid: int) -> int:
 
 
 def test_cluster_idles_quietly_and_refuses_bad_requests_without_losing_a_rank(taught_model):
-    """Idle ranks sleep; a lone surrogate, a prompt or max_tokens beyond the context get 400 and the ranks
+    """Idle ranks sleep; a lone surrogate, a prompt or max_tokens beyond the context, thinking turned off on a
+    model that cannot turn it off get 400 and the ranks
     serve the next request; the official openai client streams thinking and answer."""
     import openai
 
@@ -270,6 +271,8 @@ def test_cluster_idles_quietly_and_refuses_bad_requests_without_losing_a_rank(ta
         assert status == 400 and "maximum context length is 4096 tokens" in text  # tiny models' config
         status, text = post(json.dumps({"messages": [{"role": "user", "content": "x" * 5000}]}).encode())
         assert status == 400 and "context_length_exceeded" in text
+        status, text = post(json.dumps({"messages": [{"role": "user", "content": "x"}], "reasoning_effort": "off"}).encode())
+        assert status == 400 and "cannot answer without thinking" in text  # its template has no enable_thinking
         client = openai.OpenAI(base_url=f"{cluster.url}/v1", api_key="none", max_retries=0, timeout=60)
         thinking, answer = [], []
         for chunk in client.chat.completions.create(model=client.models.list().data[0].id, stream=True, temperature=0,
@@ -434,3 +437,61 @@ def test_cluster_quantizes_the_kv_cache_as_one_process_does_and_refuses_a_draft(
         cluster.stop()
     text = lambda events: "".join(e.text for e in events if isinstance(e, (Think, Answer)))  # noqa: E731
     assert isinstance(served[-1], Done) and text(served) == text(local) and len(text(local)) > 20
+
+
+def test_the_ranks_reuse_caches_and_steer_alike_so_answers_are_one_process_s(taught_model):
+    """Every rank keeps, drops and reuses the same prompt caches and cuts the thinking at the same token: a
+    chat's next turn computes only what is new (its usage says how much was reused), caches small enough that
+    the ranks must drop some, two chats at once, a thinking budget, a continued thinking, a minimum; every
+    answer is the one process's, token for token (ranks that disagreed would hang the pipeline or garble it)."""
+    import threading
+
+    from workbench.engine.events import Message, Steered
+    from workbench.engine.thread import ThreadEngine
+    from workbench.models.catalog import config_kv_cache_bytes
+
+    greedy = Sampling(temperature=0, max_tokens=80)
+    first = ChatRequest.single(QUESTION, greedy)
+    with ThreadEngine(prompt_cache_gb=0) as local:
+        local.load(taught_model).collect()
+        thinking, answer, _ = local.generate(first).collect()
+        follow_up = ChatRequest((*first.messages, Message("assistant", answer), Message("user", "And 30+12?")), greedy)
+        other = ChatRequest.single("What is 7+5?", greedy)
+        other_next = ChatRequest((*other.messages, Message("assistant", "12"), Message("user", QUESTION)), greedy)
+        steered = [ChatRequest(first.messages, greedy, max_thinking_tokens=4),
+                   ChatRequest(first.messages, greedy, continue_thinking="Hmm, 12 and 30"),
+                   ChatRequest(first.messages, greedy, min_thinking_tokens=45, wait_text="Wait, check.")]
+        expected = {r: local.generate(r).collect() for r in (follow_up, other, other_next, *steered)}
+        expected[first] = (thinking, answer, None)
+    # room for about one chat's cache: the ranks must drop the least recently used alike
+    per_token = config_kv_cache_bytes(json.loads((taught_model / "config.json").read_text()), context=1)
+    cluster = Cluster(taught_model, "--prompt-cache-gb", str(per_token * 150 / 1e9), "--deadline", "60")
+    try:
+        remote = RemoteEngine(cluster.url)
+        remote.load().collect()
+        assert remote.capabilities.steer
+
+        def ask(request):
+            got = remote.generate(request).collect()
+            assert isinstance(got[-1], Done), got[-1]
+            assert got[:2] == expected[request][:2], request
+            return got[-1].stats
+
+        assert ask(first).prompt_cached_tokens == 0
+        reused = ask(follow_up).prompt_cached_tokens
+        assert reused > len(QUESTION)  # the first turn's prompt
+        assert ask(other).prompt_cached_tokens < len(QUESTION)  # only the template's start is shared
+        assert ask(other_next).prompt_cached_tokens > len("What is 7+5?")
+        assert ask(follow_up).prompt_cached_tokens < reused  # its cache was dropped for the other chat's
+        both = [threading.Thread(target=ask, args=(r,)) for r in (follow_up, other_next)]  # interleaved on the ranks
+        for t in both:
+            t.start()
+        for t in both:
+            t.join(timeout=300)
+        budget, continued, minimum = (ask(r) for r in steered)
+        assert budget.thinking_cut == "budget" and budget.thinking_tokens == 4
+        assert continued.prompt_cached_tokens > 0 and minimum.thinking_extended >= 1
+        assert sum(isinstance(e, Steered) for e in remote.generate(steered[0])) == 1
+        assert cluster.proc.poll() is None and "error" not in cluster.output()
+    finally:
+        cluster.stop()

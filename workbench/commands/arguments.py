@@ -93,3 +93,8 @@ def refuse_decoding(engine, decoding, endpoint) -> None:
     if decoding.local and not engine.capabilities.decode:
         raise UserError(f"{endpoint or 'this engine'} decodes on its own machine: --kv-bits and --draft apply only "
                         f"to a model run here; drop them (or set them where the model is served)")
+
+
+def add_prompt_cache_argument(parser) -> None:
+    parser.add_argument("--prompt-cache-gb", type=float, default=None, metavar="GB",
+                        help="KV caches kept for later requests (default: $WORKBENCH_PROMPT_CACHE_GB or 2)")

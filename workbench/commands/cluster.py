@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from workbench.commands.arguments import DEFAULT_PORT
+from workbench.commands.arguments import DEFAULT_PORT, add_prompt_cache_argument
 
 
 def argparse_suppress():
@@ -52,6 +52,7 @@ def add_arguments(parser) -> None:
                        help="every rank quantizes its KV cache to 4 or 8 bits (0: fp16; default: the model profile's)")
     serve.add_argument("--kv-start", type=int, default=None, metavar="N",
                        help="with --kv-bits: quantize once the cache holds N tokens (profile default: 5000)")
+    add_prompt_cache_argument(serve)
     serve.add_argument("--draft", default=None, metavar="MODEL", help=argparse_suppress())
     serve.set_defaults(mode="pipeline")
 
@@ -159,6 +160,8 @@ def launch_command(args, model, hostfile=None, token_file=None) -> list[str]:
     for flag, value in (("--kv-bits", getattr(args, "kv_bits", None)), ("--kv-start", getattr(args, "kv_start", None))):
         if value is not None:
             command += [flag, str(value)]
+    if getattr(args, "prompt_cache_gb", None) is not None:  # every rank alike, whatever its host's environment
+        command += ["--prompt-cache-gb", str(args.prompt_cache_gb)]
     if token_file:
         command += ["--token-file", str(token_file)]
     return command
@@ -170,6 +173,7 @@ def serve(args) -> int:
 
     from workbench.distributed.hostfile import Hostfile
     from workbench.distributed.server import LOOPBACK
+    from workbench.engine.thread import prompt_cache_setting
     from workbench.errors import UserError
     from workbench.models.local import resolve_model
 
@@ -181,6 +185,7 @@ def serve(args) -> int:
                         f"part of the model); drop --draft, or run the model on one machine with `workbench run --draft`")
     if args.kv_start is not None and args.kv_start < 0:
         raise UserError(f"--kv-start must be a token count (0 or more), not {args.kv_start}")
+    args.prompt_cache_gb = prompt_cache_setting(given=args.prompt_cache_gb)
     model = resolve_model(args.model)
     hostfile = None
     if args.local_ranks is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from workbench.commands.arguments import DEFAULT_PORT
+from workbench.commands.arguments import DEFAULT_PORT, add_prompt_cache_argument
 
 
 def add_arguments(parser) -> None:
@@ -14,17 +14,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--token", default=os.environ.get("WORKBENCH_TOKEN"),
                         help="bearer token required on every request (default: $WORKBENCH_TOKEN)")
-    parser.add_argument("--prompt-cache-gb", type=float, default=None, metavar="GB",
-                        help="KV caches kept for later requests (default: $WORKBENCH_PROMPT_CACHE_GB or 2)")
+    add_prompt_cache_argument(parser)
 
 
 def main(args) -> int:
     from workbench.distributed.serve import open_server
-    from workbench.errors import UserError
+    from workbench.engine.thread import prompt_cache_setting
 
-    if args.prompt_cache_gb is not None and not 0 <= args.prompt_cache_gb < 1e6:
-        raise UserError(f"--prompt-cache-gb must be 0 or more (it is {args.prompt_cache_gb})")
-    local = open_server(args.model, args.host, args.port, args.token, args.prompt_cache_gb)
+    gb = prompt_cache_setting(given=args.prompt_cache_gb)
+    local = open_server(args.model, args.host, args.port, args.token, gb)
     print(f"serving {local.model_name} on {local.url} (Ctrl-C stops)", flush=True)
     try:
         local.serve_forever()

@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SLICE = 8  # tokens a generation runs per turn; between turns rank 0 tells the ranks what runs next (or stops)
@@ -43,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--deadline", type=float, default=20.0, help="seconds a collective may take")
     p.add_argument("--kv-bits", type=int, default=None, help="KV-cache bits (4, 8; 0: fp16; default: the profile's)")
     p.add_argument("--kv-start", type=int, default=None, help="tokens from which the KV cache is quantized")
+    p.add_argument("--prompt-cache-gb", type=float, default=None,
+                   help="KV caches kept for later requests, counted at the whole model's fp16 size (every rank alike)")
     return p.parse_args(argv)
 
 
@@ -78,6 +80,7 @@ def main(argv=None) -> int:
             loaded, shard = load_sharded(Path(args.model), group, args.mode, split, hosts[rank], free)
         print(shard.describe(), flush=True)
         loaded.decoder = rank_decoder(loaded, args)
+        loaded.prompt_cache = rank_prompt_cache(loaded, args.prompt_cache_gb)
         shards = control.gather_json(shard.to_dict(), "waiting for the others to load", seconds=loading)
         if rank == 0:
             from workbench.distributed.server import ChatServer
@@ -86,7 +89,7 @@ def main(argv=None) -> int:
             try:
                 token = Path(args.token_file).read_text().strip() if args.token_file else None
                 server = ChatServer((args.host, args.port), lambda request: _submit(inbox, loaded, request),
-                                    loaded.info.name, token, cluster=lambda: shards)
+                                    loaded.info.name, token, cluster=lambda: shards, steers=True)
             except (OSError, ValueError) as e:
                 raise UserError(f"cannot serve on {args.host}:{args.port} ({getattr(e, 'strerror', None) or e})") from None
             threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
@@ -127,6 +130,20 @@ def rank_decoder(loaded, args):
     return decoder
 
 
+def rank_prompt_cache(loaded, gb: float | None):
+    """The KV caches every rank keeps for later requests (a chat's next turn computes only its new tokens).
+    Ranks must keep, drop and reuse alike (each runs the same tokens through its share of the pipeline), so
+    each counts a kept cache at the whole model's fp16 bytes per token, not its own share's bytes; a model
+    whose config does not give its attention sizes reuses nothing across requests (None)."""
+    from workbench.engine.generate import DEFAULT_PROMPT_CACHE_GB, PromptCache
+    from workbench.models.catalog import config_kv_cache_bytes
+
+    per_token = config_kv_cache_bytes(loaded.config, context=1)
+    if per_token is None:
+        return None
+    return PromptCache(int((DEFAULT_PROMPT_CACHE_GB if gb is None else gb) * 1e9), bytes_per_token=per_token)
+
+
 def context_length(loaded) -> int | None:
     """Tokens the model can attend to (prompt + completion), from its config; None when it does not say."""
     for value in (loaded.config.get("max_position_embeddings"), getattr(loaded.tokenizer, "model_max_length", None)):
@@ -136,22 +153,23 @@ def context_length(loaded) -> int | None:
 
 
 def prepare(loaded, request) -> dict:
-    """The broadcast message for one request: templated prompt and sampling, its max_tokens within the
-    model's context. Runs on the HTTP thread (the tokenizer only), so a request the model cannot take
-    is refused with 400 before it reaches the ranks."""
+    """The broadcast message for one request: templated prompt (with any continued thinking), sampling and
+    steering (budgets, effort: `plan_reasoning`, so every rank cuts the thinking at the same token), its
+    max_tokens within the model's context. Runs on the HTTP thread (the tokenizer only), so a request the
+    model cannot take is refused with 400 before it reaches the ranks."""
     from workbench.distributed.server import RequestRefused
-    from workbench.engine.generate import encode_prompt
+    from workbench.engine.generate import encode_prompt, plan_reasoning
     from workbench.engine.job import one_line
-    from workbench.engine.prompt import build_prompt
+    from workbench.errors import UserError
 
-    profile = loaded.profile
     try:
-        prompt = build_prompt(loaded.tokenizer, request.messages, force_think=profile.force_think,
-                              system_prompt=profile.system_prompt)
+        prompt, sampling, steering = plan_reasoning(loaded, request)
         prompt_tokens = len(encode_prompt(loaded.tokenizer, prompt))
+    except UserError as e:  # e.g. effort off on a model that cannot turn its thinking off
+        raise RequestRefused(str(e)) from None
     except Exception as e:  # noqa: BLE001 - chat templates and tokenizers raise anything on odd input
         raise RequestRefused(f"cannot build the prompt: {one_line(e)}") from None
-    sampling = request.sampling.over(profile.sampling).to_dict()
+    sampling = sampling.to_dict()
     limit = context_length(loaded)
     if limit is not None:
         room = limit - prompt_tokens
@@ -164,14 +182,14 @@ def prepare(loaded, request) -> dict:
         sampling["max_tokens"] = min(sampling["max_tokens"] or room, room)
     if sampling["seed"] is None:  # every rank must sample alike
         sampling["seed"] = random.randrange(2**31)
-    return {"prompt": prompt, "prompt_tokens": prompt_tokens, "sampling": sampling}
+    return {"prompt": prompt, "prompt_tokens": prompt_tokens, "sampling": sampling, "steering": steering.to_dict()}
 
 
 def _submit(inbox: queue.Queue, loaded, request):
     from workbench.engine.job import Job
 
     message = prepare(loaded, request)
-    job = Job()
+    job = Job.for_request(request)  # its loop check asks to answer now (answer_on_loop) or cancels
     inbox.put((message, job))
     return job
 
@@ -185,11 +203,17 @@ class Generation:
     events: object = None
     tokens: int = 0  # tokens generated so far (the stop check runs once per token)
     cancelled: bool = False
+    steers: list = field(default_factory=list)  # steering requests rank 0 broadcast, oldest first
+
+    def take_steer(self) -> str | None:
+        return self.steers.pop(0) if self.steers else None
 
 
 def lead(loaded, control, inbox: queue.Queue, shards: list, tick: float) -> None:
-    """Rank 0: takes requests, and each turn broadcasts which generation runs its next slice (new ones and
-    cancels with it), round-robin over up to MAX_ACTIVE, so a long request does not hold up the others.
+    """Rank 0: takes requests, and each turn broadcasts which generation runs its next slice (new ones,
+    cancels and steering requests such as answer now with it), round-robin over up to MAX_ACTIVE, so a long
+    request does not hold up the others. Every rank hands a steering request to its generation at the same
+    point (before the slice), so all of them cut the thinking at the same token.
     While idle, a ping every `tick` seconds (the others sleep as long between pings, so nobody spins in
     the collective)."""
     from workbench.engine.events import Done, Failed, Stats
@@ -231,7 +255,8 @@ def lead(loaded, control, inbox: queue.Queue, shards: list, tick: float) -> None
             control.broadcast_json({"kind": "ping"})
             continue
         cancel = [n for n in order if running[n].job.stop_reason()]
-        turn = {"kind": "turn", "start": started, "cancel": cancel, "run": order[0]}
+        steer = [[n, kind] for n in order for kind in iter(running[n].job.take_steer, None)]
+        turn = {"kind": "turn", "start": started, "cancel": cancel, "steer": steer, "run": order[0]}
         control.broadcast_json(turn)
         finished, peaks = take_turn(loaded, control, running, turn)
         order = [n for n in order[1:] + order[:1] if n not in finished]
@@ -261,6 +286,8 @@ def take_turn(loaded, control, running: dict, turn: dict) -> tuple[set, list[flo
 
     for n in turn["cancel"]:
         running[n].cancelled = True
+    for n, kind in turn["steer"]:
+        running[n].steers.append(kind)
     finished = set()
     for n in [*turn["cancel"], *([turn["run"]] if turn["run"] not in turn["cancel"] else [])]:
         if run_slice(loaded, control.watchdog, running[n], None if n in turn["cancel"] else SLICE):
@@ -274,7 +301,7 @@ def take_turn(loaded, control, running: dict, turn: dict) -> tuple[set, list[flo
 def run_slice(loaded, watchdog, generation: Generation, tokens: int | None) -> bool:
     """Resume one generation for `tokens` more tokens (None: to its end). True when it has ended."""
     from workbench.engine.events import Sampling
-    from workbench.engine.generate import stream_prompt
+    from workbench.engine.generate import Steering, stream_prompt
 
     message = generation.message
     if generation.events is None:
@@ -287,7 +314,8 @@ def run_slice(loaded, watchdog, generation: Generation, tokens: int | None) -> b
 
         generation.events = stream_prompt(loaded.model, loaded.tokenizer, message["prompt"],
                                           Sampling.from_dict(message["sampling"]), stop,
-                                          decoder=getattr(loaded, "decoder", None))
+                                          Steering.from_dict(message["steering"], take=generation.take_steer),
+                                          getattr(loaded, "prompt_cache", None), getattr(loaded, "decoder", None))
     # A long prompt on a big model takes a while before the first token: give it time per token.
     first = generation.tokens == 0
     seconds = max(watchdog.seconds, message["prompt_tokens"] * PREFILL_SECONDS_PER_TOKEN) if first else None

@@ -26,11 +26,15 @@ from workbench.errors import UserError
 PROMPT_CACHE_VARIABLE = "WORKBENCH_PROMPT_CACHE_GB"
 
 
-def prompt_cache_setting(environ=os.environ) -> float:
-    """GB of KV caches kept for reuse by later requests ($WORKBENCH_PROMPT_CACHE_GB, default 2; 0 keeps
-    only the latest generation's)."""
+def prompt_cache_setting(environ=os.environ, given: float | None = None) -> float:
+    """GB of KV caches kept for reuse by later requests: `given` (a command's --prompt-cache-gb), else
+    $WORKBENCH_PROMPT_CACHE_GB, default 2; 0 keeps only the latest generation's."""
     from workbench.engine.generate import DEFAULT_PROMPT_CACHE_GB
 
+    if given is not None:
+        if not 0 <= given < 1e6:
+            raise UserError(f"--prompt-cache-gb must be a number of GB, 0 or more (it is {given})")
+        return given
     text = environ.get(PROMPT_CACHE_VARIABLE, "").strip()
     if not text:
         return DEFAULT_PROMPT_CACHE_GB
