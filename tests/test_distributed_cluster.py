@@ -412,31 +412,37 @@ def test_cluster_endpoint_across_namespaces_streams_both_phases(four_layer_model
         assert [p.wait(timeout=60) for p in ranks] == [0, 0], "\n".join(log.read_text() for log in logs)
 
 
-def test_cluster_quantizes_the_kv_cache_as_one_process_does_and_refuses_a_draft():
+def test_cluster_quantizes_the_kv_cache_and_drafts_as_one_process_does():
+    """Each rank quantizes its KV cache and drafts with the whole draft model alike: the greedy answers are one
+    process's (a draft never changes a greedy answer), and the draft's proposals are counted."""
     from workbench.engine.events import Decoding
     from workbench.engine.thread import ThreadEngine
     from workbench.models.local import resolve_model
 
     nano = resolve_model("r1-nano")  # heads 32 wide: MLX can quantize its cache
-    draft = subprocess.run([sys.executable, "-m", "workbench", "cluster", "serve", "--model", str(nano),
-                            "--local-ranks", "2", "--draft", str(nano)], capture_output=True, text=True, timeout=60, env=env())
-    assert draft.returncode == 2 and draft.stderr.count("\n") == 1 and "cannot decode with a draft" in draft.stderr
+    bad = subprocess.run([sys.executable, "-m", "workbench", "cluster", "serve", "--model", str(nano),
+                          "--local-ranks", "2", "--draft-tokens", "0"], capture_output=True, text=True, timeout=60, env=env())
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--draft-tokens must be between 1 and 64" in bad.stderr
     request = ChatRequest.single("What is 1234 + 5678?", Sampling(temperature=0, max_tokens=60))
     with ThreadEngine() as engine:
         engine.load(nano).collect()
         local = list(engine.generate(ChatRequest(request.messages, request.sampling,
                                                  decoding=Decoding(kv_bits=8, kv_start=0))))
     assert local[-1].stats.kv_bits == 8
-    cluster = Cluster(nano, "--kv-bits", "8", "--kv-start", "0")
-    try:
-        remote = RemoteEngine(cluster.url)
-        remote.load().collect()
-        served = list(remote.generate(request))
-        assert cluster.output().count("KV cache: 8-bit from 0 tokens") == 2  # each rank decodes so
-    finally:
-        cluster.stop()
     text = lambda events: "".join(e.text for e in events if isinstance(e, (Think, Answer)))  # noqa: E731
-    assert isinstance(served[-1], Done) and text(served) == text(local) and len(text(local)) > 20
+    for extra in (("--kv-bits", "8", "--kv-start", "0"), ("--kv-bits", "8", "--kv-start", "0", "--draft", str(nano))):
+        cluster = Cluster(nano, *extra, "--deadline", "60")
+        try:
+            remote = RemoteEngine(cluster.url)
+            remote.load().collect()
+            served = list(remote.generate(request))
+            assert cluster.output().count("KV cache: 8-bit from 0 tokens") == 2  # each rank decodes so
+            drafted = "--draft" in extra
+            assert cluster.output().count(f"draft: {nano.name}, 3 tokens per step") == (2 if drafted else 0)
+            assert (served[-1].stats.draft_proposed > 0) == drafted, served[-1].stats
+        finally:
+            cluster.stop()
+        assert isinstance(served[-1], Done) and text(served) == text(local) and len(text(local)) > 20
 
 
 def test_the_ranks_reuse_caches_and_steer_alike_so_answers_are_one_process_s(taught_model):

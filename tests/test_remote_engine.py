@@ -207,6 +207,22 @@ def test_absurd_usage_is_not_shown_as_fact(usage):
     assert stats.prompt_tokens in (0, 3) and stats.peak_memory_gb == 0
 
 
+@pytest.mark.parametrize("theirs, expected", [
+    ({"kv_bits": 8, "kv_start": 0, "draft": "r1-1.5b", "draft_tokens": 3, "draft_proposed": 30, "draft_accepted": 21,
+      "draft_auto": "kept"}, (8, 0, "r1-1.5b", 3, 30, 21, "kept")),
+    ({"kv_bits": 5, "kv_start": -1, "draft": "\x1b]52;c;eA==\x07", "draft_tokens": 10**30, "draft_proposed": "30",
+      "draft_accepted": 1e300, "draft_auto": "\x1b[2J"}, (0, 0, "", 0, 0, 0, "")),
+    ({"kv_bits": True, "draft": "x" * 100_000, "draft_proposed": True}, (0, 0, "", 0, 0, 0, "")),
+])
+def test_the_servers_decoding_stats_are_kept_only_when_plausible(theirs, expected):
+    """Our server's stats say how it decoded (KV bits, the draft and its acceptance); from any server, an
+    escape sequence, an absurd count or a flag of the wrong type is not shown as fact."""
+    events = generate_from(fake_server([delta(reasoning="hm. "), delta(content="ok"), delta("stop"),
+                                        {"choices": [], "stats": theirs}]))
+    s = events[-1].stats
+    assert (s.kv_bits, s.kv_start, s.draft, s.draft_tokens, s.draft_proposed, s.draft_accepted, s.draft_auto) == expected
+
+
 @pytest.mark.parametrize("chunks, close_early, expected", [
     ([delta(content="half an ans")], True, "closed mid-response"),
     (["{not json"], False, "not JSON"),

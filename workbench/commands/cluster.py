@@ -14,12 +14,6 @@ import sys
 from workbench.commands.arguments import DEFAULT_PORT, add_prompt_cache_argument
 
 
-def argparse_suppress():
-    import argparse
-
-    return argparse.SUPPRESS  # accepted only to be refused in one line
-
-
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     init = sub.add_parser("init", help="check the hosts and write an mlx.launch hostfile")
@@ -53,7 +47,11 @@ def add_arguments(parser) -> None:
     serve.add_argument("--kv-start", type=int, default=None, metavar="N",
                        help="with --kv-bits: quantize once the cache holds N tokens (profile default: 5000)")
     add_prompt_cache_argument(serve)
-    serve.add_argument("--draft", default=None, metavar="MODEL", help=argparse_suppress())
+    serve.add_argument("--draft", default=None, metavar="MODEL",
+                       help="decode speculatively with this smaller model of the same tokenizer, loaded whole on "
+                            "every rank (default: the profile's; none: no draft)")
+    serve.add_argument("--draft-tokens", type=int, default=None, metavar="N",
+                       help="tokens the draft proposes per step (profile default: 3)")
     serve.set_defaults(mode="pipeline")
 
     status = sub.add_parser("status", help="which layers each rank holds and its memory")
@@ -157,7 +155,8 @@ def launch_command(args, model, hostfile=None, token_file=None) -> list[str]:
         command += ["--backend", hostfile.backend]
     if args.split:
         command += ["--split", args.split]
-    for flag, value in (("--kv-bits", getattr(args, "kv_bits", None)), ("--kv-start", getattr(args, "kv_start", None))):
+    for flag, value in (("--kv-bits", getattr(args, "kv_bits", None)), ("--kv-start", getattr(args, "kv_start", None)),
+                        ("--draft", getattr(args, "draft", None)), ("--draft-tokens", getattr(args, "draft_tokens", None))):
         if value is not None:
             command += [flag, str(value)]
     if getattr(args, "prompt_cache_gb", None) is not None:  # every rank alike, whatever its host's environment
@@ -180,13 +179,14 @@ def serve(args) -> int:
     if args.host not in LOOPBACK and not args.token:
         raise UserError(f"--host {args.host}: binding beyond loopback needs --token (or $WORKBENCH_TOKEN)")
     check_local_ranks(args)
-    if args.draft:
-        raise UserError(f"--draft {args.draft}: the cluster cannot decode with a draft model (each rank holds only "
-                        f"part of the model); drop --draft, or run the model on one machine with `workbench run --draft`")
+    if args.draft_tokens is not None and not 1 <= args.draft_tokens <= 64:
+        raise UserError(f"--draft-tokens must be between 1 and 64, not {args.draft_tokens}")
     if args.kv_start is not None and args.kv_start < 0:
         raise UserError(f"--kv-start must be a token count (0 or more), not {args.kv_start}")
     args.prompt_cache_gb = prompt_cache_setting(given=args.prompt_cache_gb)
     model = resolve_model(args.model)
+    if args.draft is not None:  # the ranks get a folder (the same path on every host), or '' for none
+        args.draft = "" if args.draft.lower() in ("none", "off", "") else str(resolve_model(args.draft))
     hostfile = None
     if args.local_ranks is None:
         hostfile = Hostfile.read(Path(args.hostfile or default_hostfile()))

@@ -43,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--deadline", type=float, default=20.0, help="seconds a collective may take")
     p.add_argument("--kv-bits", type=int, default=None, help="KV-cache bits (4, 8; 0: fp16; default: the profile's)")
     p.add_argument("--kv-start", type=int, default=None, help="tokens from which the KV cache is quantized")
+    p.add_argument("--draft", default=None, help="draft model folder (the same path on every host; '': none)")
+    p.add_argument("--draft-tokens", type=int, default=None, help="tokens the draft proposes per step")
     p.add_argument("--prompt-cache-gb", type=float, default=None,
                    help="KV caches kept for later requests, counted at the whole model's fp16 size (every rank alike)")
     return p.parse_args(argv)
@@ -111,22 +113,38 @@ def main(argv=None) -> int:
 
 
 def rank_decoder(loaded, args):
-    """How every rank decodes: the profile's KV-cache bits unless the command line says; never a draft (a rank
-    holds part of the model; `cluster serve --draft` is refused), which this says once if the profile has one."""
+    """How every rank decodes: KV-cache bits and draft from the command line over the profile's. A draft is
+    loaded whole on every rank (it is small), so each proposes the same tokens and keeps as many as the
+    others: the pipeline's ranks must run the same tokens. Its mode is always "on": `auto` decides by each
+    machine's own timing, and ranks that decided differently would part ways."""
+    from workbench.engine.decode import Draft, check_same_vocabulary
     from workbench.engine.events import Decoding
     from workbench.engine.generate import decoder_for
+    from workbench.engine.loader import load_model
     from workbench.engine.profiles import decoding_problem
     from workbench.errors import UserError
 
-    decoding = Decoding(kv_bits=args.kv_bits, kv_start=args.kv_start).over(loaded.profile.decoding)
+    decoding = Decoding(kv_bits=args.kv_bits, kv_start=args.kv_start, draft=args.draft,
+                        draft_tokens=args.draft_tokens).over(loaded.profile.decoding)
     problem = decoding_problem(decoding)
     if problem:
         raise UserError(problem)
+    draft = None
     if decoding.draft:
-        print(f"note: the profile's draft {decoding.draft} is not used: a cluster decodes without a draft", flush=True)
-    decoder = decoder_for(loaded, Decoding(kv_bits=decoding.kv_bits, kv_start=decoding.kv_start))
+        folder = Path(decoding.draft)
+        if not folder.is_dir():  # a profile's draft by name: found as `workbench run` finds it
+            from workbench.models.local import resolve_model
+
+            folder = resolve_model(decoding.draft)
+        helper = load_model(folder)
+        check_same_vocabulary(loaded.tokenizer, helper.tokenizer, loaded.info.name, folder.name)
+        draft = Draft(loaded.model, helper.model, folder.name)
+    decoder = decoder_for(loaded, Decoding(kv_bits=decoding.kv_bits, kv_start=decoding.kv_start,
+                                           draft_tokens=decoding.draft_tokens, draft_mode="on"), draft)
     if decoder.kv_bits:
         print(f"KV cache: {decoder.kv_bits}-bit from {decoder.kv_start:,} tokens", flush=True)
+    if draft is not None:
+        print(f"draft: {draft.name}, {decoder.draft_tokens} tokens per step (always on in a cluster)", flush=True)
     return decoder
 
 

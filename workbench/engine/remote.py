@@ -364,6 +364,9 @@ def unicode_text(text: str) -> str:
         return _SURROGATE.sub("\ufffd", text)
 
 
+MAX_NAME = 200  # characters of a name the server reports (its draft model's)
+
+
 def plausible_count(value) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PLAUSIBLE_TOKENS:
         return value
@@ -412,9 +415,17 @@ class StreamState:
             theirs = chunk["stats"]
             if theirs.get("thinking_cut") in CUTS:
                 self.stats.thinking_cut = theirs["thinking_cut"]
-            for key in ("thinking_extended", "inserted_tokens"):
+            for key in ("thinking_extended", "inserted_tokens", "kv_start", "draft_tokens", "draft_proposed",
+                        "draft_accepted"):
                 if plausible_count(theirs.get(key)) is not None:
                     setattr(self.stats, key, theirs[key])
+            if theirs.get("kv_bits") in (0, 4, 8) and not isinstance(theirs["kv_bits"], bool):
+                self.stats.kv_bits = theirs["kv_bits"]
+            if theirs.get("draft_auto") in ("", "kept", "dropped"):
+                self.stats.draft_auto = theirs["draft_auto"]
+            draft = theirs.get("draft")
+            if isinstance(draft, str) and len(draft) <= MAX_NAME and draft.isprintable():
+                self.stats.draft = unicode_text(draft)
             peak = chunk["stats"].get("peak_memory_gb")
             if isinstance(peak, int) and not isinstance(peak, bool):
                 peak = float(peak) if peak < MAX_PLAUSIBLE_GB else -1.0  # float() of 400 digits overflows
