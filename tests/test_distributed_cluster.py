@@ -21,7 +21,7 @@ import pytest
 
 from conftest import ROOT, WORKED, workbench_env
 from netns import ADDRESSES, needs_namespaces, two_hosts
-from workbench.engine.events import Answer, ChatRequest, Done, Failed, Loaded, Sampling, Think
+from workbench.engine.events import Answer, ChatRequest, Done, Drafted, Failed, Loaded, Sampling, Think
 from workbench.engine.remote import RemoteEngine
 
 pytestmark = pytest.mark.slow
@@ -440,6 +440,8 @@ def test_cluster_quantizes_the_kv_cache_and_drafts_as_one_process_does():
             drafted = "--draft" in extra
             assert cluster.output().count(f"draft: {nano.name}, 3 tokens per step") == (2 if drafted else 0)
             assert (served[-1].stats.draft_proposed > 0) == drafted, served[-1].stats
+            live = [e for e in served if isinstance(e, Drafted)]  # the acceptance so far, streamed as it goes
+            assert bool(live) == drafted and all(0 <= e.accepted <= e.proposed for e in live)
         finally:
             cluster.stop()
         assert isinstance(served[-1], Done) and text(served) == text(local) and len(text(local)) > 20

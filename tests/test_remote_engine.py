@@ -223,6 +223,17 @@ def test_the_servers_decoding_stats_are_kept_only_when_plausible(theirs, expecte
     assert (s.kv_bits, s.kv_start, s.draft, s.draft_tokens, s.draft_proposed, s.draft_accepted, s.draft_auto) == expected
 
 
+def test_a_servers_live_draft_acceptance_becomes_drafted_events_when_plausible():
+    from workbench.engine.events import Drafted
+
+    marks = [{"accepted": 3, "proposed": 5}, {"accepted": 6, "proposed": 5}, {"accepted": -1, "proposed": 5},
+             {"accepted": True, "proposed": 5}, {"accepted": "3", "proposed": 5}, [3, 5], None]
+    events = generate_from(fake_server([delta(reasoning="hm. "), *({"choices": [], "workbench_drafted": m} for m in marks),
+                                        delta(content="ok"), delta("stop")]))
+    assert [e for e in events if isinstance(e, Drafted)] == [Drafted(3, 5)]
+    assert (events[-1].stats.thinking_tokens, events[-1].stats.answer_tokens) == (1, 1)  # not counted as tokens
+
+
 @pytest.mark.parametrize("chunks, close_early, expected", [
     ([delta(content="half an ans")], True, "closed mid-response"),
     (["{not json"], False, "not JSON"),

@@ -28,8 +28,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-from workbench.engine.events import Answer, ChatRequest, Done, Failed, Message, Sampling, Stats, Steered, Think
-from workbench.engine.openai_steering import ACTIONS, NAMES, STEERED, request_steering, steered_delta, text_field
+from workbench.engine.events import Answer, ChatRequest, Done, Drafted, Failed, Message, Sampling, Stats, Steered, Think
+from workbench.engine.openai_steering import ACTIONS, DRAFTED, NAMES, STEERED, request_steering, steered_delta, text_field
 
 MAX_BODY = 4 << 20
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -333,6 +333,8 @@ class Handler(BaseHTTPRequestHandler):
                     send(chunk({"content": event.text}))
                 elif isinstance(event, Steered):
                     send(chunk(steered_delta(event)))
+                elif isinstance(event, Drafted):
+                    send({**head, "choices": [], DRAFTED: {"accepted": event.accepted, "proposed": event.proposed}})
                 elif isinstance(event, Failed):
                     send({"error": {"message": event.message, "type": "server_error"}})
                 elif isinstance(event, Done):

@@ -7,13 +7,14 @@ A server that steers says so in its `GET /v1/models` entry: `"owned_by": "workbe
 travels as a delta whose `reasoning_content` is its text (plain OpenAI clients just read more thinking)
 and whose `workbench_steered` is `{"kind", "text", "tokens"}`; a non-streamed message lists them all in
 `workbench_steered`. The stats extension (`stats`) carries `thinking_cut`, `thinking_extended` and
-`inserted_tokens`. While a response streams, `POST /v1/chat/completions/<id>/steer` with
+`inserted_tokens`. While a draft model is used, a chunk with no choices carries `workbench_drafted`
+(`{"accepted", "proposed"}` so far) every few tokens, for a live acceptance rate. While a response streams, `POST /v1/chat/completions/<id>/steer` with
 `{"action": "answer_now" | "extend"}` steers it live (`id` is the response's).
 """
 
 from __future__ import annotations
 
-from workbench.engine.events import EFFORTS, ChatRequest, Steered
+from workbench.engine.events import EFFORTS, ChatRequest, Drafted, Steered
 from workbench.terminal import encodable
 
 MAX_THINKING_TOKENS = 1 << 20  # a budget beyond this is a mistake, not a wish
@@ -28,6 +29,7 @@ TEXTS = ("wait_text", "continue_thinking")
 FLAGS = ("answer_on_loop", "keep_thinking")
 NAMES = (*BUDGET_NAMES, *MESSAGE_NAMES, EFFORT_NAME, MIN_NAME, *TEXTS, *FLAGS)
 STEERED = "workbench_steered"
+DRAFTED = "workbench_drafted"  # a chunk's {"accepted", "proposed"}: speculative decoding so far (live rate)
 ACTIONS = ("answer_now", "extend")  # live steering requests (`Job.answer_now`, `Job.extend`)
 KINDS = ("budget", "answer_now", "loop", "wait")  # Steered kinds
 CUTS = ("budget", "answer_now", "loop")  # Stats.thinking_cut values
@@ -128,3 +130,14 @@ def serves_steering(entry) -> bool:
     """Whether a `/v1/models` entry is our server saying it steers."""
     return (isinstance(entry, dict) and entry.get("owned_by") == "workbench"
             and isinstance(entry.get("workbench"), dict) and entry["workbench"].get("steer") is True)
+
+
+def drafted_from(marker) -> "Drafted | None":
+    """The Drafted event a server's `workbench_drafted` stands for; None for anything implausible."""
+    if not isinstance(marker, dict):
+        return None
+    accepted, proposed = marker.get("accepted"), marker.get("proposed")
+    counts = (accepted, proposed)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_THINKING_TOKENS * 64 for n in counts):
+        return None
+    return Drafted(accepted, proposed) if accepted <= proposed else None

@@ -33,7 +33,7 @@ from workbench.engine.events import (
 )
 from workbench.engine.job import Job
 from workbench.engine.openai_steering import (
-    ACTIONS, CUTS, STEERED, serves_steering, steered_from, steering_body,
+    ACTIONS, CUTS, DRAFTED, STEERED, drafted_from, serves_steering, steered_from, steering_body,
 )
 from workbench.engine.protocol import Capabilities
 from workbench.engine.splitter import ReasoningSplitter
@@ -431,6 +431,7 @@ class StreamState:
                 peak = float(peak) if peak < MAX_PLAUSIBLE_GB else -1.0  # float() of 400 digits overflows
             plausible = isinstance(peak, float) and math.isfinite(peak) and 0 <= peak < MAX_PLAUSIBLE_GB
             self.stats.peak_memory_gb = peak if plausible else 0.0
+        drafted = drafted_from(chunk.get(DRAFTED))  # our server's live acceptance of its draft
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else []:
             if not isinstance(choice, dict):
@@ -457,7 +458,7 @@ class StreamState:
                 self.finish = str(choice["finish_reason"])
         for event in out:
             self._count(event)
-        return [e if isinstance(e, Steered) else type(e)(e.text, 1) for e in out]
+        return [e if isinstance(e, Steered) else type(e)(e.text, 1) for e in out] + ([drafted] if drafted else [])
 
     def end(self) -> list:
         out = self.splitter.finish() if self.splitter else []
