@@ -157,3 +157,28 @@ def test_a_thinking_budget_is_honoured(served):
                                                   messages=[{"role": "user", "content": QUESTION}],
                                                   extra_body={"max_thinking_tokens": 3})
     assert reply.usage.completion_tokens_details.reasoning_tokens == 3
+
+
+def test_serve_decodes_every_request_with_its_draft_and_says_so(taught_model):
+    """`serve --draft`: every request drafts (the same greedy answer), the acceptance streams live and the stats
+    name the draft; a draft that is not there is one line before anything is served."""
+    from workbench.engine.events import Decoding, Drafted
+    from workbench.engine.remote import RemoteEngine
+
+    with pytest.raises(UserError, match="no-such-draft"):
+        open_server(str(taught_model), decoding=Decoding(draft="no-such-draft"))
+    local = open_server(str(taught_model), decoding=Decoding(draft=str(taught_model), draft_mode="on")).start()
+    try:
+        remote = RemoteEngine(local.url.removesuffix("/v1"))
+        remote.load().collect()
+        events = list(remote.generate(ChatRequest.single(QUESTION, Sampling(temperature=0, max_tokens=80))))
+    finally:
+        local.close()
+    with ThreadEngine(prompt_cache_gb=0) as plain:
+        plain.load(taught_model).collect()
+        thinking, answer, _ = plain.generate(ChatRequest.single(QUESTION, Sampling(temperature=0, max_tokens=80))).collect()
+    text = lambda kind: "".join(e.text for e in events if type(e).__name__ == kind)  # noqa: E731
+    assert (text("Think"), text("Answer")) == (thinking, answer)
+    stats = events[-1].stats
+    assert stats.draft == taught_model.name and stats.draft_proposed >= stats.draft_accepted > 0
+    assert any(isinstance(e, Drafted) for e in events)

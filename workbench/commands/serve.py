@@ -1,11 +1,11 @@
-"""`workbench serve --model M [--port P] [--host H] [--token T]`: an OpenAI-compatible server on this
-machine (the API of `workbench cluster serve`), reusing prompt caches across requests."""
+"""`workbench serve --model M [--port P] [--host H] [--token T] [--kv-bits B] [--draft D]`: an OpenAI-compatible
+server on this machine (the API of `workbench cluster serve`), reusing prompt caches across requests."""
 
 from __future__ import annotations
 
 import os
 
-from workbench.commands.arguments import DEFAULT_PORT, add_prompt_cache_argument
+from workbench.commands.arguments import DEFAULT_PORT, add_decoding_arguments, add_prompt_cache_argument, decoding_from_args
 
 
 def add_arguments(parser) -> None:
@@ -15,6 +15,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--token", default=os.environ.get("WORKBENCH_TOKEN"),
                         help="bearer token required on every request (default: $WORKBENCH_TOKEN)")
     add_prompt_cache_argument(parser)
+    add_decoding_arguments(parser)
 
 
 def main(args) -> int:
@@ -22,7 +23,7 @@ def main(args) -> int:
     from workbench.engine.thread import prompt_cache_setting
 
     gb = prompt_cache_setting(given=args.prompt_cache_gb)
-    local = open_server(args.model, args.host, args.port, args.token, gb)
+    local = open_server(args.model, args.host, args.port, args.token, gb, decoding_from_args(args))
     print(f"serving {local.model_name} on {local.url} (Ctrl-C stops)", flush=True)
     try:
         local.serve_forever()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from workbench.distributed.rank import prepare
 from workbench.distributed.server import ChatServer
-from workbench.engine.events import ChatRequest, Failed
+from workbench.engine.events import ChatRequest, Decoding, Failed
 from workbench.engine.thread import ThreadEngine
 from workbench.errors import UserError
 
@@ -46,11 +46,14 @@ class LocalServer:
 
 
 def open_server(model: str | None, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
-                prompt_cache_gb: float | None = None) -> LocalServer:
-    """Bind `host:port` (0: any free port), then load `model`; UserError in one line when either fails."""
+                prompt_cache_gb: float | None = None, decoding: Decoding = Decoding()) -> LocalServer:
+    """Bind `host:port` (0: any free port), then load `model`; UserError in one line when either fails.
+    `decoding`: how every request decodes (KV-cache bits, a draft), over the model's profile."""
     from workbench.models.local import resolve_model
 
     folder = resolve_model(model)
+    if decoding.draft:
+        resolve_model(decoding.draft)  # a draft that is not there is one line now, not a failure per request
     try:
         server = ChatServer((host, port), lambda request: None, folder.name, token, steers=True)
     except (OSError, ValueError) as e:
@@ -69,7 +72,8 @@ def open_server(model: str | None, host: str = "127.0.0.1", port: int = 0, token
     def submit(request: ChatRequest):
         # the prompt and max_tokens checked against the context here (the tokenizer only), refused with 400
         sampling = prepare(loaded, request)["sampling"]
-        return engine.generate(replace(request, sampling=replace(request.sampling, max_tokens=sampling["max_tokens"])))
+        return engine.generate(replace(request, sampling=replace(request.sampling, max_tokens=sampling["max_tokens"]),
+                                       decoding=decoding))
 
     server.submit, server.model_id = submit, loaded.info.name
     return LocalServer(server, engine, loaded.info.name)
