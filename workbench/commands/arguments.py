@@ -68,6 +68,9 @@ def add_decoding_arguments(parser) -> None:
                         help="tokens the draft proposes per step (profile default: 3)")
     parser.add_argument("--draft-mode", choices=DRAFT_MODES, default=None,
                         help="auto (default): measure the first tokens with and without the draft, keep the faster")
+    parser.add_argument("--context", type=int, default=None, metavar="TOKENS",
+                        help="tokens the model may attend to, prompt and response (default: the model's own, "
+                        "max_position_embeddings): a longer prompt is refused, the response stops where it is full")
 
 
 def decoding_from_args(args):
@@ -79,10 +82,11 @@ def decoding_from_args(args):
     draft = args.draft
     decoding = Decoding(kv_bits=args.kv_bits, kv_start=args.kv_start,
                         draft="" if draft is not None and draft.lower() in ("none", "off", "") else draft,
-                        draft_tokens=args.draft_tokens, draft_mode=args.draft_mode)
+                        draft_tokens=args.draft_tokens, draft_mode=args.draft_mode, context=args.context)
     problem = decoding_problem(decoding)
     if problem:
-        raise UserError(problem.replace("kv_start", "--kv-start").replace("draft_tokens", "--draft-tokens"))
+        raise UserError(problem.replace("kv_start", "--kv-start").replace("draft_tokens", "--draft-tokens")
+                        .replace("context must", "--context must"))
     return decoding
 
 
@@ -91,8 +95,8 @@ def refuse_decoding(engine, decoding, endpoint) -> None:
     from workbench.errors import UserError
 
     if decoding.local and not engine.capabilities.decode:
-        raise UserError(f"{endpoint or 'this engine'} decodes on its own machine: --kv-bits and --draft apply only "
-                        f"to a model run here; drop them (or set them where the model is served)")
+        raise UserError(f"{endpoint or 'this engine'} decodes on its own machine: --kv-bits, --draft and --context "
+                        f"apply only to a model run here; drop them (or set them where the model is served)")
 
 
 def add_prompt_cache_argument(parser) -> None:

@@ -54,6 +54,7 @@ class Decoder:
     draft_tokens: int = 3
     auto: bool = False
     kv_group_size: int = KV_GROUP_SIZE
+    context: int | None = None  # tokens of prompt and response the model may attend to (None: unbounded)
 
     @property
     def key(self) -> tuple:
@@ -65,6 +66,7 @@ class Decoder:
 
     def describe(self, stats) -> None:
         stats.kv_bits, stats.kv_start = self.kv_bits, self.kv_start if self.kv_bits else 0
+        stats.context = self.context or 0
         if self.draft is not None:
             stats.draft, stats.draft_tokens = self.draft.name, self.draft_tokens
 

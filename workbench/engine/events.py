@@ -63,6 +63,9 @@ class Decoding:
     draft: str | None = None  # a draft model (name or folder) sharing the tokenizer; "": none
     draft_tokens: int | None = None  # tokens the draft proposes per step
     draft_mode: str | None = None  # "on", or "auto": measure with and without the draft, keep the faster
+    # Tokens the model may attend to, prompt and response (0: the model's own, its max_position_embeddings):
+    # a longer prompt is refused, the response stops where it is full.
+    context: int | None = None
 
     def over(self, defaults: "Decoding") -> "Decoding":
         return Decoding(**{f.name: getattr(defaults, f.name) if getattr(self, f.name) is None else getattr(self, f.name)
@@ -71,7 +74,7 @@ class Decoding:
     @property
     def local(self) -> bool:
         """Whether this asks for anything (then the engine must run the model here)."""
-        return bool(self.kv_bits or self.draft)
+        return bool(self.kv_bits or self.draft or self.context)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Decoding":
@@ -139,6 +142,7 @@ class Stats:
     draft_proposed: int = 0  # tokens the draft proposed in all
     draft_accepted: int = 0  # of those, tokens the model accepted (and emitted)
     draft_auto: str = ""  # draft mode auto's verdict: "kept" (faster with the draft) | "dropped"
+    context: int = 0  # the tokens it could attend to, prompt and response (0: unbounded)
 
     @property
     def generated_tokens(self) -> int:
@@ -189,8 +193,14 @@ class Stats:
             parts.append(self.draft_line())
         if self.peak_memory_gb:
             parts.append(f"peak {memory_text(self.peak_memory_gb)}")
-        parts.append(self.finish_reason or "?")
+        parts.append(f"length: the {self.context:,}-token context is full" if self.context_full else self.finish_reason or "?")
         return " · ".join(parts)
+
+    @property
+    def context_full(self) -> bool:
+        """Generation stopped because the context held no more."""
+        return (self.finish_reason == "length" and self.context > 0
+                and self.prompt_tokens + self.generated_tokens + self.inserted_tokens >= self.context)
 
     def draft_line(self) -> str:
         """E.g. 'draft r1-distill-qwen-1.5b-4bit: 61% accepted (244/400)' (auto: ', kept' / ', dropped')."""
@@ -218,6 +228,7 @@ class ModelInfo:
     location: str = "local"  # "local", or the endpoint URL of a remote engine
     profile: dict = field(default_factory=dict)
     device: str = ""  # where MLX computes: "gpu" or "cpu" (this machine's cores); "" when not known
+    context: int = 0  # tokens the model can attend to (its config's max_position_embeddings); 0 when not known
 
 
 # ---- events ---------------------------------------------------------------------------------

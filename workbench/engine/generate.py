@@ -22,7 +22,7 @@ from workbench.engine.events import (
 )
 from workbench.engine.loader import LoadedModel
 from workbench.engine.memory import wired_limit
-from workbench.engine.profiles import effort_budget
+from workbench.engine.profiles import completion_room, effort_budget, model_context, request_context
 from workbench.engine.prompt import build_prompt, can_turn_thinking_off, ensure_think_prefix, opens_thinking
 from workbench.engine.splitter import CLOSE, ReasoningSplitter
 from workbench.errors import UserError
@@ -219,11 +219,14 @@ def stream_reasoning(loaded: LoadedModel, request: ChatRequest, stop: StopCheck 
 
 
 def decoder_for(loaded: LoadedModel, decoding: Decoding, draft: Draft | None = None) -> Decoder:
-    """The Decoder of a request's decoding settings (already over the profile's); `draft` loaded by the engine."""
+    """The Decoder of a request's decoding settings (already over the profile's); `draft` loaded by the engine.
+    UserError for a context longer than the model's own."""
     kv_bits = decoding.kv_bits or 0
+    context = request_context(decoding.context, model_context(loaded.config, loaded.tokenizer), loaded.info.name)
     return Decoder(kv_bits=kv_bits, kv_start=max(0, decoding.kv_start or 0), draft=draft,
                    draft_tokens=decoding.draft_tokens or 3, auto=decoding.draft_mode == "auto",
-                   kv_group_size=kv_group_size(loaded.config, loaded.info.name) if kv_bits else KV_GROUP_SIZE)
+                   kv_group_size=kv_group_size(loaded.config, loaded.info.name) if kv_bits else KV_GROUP_SIZE,
+                   context=context)
 
 
 def single_token(tokenizer, text: str) -> int | None:
@@ -251,6 +254,9 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
         cache.clear()
         cache.decoded_with = decoder.key
     tokens = encode_prompt(tokenizer, prompt)  # the context: prompt, then what was generated or inserted
+    limit = sampling.max_tokens or -1  # tokens generated or inserted
+    if decoder.context:
+        limit = completion_room(len(tokens), sampling.max_tokens, decoder.context)
     splitter = ReasoningSplitter(start_in_thinking=opens_thinking(prompt), mid_block=steering.mid_block)
     detokenizer = tokenizer.detokenizer
     detokenizer.reset()
@@ -260,7 +266,6 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
     eos = set(tokenizer.eos_token_ids)
     close_id = single_token(tokenizer, CLOSE)  # min thinking and extend need `</think>` as one token
     sampler = make_sampler(temp=sampling.temperature or 0.0, top_p=sampling.top_p or 0.0)
-    limit = sampling.max_tokens or -1  # tokens generated or inserted
     stats = Stats(prompt_tokens=len(tokens))
     decoder.describe(stats)
     first = think_end = None

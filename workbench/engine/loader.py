@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine.events import ModelInfo
-from workbench.engine.profiles import Profile, load_profile
+from workbench.engine.profiles import Profile, load_profile, model_context
 from workbench.errors import ModelLoadError
 from workbench.models.local import quantization_label
 from workbench.models.identity import file_hashes
@@ -178,5 +178,6 @@ def load_model(folder: Path, adapter: str | Path | None = None, trust_remote_cod
         name=folder.name, path=str(folder), model_type=config.get("model_type", ""),
         quantization=quantization_label(config), parameters=int(get_total_parameters(model)),
         adapter=str(adapter) if adapter else None, profile=profile.to_dict(), device=compute_device(),
+        context=model_context(config, tokenizer) or 0,
     )
     return LoadedModel(model, tokenizer, config, profile, info)

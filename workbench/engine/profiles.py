@@ -41,6 +41,7 @@ class Profile:
     draft: str = ""
     draft_tokens: int = 3
     draft_mode: str = "auto"
+    context: int = 0  # tokens of prompt and response the model may attend to (0: its own, max_position_embeddings)
 
     @property
     def sampling(self) -> Sampling:
@@ -49,7 +50,7 @@ class Profile:
     @property
     def decoding(self) -> Decoding:
         return Decoding(kv_bits=self.kv_bits, kv_start=self.kv_start, draft=self.draft,
-                        draft_tokens=self.draft_tokens, draft_mode=self.draft_mode)
+                        draft_tokens=self.draft_tokens, draft_mode=self.draft_mode, context=self.context)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Profile":
@@ -72,7 +73,46 @@ def decoding_problem(d: Decoding) -> str | None:
         return f"draft_tokens must be between 1 and 64, not {d.draft_tokens!r}"
     if d.draft_mode is not None and d.draft_mode not in DRAFT_MODES:
         return f"draft_mode must be {' or '.join(DRAFT_MODES)}, not {d.draft_mode!r}"
+    if d.context is not None and (not isinstance(d.context, int) or isinstance(d.context, bool) or d.context < 0):
+        return f"context must be a token count (0: the model's own), not {d.context!r}"
     return None
+
+
+class ContextExceeded(UserError):
+    """A prompt leaves no room in the context (an OpenAI server answers `context_length_exceeded`)."""
+
+
+def model_context(config: dict, tokenizer=None) -> int | None:
+    """Tokens the model can attend to (prompt + completion): its config's max_position_embeddings (a
+    multimodal model's text_config's), else the tokenizer's model_max_length; None when neither says."""
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    for value in (config.get("max_position_embeddings"), text.get("max_position_embeddings"),
+                  getattr(tokenizer, "model_max_length", None)):
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << 40:
+            return value
+    return None
+
+
+def request_context(asked: int | None, own: int | None, model: str) -> int | None:
+    """The context a request runs within: the one it asks for (None or 0: the model's own, None when unknown);
+    more than the model's own is refused (positions it was never trained on)."""
+    if not asked:
+        return own
+    if own is not None and asked > own:
+        raise UserError(f"a context of {asked:,} tokens is more than {model}'s own context of {own:,} tokens "
+                        f"(max_position_embeddings in its config.json): set {own:,} or less")
+    return asked
+
+
+def completion_room(prompt_tokens: int, max_tokens: int | None, context: int) -> int:
+    """The tokens a response may take within `context` after a prompt of `prompt_tokens`: `max_tokens` capped
+    to what is left (None or 0: all of it). ContextExceeded when the prompt leaves nothing."""
+    room = context - prompt_tokens
+    if room < 1:
+        raise ContextExceeded(f"the prompt is {prompt_tokens:,} tokens, it leaves no room in the context of "
+                              f"{context:,} tokens: set a longer context (--context, the app's settings, "
+                              f"profile.toml `context`) or shorten the chat")
+    return room if not max_tokens or max_tokens < 0 else min(max_tokens, room)
 
 
 # Thinking-token budgets per effort level by model size (parameters up to the first number): small
