@@ -73,3 +73,34 @@ async def test_the_status_line_shows_the_drafts_acceptance_live_and_at_the_end()
         hold.set()
         await wait_for(pilot, lambda: done(app))
         assert "draft 75% accepted" in status.text.plain and "stop" in status.text.plain
+
+
+async def test_the_context_round_trips_through_the_settings_and_shows_in_the_status_line():
+    from workbench.engine.events import ModelInfo
+
+    engine = LocalScripted([script_from_text("t", "a"), script_from_text("t", "b")])
+    app = WorkbenchApp(engine)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        engine.info = ModelInfo("scripted", "", profile={"context": 0}, context=4096)  # as a loaded model says
+        screen, problem = await settings_refused(pilot, app, "context", "-2")
+        assert "context must be a token count" in problem
+        assert screen.query_one("#context", Input).placeholder == "default: 4096"  # the model's own
+        screen.query_one("#context", Input).value = "8192"
+        screen.query_one("#context", Input).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        status = app.query_one(StatusLine)
+        assert "ctx 8,192" in status.text.plain
+        await submit(pilot, app)
+        await wait_for(pilot, lambda: done(app))
+        assert engine.requests[0].decoding.context == 8192
+        assert "ctx 8,192" in status.text.plain  # still there once the response is done
+        await pilot.press("ctrl+s")  # reopened: the value saved
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        assert app.screen.query_one("#context", Input).value == "8192"
+        app.screen.query_one("#context", Input).value = ""  # back to the model's own
+        app.screen.query_one("#context", Input).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        assert app.decoding.context is None and "ctx" not in status.text.plain

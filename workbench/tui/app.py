@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -244,6 +245,7 @@ class WorkbenchApp(App):
         self.status.model = printable(message.info.name)
         remote = message.info.location not in ("", "local")
         self.status.where = printable(message.info.location) if remote else ""
+        self.status.context = self.decoding.context
         self.status.show("ready")
         self.sub_title = printable(f"{message.info.name} on {message.info.location}" if remote else message.info.name)
         if remote and self.engine.capabilities.cluster:
@@ -857,10 +859,13 @@ class WorkbenchApp(App):
         def saved(settings: tuple[Sampling, Decoding] | None) -> None:
             if settings is not None:
                 self.sampling, self.decoding = settings
+                self.status.set_context(self.decoding.context)
                 self.notify("Settings saved.", markup=False, timeout=2)
 
-        self.push_screen(SettingsScreen(self.sampling, defaults, self.decoding,
-                                        Decoding.from_dict(info.profile) if info else Decoding()), saved)
+        decoding_defaults = Decoding.from_dict(info.profile) if info else Decoding()
+        if info and not decoding_defaults.context:  # the profile's, else the model's own
+            decoding_defaults = replace(decoding_defaults, context=info.context or None)
+        self.push_screen(SettingsScreen(self.sampling, defaults, self.decoding, decoding_defaults), saved)
 
     @on(Markdown.LinkClicked)
     def link_clicked(self, event: Markdown.LinkClicked) -> None:

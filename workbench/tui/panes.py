@@ -404,6 +404,8 @@ class StatusLine(Widget):
         self.every = self.EVERY  # the app sets it from its frame (a redraw every few frames)
         self.budget: int | None = None  # the response's thinking budget: "thinking 812/1024 tok"
         self.draft = ""  # speculative decoding's acceptance so far: "draft 61% accepted"
+        self.context: int | None = None  # the context the user set (shown after the model: "ctx 8,192")
+        self._shown: tuple = ((), "")  # the parts and style last shown (redrawn when the context changes)
 
     def render(self) -> Text:
         return self.text
@@ -417,8 +419,10 @@ class StatusLine(Widget):
         """`apart`: redraw in a screen update of its own, after the one pending. Textual composes an
         update's bounding box, so this line and a streamed pane row in one update would redraw
         every widget between them."""
+        self._shown = (parts, style)
         model = f"{self.model} on {self.where}" if self.where and self.model else self.model
-        self.text = Text(" · ".join(p for p in (model, *parts) if p), style=style, no_wrap=True,
+        context = f"ctx {self.context:,}" if self.context else ""
+        self.text = Text(" · ".join(p for p in (model, context, *parts) if p), style=style, no_wrap=True,
                          overflow="ellipsis")
         if self.cluster:
             self.text.append("\n" + self.cluster, style="dim")
@@ -426,6 +430,12 @@ class StatusLine(Widget):
             self.call_after_refresh(self.refresh)
         else:
             self.refresh()
+
+    def set_context(self, context: int | None) -> None:
+        """The context the user set, shown after the model from now on (the line as it was, redrawn)."""
+        self.context = context
+        parts, style = self._shown
+        self.show(*parts, style=style)
 
     def set_cluster(self, line: str) -> None:
         """Our cluster's ranks (which layers each holds, its memory) on a second line."""

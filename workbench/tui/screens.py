@@ -86,14 +86,14 @@ class PullScreen(ModalScreen[None]):
 
 
 class SettingsScreen(ModalScreen["tuple[Sampling, Decoding] | None"]):
-    """Temperature, top-p, max tokens, seed; KV-cache bits and the draft model (`Decoding`). Empty means the
-    model profile's default."""
+    """Temperature, top-p, max tokens, seed; the context, KV-cache bits and the draft model (`Decoding`). Empty
+    means the model profile's default (the context: the model's own)."""
 
     CSS_PATH = HERE / "settings.tcss"
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
     FIELDS = (("temperature", "Temperature", "number"), ("top_p", "Top-p", "number"),
               ("max_tokens", "Max tokens", "integer"), ("seed", "Seed", "integer"))
-    DECODING_FIELDS = (("kv_bits", "KV bits", "integer"), ("kv_start", "KV from token", "integer"),
+    DECODING_FIELDS = (("context", "Context tokens", "integer"), ("kv_bits", "KV bits", "integer"), ("kv_start", "KV from token", "integer"),
                        ("draft", "Draft model", "text"), ("draft_tokens", "Draft tokens", "integer"),
                        ("draft_mode", "Draft mode", "text"))
 
@@ -113,7 +113,8 @@ class SettingsScreen(ModalScreen["tuple[Sampling, Decoding] | None"]):
                     yield Label(label)
                     yield Input("" if value is None else str(value), type=kind, id=name,
                                 placeholder="random" if name == "seed" and default is None else f"default: {default}")
-            yield Label("Decoding: KV cache 4 or 8 bits (0 off); a draft model sharing the tokenizer (on/auto)",
+            yield Label("Decoding: context (prompt and response tokens); KV cache 4 or 8 bits (0 off); a draft model "
+                        "sharing the tokenizer (on/auto)",
                         classes="section")
             for name, label, kind in self.DECODING_FIELDS:
                 value = getattr(self.decoding, name)
