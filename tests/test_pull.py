@@ -391,3 +391,27 @@ def test_resume_after_killed_download(hub, tmp_path, workbench_home, monkeypatch
     assert read_manifest(folder)["files"]["model.safetensors"]["sha256"] == hashlib.sha256(weights).hexdigest()
     assert all(hub.gets[n] == before[n] == 1 for n in small)  # complete files are not downloaded again
     assert hub.gets["model.safetensors"] == 1
+
+
+def test_the_fit_check_counts_the_kv_cache_at_the_context_and_bits_asked(hub, workbench_home, tiny_model, capsys):
+    from workbench.cli import main
+    from workbench.models.catalog import config_kv_cache_bytes
+    from workbench.models.pull import check_fit, plan_pull
+
+    config = json.loads((tiny_model / "config.json").read_text())
+    weights = (tiny_model / "model.safetensors").stat().st_size
+    default, small = plan_pull(REPO), plan_pull(REPO, context=8192, kv_bits=4)
+    assert (default.context, default.kv_bits) == (32768, 0)
+    assert small.memory_needed == weights + config_kv_cache_bytes(config, 8192, 4) + 1_000_000_000
+    assert small.memory_needed < default.memory_needed
+    between = int((small.memory_needed + default.memory_needed) / 2 / 0.75)  # usable: 75% of it
+    with pytest.raises(UserError, match=r"at 32k context with an fp16 KV cache.*--force"):
+        check_fit(default, between, 10**12)
+    check_fit(small, between, 10**12)  # fits
+    with pytest.raises(UserError, match=r"at 8k context with a 4-bit KV cache"):
+        check_fit(small, int(between * 0.9), 10**12)
+
+    assert main(["pull", REPO, "--name", "short", "--context", "0"]) == 2
+    assert "--context must be 1 token or more" in capsys.readouterr().err
+    assert main(["pull", REPO, "--name", "short", "--context", "8192", "--kv-bits", "4"]) == 0
+    assert "pulled short" in capsys.readouterr().out

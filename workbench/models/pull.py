@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Callable
 
 from workbench.errors import UserError
-from workbench.models.catalog import RUNTIME_OVERHEAD, CatalogEntry, find_entry, profile_toml
+from workbench.models.catalog import CONTEXT, KV_GROUP, RUNTIME_OVERHEAD, CatalogEntry, find_entry, kv_cache_bytes, profile_toml
 from workbench.models.identity import sha256_and_git_oid
 from workbench.models.local import check_model_name
 from workbench.models.manifest import MANIFEST, file_record, read_manifest, write_manifest
-from workbench.models.recommend import download_dir, free_disk, gb, machine_memory, usable_memory
+from workbench.models.recommend import context_words, download_dir, free_disk, gb, machine_memory, usable_memory
 from workbench.paths import user_models_dir
 
 # What mlx-lm needs to load a model; never *.py (no remote code), nor other frameworks' weights.
@@ -50,7 +50,9 @@ class PullPlan:
     entry: CatalogEntry | None
     name: str  # the folder in the user models directory
     missing_bytes: int = 0  # not yet in the cache
-    memory_needed: int = 0
+    memory_needed: int = 0  # weights, the KV cache of `context` tokens at `kv_bits`, the runtime's overhead
+    context: int = CONTEXT
+    kv_bits: int = 0  # 0: fp16
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -74,8 +76,10 @@ def _hub_error(repo: str, revision: str | None, e: Exception) -> UserError:
     return UserError(f"{repo}: the hub could not be reached ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
 
 
-def plan_pull(name_or_repo: str, revision: str | None = None, name: str | None = None) -> PullPlan:
-    """Ask the hub what `name_or_repo` at `revision` is: its commit and the files mlx-lm needs."""
+def plan_pull(name_or_repo: str, revision: str | None = None, name: str | None = None, context: int = CONTEXT,
+              kv_bits: int = 0) -> PullPlan:
+    """Ask the hub what `name_or_repo` at `revision` is: its commit and the files mlx-lm needs; the memory it
+    needs counts a KV cache of `context` tokens at `kv_bits` (0: fp16)."""
     from huggingface_hub import HfApi
     from huggingface_hub.hf_api import RepoFile
 
@@ -97,11 +101,12 @@ def plan_pull(name_or_repo: str, revision: str | None = None, name: str | None =
              for f in tree if isinstance(f, RepoFile) and any(fnmatch.fnmatch(f.path.split("/")[-1], p) for p in NEEDED)]
     if not any(f.path.endswith(".safetensors") for f in files) or not any(f.path == "config.json" for f in files):
         raise UserError(f"{repo}: no config.json and *.safetensors at {info.sha[:12]} (not an MLX / safetensors model)")
-    plan = PullPlan(repo, revision or "main", info.sha, files, entry, name or (entry.name if entry else repo.split("/")[-1]))
+    plan = PullPlan(repo, revision or "main", info.sha, files, entry, name or (entry.name if entry else repo.split("/")[-1]),
+                    context=context, kv_bits=kv_bits)
     cached = _snapshot_dir(repo, plan.commit)
     plan.missing_bytes = sum(f.size for f in files if not (cached / f.path).is_file())
     weights = sum(f.size for f in files if f.path.endswith(".safetensors"))  # the hub's sizes, not an estimate
-    kv = entry.kv_cache_bytes() if entry else _kv_cache_from_config(plan, weights)
+    kv = entry.kv_cache_bytes(context, kv_bits) if entry else _kv_cache_from_config(plan, weights)
     plan.memory_needed = weights + kv + int(RUNTIME_OVERHEAD)
     return plan
 
@@ -111,19 +116,20 @@ def _snapshot_dir(repo: str, commit: str) -> Path:
 
 
 def _kv_cache_from_config(plan: PullPlan, weights: int) -> int:
-    """fp16 KV cache at 32k context from config.json's attention sizes (a fifth of the weights if unusual)."""
+    """The plan's KV cache from config.json's attention sizes (if unusual: a fifth of the weights at 32k, fp16)."""
     from huggingface_hub import hf_hub_download
 
     from workbench.models.catalog import config_kv_cache_bytes
 
     try:
         path = hf_hub_download(plan.repo, "config.json", revision=plan.commit, cache_dir=download_dir(), endpoint=_endpoint())
-        kv = config_kv_cache_bytes(json.loads(Path(path).read_text()))
+        kv = config_kv_cache_bytes(json.loads(Path(path).read_text()), plan.context, plan.kv_bits)
     except Exception:  # noqa: BLE001 - any config we cannot read
         kv = None
     if kv is None:
         plan.notes.append("KV cache estimated (config.json has no standard attention sizes)")
-        return weights // 5
+        share = kv_cache_bytes(1, 1, KV_GROUP, plan.context, plan.kv_bits) / kv_cache_bytes(1, 1, KV_GROUP, CONTEXT)
+        return int(weights / 5 * share)
     return kv
 
 
@@ -133,10 +139,16 @@ def check_fit(plan: PullPlan, memory_bytes: int | None = None, disk_bytes: int |
     disk_bytes = free_disk(download_dir()) if disk_bytes is None else disk_bytes
     hint = "; --force pulls anyway"
     if memory_bytes and plan.memory_needed > usable_memory(memory_bytes):
-        raise UserError(f"{plan.name} needs {gb(plan.memory_needed)} of memory at 32k context, this machine lets the GPU use "
-                        f"{gb(usable_memory(memory_bytes))} (of {gb(memory_bytes)}){hint}")
+        raise UserError(f"{plan.name} needs {gb(plan.memory_needed)} of memory at {context_words(plan.context)} context "
+                        f"with {kv_words(plan.kv_bits)} KV cache, this machine lets the GPU use "
+                        f"{gb(usable_memory(memory_bytes))} (of {gb(memory_bytes)}); a shorter --context or "
+                        f"--kv-bits 4 needs less{hint}")
     if plan.missing_bytes > disk_bytes:
         raise UserError(f"{plan.name} needs {gb(plan.missing_bytes)} more disk in {download_dir()}, {gb(disk_bytes)} free{hint}")
+
+
+def kv_words(kv_bits: int) -> str:
+    return f"a {kv_bits}-bit" if kv_bits else "an fp16"
 
 
 class _Progress:
@@ -247,12 +259,16 @@ def install(plan: PullPlan, snapshot: Path, records: dict) -> Path:
 
 def pull(name_or_repo: str, revision: str | None = None, name: str | None = None, force: bool = False,
          memory_bytes: int | None = None, disk_bytes: int | None = None,
-         on_progress: Callable[[int, int], None] | None = None, on_plan: Callable[[PullPlan], None] | None = None) -> Path:
+         on_progress: Callable[[int, int], None] | None = None, on_plan: Callable[[PullPlan], None] | None = None,
+         context: int = CONTEXT, kv_bits: int = 0) -> Path:
+    """`context`, `kv_bits`: the KV cache the fit check counts (tokens of prompt and response; 0: fp16)."""
+    if context < 1:
+        raise UserError(f"--context must be 1 token or more, not {context}")
     entry = find_entry(name_or_repo)
     if entry and entry.cluster_only and not force:  # known before asking the hub
         raise UserError(f"{entry.name} needs two or more machines (`workbench cluster`), "
-                        f"{gb(entry.memory_bytes())} in all; --force pulls anyway")
-    plan = plan_pull(name_or_repo, revision, name)
+                        f"{gb(entry.memory_bytes(context, kv_bits))} in all; --force pulls anyway")
+    plan = plan_pull(name_or_repo, revision, name, context, kv_bits)
     target_folder(plan)  # before downloading gigabytes
     if not force:
         check_fit(plan, memory_bytes, disk_bytes)

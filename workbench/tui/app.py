@@ -301,7 +301,7 @@ class WorkbenchApp(App):
                         severity="warning", markup=False)
             return
         if self.decoding.local and not self.engine.capabilities.decode:
-            self.notify("This engine decodes on its own machine: clear KV bits and the draft model (ctrl+s).",
+            self.notify("This engine decodes on its own machine: clear the context, KV bits and the draft model (ctrl+s).",
                         severity="warning", markup=False)
             return
         settings = self.thinking_settings.request_fields() if self.engine.capabilities.steer else {}
