@@ -198,3 +198,33 @@ def test_downloads_go_where_huggingface_hub_puts_them(monkeypatch, tmp_path):
     assert download_dir() == tmp_path / "hf" / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     assert download_dir() == tmp_path / "cache"
+
+
+def test_recommend_with_a_draft_counts_its_weights_and_kv_cache(capsys):
+    from workbench.cli import main
+    from workbench.models.catalog import find_entry
+    from workbench.models.recommend import fit, recommend
+
+    qwen14, draft = find_entry("r1-distill-qwen-14b-4bit"), find_entry("r1-distill-qwen-1.5b-4bit")
+    alone, drafted = fit(qwen14, 24 * GB, 500 * GB), fit(qwen14, 24 * GB, 500 * GB, draft=draft)
+    assert drafted.memory_needed == alone.memory_needed + draft.weights_bytes + draft.kv_cache_bytes()
+    short = fit(qwen14, 24 * GB, 500 * GB, context=8192, kv_bits=4, draft=draft)
+    assert short.memory_needed == (qwen14.weights_bytes + qwen14.kv_cache_bytes(8192, 4) + draft.weights_bytes
+                                   + draft.kv_cache_bytes(8192, 4) + 1 * GB)
+    assert "draft r1-distill-qwen-1.5b-4bit" in drafted.why() and "draft" not in alone.why()
+    # a machine between the two: fits without the draft, not with it
+    between = int((alone.memory_needed + drafted.memory_needed) / 2 / 0.75)
+    plain = {f.entry.name: f for f in recommend(between, 500 * GB)}
+    with_drafts = {f.entry.name: f for f in recommend(between, 500 * GB, draft=True)}
+    assert plain["r1-distill-qwen-14b-4bit"].fits and not with_drafts["r1-distill-qwen-14b-4bit"].fits
+    assert "no draft" in with_drafts["r1-distill-qwen-1.5b-4bit"].why()  # nothing drafts for the smallest
+    # a cluster decodes without a draft: two machines count none
+    assert "draft" not in recommend(between, 500 * GB, machines=2, draft=True)[0].why()
+
+    assert main(["models", "recommend", "--memory", str(between / GB), "--disk", "500", "--json"]) == 0
+    assert "r1-distill-qwen-14b-4bit" in {r["name"] for r in json.loads(capsys.readouterr().out)["fits"]}
+    assert main(["models", "recommend", "--memory", str(between / GB), "--disk", "500", "--json", "--draft"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["draft"] is True and "r1-distill-qwen-14b-4bit" not in {r["name"] for r in out["fits"]}
+    assert main(["models", "recommend", "--memory", "64", "--disk", "500", "--draft"]) == 0
+    assert "+ draft r1-distill-qwen-1.5b" in capsys.readouterr().out

@@ -18,6 +18,9 @@ def add_arguments(parser) -> None:
                    help="prompt and response tokens to hold in the KV cache (default: 32768, R1's max_tokens)")
     p.add_argument("--kv-bits", type=int, choices=(0, 4, 8), default=0,
                    help="count the KV cache quantized to 4 or 8 bits (`run --kv-bits`); 0: fp16")
+    p.add_argument("--draft", action="store_true",
+                   help="count each model's draft too (`workbench models catalog` pairs them; `run --draft`): its "
+                   "weights and KV cache")
     p.add_argument("--all", action="store_true", help="also list what does not fit")
     p.add_argument("--json", action="store_true", help="one JSON object")
     p = sub.add_parser("verify", help="hash every file of a pulled or imported model against its manifest")
@@ -130,16 +133,18 @@ def recommend(args) -> int:
     context = CONTEXT if args.context is None else args.context
     if context < 1:
         raise UserError(f"--context must be 1 token or more, not {context}")
-    one = fits_for(memory, disk, context=context, kv_bits=args.kv_bits)
-    two = fits_for(memory, disk, machines=2, context=context, kv_bits=args.kv_bits)
+    one = fits_for(memory, disk, context=context, kv_bits=args.kv_bits, draft=args.draft)
+    two = fits_for(memory, disk, machines=2, context=context, kv_bits=args.kv_bits, draft=args.draft)
     good_one = [f for f in one if f.fits]
     single_names = {f.entry.name for f in good_one}
     good_two = [f for f in two if f.fits and f.entry.name not in single_names]
     if args.json:
         def row(f):
             return {"name": f.entry.name, "repo": f.entry.repo, "fits": f.fits, "memory_needed": f.memory_needed,
-                    "memory_usable": f.memory_usable, "disk_needed": f.disk_needed, "why": f.why()}
-        print(json.dumps({"memory": memory, "disk_free": disk, "context": context, "kv_bits": args.kv_bits, "fits": [row(f) for f in good_one],
+                    "memory_usable": f.memory_usable, "disk_needed": f.disk_needed,
+                    "draft": f.draft.name if f.draft else None, "why": f.why()}
+        print(json.dumps({"memory": memory, "disk_free": disk, "context": context, "kv_bits": args.kv_bits,
+                          "draft": args.draft, "fits": [row(f) for f in good_one],
                           "two_machines": [row(f) for f in good_two],
                           "does_not_fit": [row(f) for f in one if not f.fits]}, indent=1))
         return 0
@@ -147,7 +152,7 @@ def recommend(args) -> int:
     if good_one:
         best = good_one[0]
         print(f"\nBest you can run: {best.entry.name} ({best.entry.title}, {best.entry.bits}-bit)"
-              f"  ->  workbench pull {best.entry.name}")
+              f"  ->  workbench pull {best.entry.name}" + (f" and workbench pull {best.draft.name} (its draft)" if best.draft else ""))
         print("\nFits, best first:")
         for i, f in enumerate(good_one, 1):
             print(f"  {i:2d}. {f.entry.name:26s} score {f.entry.score:4.1f}  {f.why()}")

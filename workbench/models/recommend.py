@@ -28,6 +28,8 @@ class Fit:
     disk_free: int
     context: int = CONTEXT
     kv_bits: int = 0
+    draft: CatalogEntry | None = None  # a draft model counted beside it (weights and KV cache, download)
+    drafting: bool = False  # a draft was asked for (the line says when the model has none)
 
     @property
     def fits_memory(self) -> bool:
@@ -45,9 +47,12 @@ class Fit:
         e = self.entry
         per = " per machine" if self.machines > 1 else ""
         kv = f" at {self.kv_bits} bits" if self.kv_bits else ""
-        mem = (f"needs {gb(self.memory_needed)}{per} at {context_words(self.context)} context (weights "
+        d = self.draft
+        drafted = f" + draft {d.name} {gb(draft_bytes(d, self.context, self.kv_bits))}" if d else ""
+        mem = (f"needs {gb(self.memory_needed)}{per} at {context_words(self.context)} context"
+               + (", no draft for it" if self.drafting and not d else "") + " (weights "
                f"{gb(e.weights_bytes / self.machines)} + KV cache{kv} {gb(e.kv_cache_bytes(self.context, self.kv_bits) / self.machines)}"
-               f" + {gb(RUNTIME_OVERHEAD)})")
+               f"{drafted} + {gb(RUNTIME_OVERHEAD)})")
         if self.fits_memory:
             mem += f", {gb(self.memory_usable - self.memory_needed)} headroom for longer contexts"
         else:
@@ -68,14 +73,22 @@ def context_words(tokens: int) -> str:
     return f"{tokens // 1024}k" if tokens % 1024 == 0 else f"{tokens:,}-token"
 
 
+def draft_bytes(draft: CatalogEntry, context: int, kv_bits: int) -> int:
+    """A draft model's memory beside the model it drafts for: its weights and its own KV cache of the context."""
+    return draft.weights_bytes + draft.kv_cache_bytes(context, kv_bits)
+
+
 def fit(entry: CatalogEntry, memory_bytes: int, disk_bytes: int, machines: int = 1, context: int = CONTEXT,
-        kv_bits: int = 0) -> Fit:
+        kv_bits: int = 0, draft: CatalogEntry | None = None, drafting: bool = False) -> Fit:
     """Split across `machines` (mlx.distributed shards weights and KV cache); each keeps its own overhead.
-    `context`: tokens of prompt and response; `kv_bits`: the KV cache quantized (4 or 8; 0: fp16)."""
+    `context`: tokens of prompt and response; `kv_bits`: the KV cache quantized (4 or 8; 0: fp16); `draft`: a
+    draft model decoding beside it on one machine (`drafting`: one was asked for, perhaps none found)."""
     shared = entry.weights_bytes + entry.kv_cache_bytes(context, kv_bits)
-    return Fit(entry, machines, memory_needed=shared // machines + int(RUNTIME_OVERHEAD),
-               memory_usable=usable_memory(memory_bytes), disk_needed=entry.weights_bytes // machines,
-               disk_free=disk_bytes, context=context, kv_bits=kv_bits)
+    extra = draft_bytes(draft, context, kv_bits) if draft else 0
+    return Fit(entry, machines, memory_needed=shared // machines + extra + int(RUNTIME_OVERHEAD),
+               memory_usable=usable_memory(memory_bytes),
+               disk_needed=entry.weights_bytes // machines + (draft.weights_bytes if draft else 0),
+               disk_free=disk_bytes, context=context, kv_bits=kv_bits, draft=draft, drafting=drafting or draft is not None)
 
 
 def ranked(entries: list[CatalogEntry]) -> list[CatalogEntry]:
@@ -84,11 +97,16 @@ def ranked(entries: list[CatalogEntry]) -> list[CatalogEntry]:
 
 
 def recommend(memory_bytes: int, disk_bytes: int, machines: int = 1,
-              entries: list[CatalogEntry] | None = None, context: int = CONTEXT, kv_bits: int = 0) -> list[Fit]:
-    """Every downloadable catalog model, best first, with whether it fits (cluster-only ones need machines > 1)."""
+              entries: list[CatalogEntry] | None = None, context: int = CONTEXT, kv_bits: int = 0,
+              draft: bool = False) -> list[Fit]:
+    """Every downloadable catalog model, best first, with whether it fits (cluster-only ones need machines > 1).
+    `draft`: count each model's catalog draft beside it (on one machine: a cluster decodes without a draft)."""
     entries = load_catalog() if entries is None else entries
+    by_name = {e.name: e for e in entries}
+    drafting = draft and machines == 1
     candidates = [e for e in entries if not e.embedded and (machines > 1 or not e.cluster_only)]
-    return [fit(e, memory_bytes, disk_bytes, machines, context, kv_bits) for e in ranked(candidates)]
+    return [fit(e, memory_bytes, disk_bytes, machines, context, kv_bits, by_name.get(e.draft) if drafting else None,
+                drafting) for e in ranked(candidates)]
 
 
 def fits_to_pull(local_names: set[str]) -> list[Fit]:
