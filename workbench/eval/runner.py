@@ -259,8 +259,8 @@ def run_eval(options: EvalOptions, engine: Engine | None = None, progress_stream
         settings.update(steering)
         if options.decoding.local:  # only then, as above; a draft changes no greedy answer but sampled ones may differ
             if not engine.capabilities.decode:
-                raise UserError(f"{options.endpoint or 'this engine'} decodes on its own machine: --kv-bits and --draft "
-                                "apply only to a model evaluated here; drop them")
+                raise UserError(f"{options.endpoint or 'this engine'} decodes on its own machine: --kv-bits, --draft "
+                                "and --context apply only to a model evaluated here; drop them")
             settings["decoding"] = {k: v for k, v in options.decoding.to_dict().items() if v is not None}
         weights = ([identity["model_sha256"], combined_sha256(identity["adapter_files"] or {})]
                    if identity["served"] is None else [identity["served"]["endpoint"], identity["served"]["model"]])
