@@ -117,7 +117,8 @@ def test_run_context_caps_the_response_refuses_a_longer_prompt_and_is_recorded(t
     assert stats["context"] == 60 and stats["finish_reason"] == "length"
     assert stats["prompt_tokens"] + stats["thinking_tokens"] + stats["answer_tokens"] == 60
     db = workbench_home / "sessions.db"
-    saved = [json.loads(row[0]) for row in sqlite3.connect(db).execute("SELECT stats FROM turns WHERE stats IS NOT NULL")]
+    rows = sqlite3.connect(db).execute("SELECT stats FROM turns WHERE stats IS NOT NULL")
+    saved = [json.loads(row[0]) for row in rows]
     assert [s["context"] for s in saved if s.get("finish_reason") == "length"] == [60]
 
 

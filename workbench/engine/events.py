@@ -193,7 +193,8 @@ class Stats:
             parts.append(self.draft_line())
         if self.peak_memory_gb:
             parts.append(f"peak {memory_text(self.peak_memory_gb)}")
-        parts.append(f"length: the {self.context:,}-token context is full" if self.context_full else self.finish_reason or "?")
+        parts.append(f"length: the {self.context:,}-token context is full" if self.context_full
+                     else self.finish_reason or "?")
         return " · ".join(parts)
 
     @property

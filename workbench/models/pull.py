@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Callable
 
 from workbench.errors import UserError
-from workbench.models.catalog import CONTEXT, KV_GROUP, RUNTIME_OVERHEAD, CatalogEntry, find_entry, kv_cache_bytes, profile_toml
+from workbench.models.catalog import (
+    CONTEXT, KV_GROUP, RUNTIME_OVERHEAD, CatalogEntry, find_entry, kv_cache_bytes, profile_toml,
+)
 from workbench.models.identity import sha256_and_git_oid
 from workbench.models.local import check_model_name
 from workbench.models.manifest import MANIFEST, file_record, read_manifest, write_manifest
@@ -101,8 +103,8 @@ def plan_pull(name_or_repo: str, revision: str | None = None, name: str | None =
              for f in tree if isinstance(f, RepoFile) and any(fnmatch.fnmatch(f.path.split("/")[-1], p) for p in NEEDED)]
     if not any(f.path.endswith(".safetensors") for f in files) or not any(f.path == "config.json" for f in files):
         raise UserError(f"{repo}: no config.json and *.safetensors at {info.sha[:12]} (not an MLX / safetensors model)")
-    plan = PullPlan(repo, revision or "main", info.sha, files, entry, name or (entry.name if entry else repo.split("/")[-1]),
-                    context=context, kv_bits=kv_bits)
+    plan = PullPlan(repo, revision or "main", info.sha, files, entry,
+                    name or (entry.name if entry else repo.split("/")[-1]), context=context, kv_bits=kv_bits)
     cached = _snapshot_dir(repo, plan.commit)
     plan.missing_bytes = sum(f.size for f in files if not (cached / f.path).is_file())
     weights = sum(f.size for f in files if f.path.endswith(".safetensors"))  # the hub's sizes, not an estimate

@@ -301,8 +301,8 @@ class WorkbenchApp(App):
                         severity="warning", markup=False)
             return
         if self.decoding.local and not self.engine.capabilities.decode:
-            self.notify("This engine decodes on its own machine: clear the context, KV bits and the draft model (ctrl+s).",
-                        severity="warning", markup=False)
+            self.notify("This engine decodes on its own machine: clear the context, KV bits and the draft "
+                        "model (ctrl+s).", severity="warning", markup=False)
             return
         settings = self.thinking_settings.request_fields() if self.engine.capabilities.steer else {}
         if self.engine.capabilities.decode:

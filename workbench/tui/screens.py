@@ -93,7 +93,8 @@ class SettingsScreen(ModalScreen["tuple[Sampling, Decoding] | None"]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
     FIELDS = (("temperature", "Temperature", "number"), ("top_p", "Top-p", "number"),
               ("max_tokens", "Max tokens", "integer"), ("seed", "Seed", "integer"))
-    DECODING_FIELDS = (("context", "Context tokens", "integer"), ("kv_bits", "KV bits", "integer"), ("kv_start", "KV from token", "integer"),
+    DECODING_FIELDS = (("context", "Context tokens", "integer"),
+                       ("kv_bits", "KV bits", "integer"), ("kv_start", "KV from token", "integer"),
                        ("draft", "Draft model", "text"), ("draft_tokens", "Draft tokens", "integer"),
                        ("draft_mode", "Draft mode", "text"))
 
