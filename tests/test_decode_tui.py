@@ -104,3 +104,25 @@ async def test_the_context_round_trips_through_the_settings_and_shows_in_the_sta
         await pilot.press("enter")
         await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
         assert app.decoding.context is None and "ctx" not in status.text.plain
+
+
+async def test_the_model_picker_counts_the_kv_cache_at_the_apps_context_and_bits(monkeypatch):
+    from textual.widgets import OptionList
+
+    from workbench.models import recommend
+    from workbench.tui.screens import ModelPicker
+
+    monkeypatch.setattr(recommend, "machine_memory", lambda: 24 * 10**9)
+    monkeypatch.setattr(recommend, "free_disk", lambda path: 500 * 10**9)
+    at_32k = {f.entry.name for f in recommend.fits_to_pull(set())}
+    at_8k = {f.entry.name for f in recommend.fits_to_pull(set(), context=8192, kv_bits=4)}
+    only_short = at_8k - at_32k
+    assert only_short  # e.g. the 14B distill at 8 bits
+    app = WorkbenchApp(LocalScripted([script_from_text("t", "a")]), decoding=Decoding(context=8192, kv_bits=4))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.ready)
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+        assert only_short <= {f.entry.name for f in app.screen.catalog}
+        options = app.screen.query_one(OptionList)
+        assert options.option_count > len(only_short)

@@ -109,10 +109,11 @@ def recommend(memory_bytes: int, disk_bytes: int, machines: int = 1,
                 drafting) for e in ranked(candidates)]
 
 
-def fits_to_pull(local_names: set[str]) -> list[Fit]:
-    """Catalog models that fit this machine's memory and free disk and are not here yet, best first."""
+def fits_to_pull(local_names: set[str], context: int = CONTEXT, kv_bits: int = 0) -> list[Fit]:
+    """Catalog models that fit this machine's memory and free disk and are not here yet, best first (their KV
+    cache of `context` tokens at `kv_bits`)."""
     try:
-        fits = recommend(machine_memory(), free_disk(download_dir()))
+        fits = recommend(machine_memory(), free_disk(download_dir()), context=context, kv_bits=kv_bits)
     except Exception:  # noqa: BLE001 - a broken catalog must not keep the local models from the picker
         return []
     return [f for f in fits if f.fits and f.entry.name not in local_names]

@@ -702,7 +702,14 @@ class WorkbenchApp(App):
             self.notify("Comparing: wait for it, or Esc stops it.", markup=False)
             return
         local = list_local()
-        self.push_screen(ModelPicker(local, self.model_name, fits_to_pull({m.name for m in local})), picked)
+        fits = fits_to_pull({m.name for m in local}, **self.fit_settings())
+        self.push_screen(ModelPicker(local, self.model_name, fits), picked)
+
+    def fit_settings(self) -> dict:
+        """The KV cache a model to pull must fit: at the context and bits of the settings (32k, fp16 by default)."""
+        from workbench.models.catalog import CONTEXT
+
+        return {"context": self.decoding.context or CONTEXT, "kv_bits": self.decoding.kv_bits or 0}
 
     # ---- pulling a catalog model -------------------------------------------------------------
     def pull_model(self, name: str) -> None:
@@ -726,7 +733,7 @@ class WorkbenchApp(App):
                 self.call_from_thread(screen.progress, done, total)
 
         try:
-            folder = pull(name, on_progress=on_progress)
+            folder = pull(name, on_progress=on_progress, **self.fit_settings())
         except (UserError, OSError) as e:
             self.call_from_thread(self._pulled, screen, name, None, str(e))
         else:
