@@ -151,11 +151,12 @@ class FakePull:
         self.fail, self.calls = fail, []
         self.step, self.reported = threading.Semaphore(0), threading.Event()
 
-    def __call__(self, name, on_progress=None):
+    def __call__(self, name, on_progress=None, context=32768, kv_bits=0):
         from workbench.errors import UserError
         from workbench.paths import user_models_dir
 
         self.calls.append(name)
+        self.fit = (context, kv_bits)  # the KV cache the fit check counts (the app's settings)
         total = 4_000_000_000
         for done in (0, total // 2, total):
             assert self.step.acquire(timeout=10), "the test never let the pull go on"
@@ -199,7 +200,7 @@ async def test_picker_offers_catalog_models_that_fit_and_pulls_with_progress(mac
         fake.step.release()
         await wait_for(pilot, lambda: not isinstance(app.screen, PullScreen) and app.ready
                        and engine.loads[-1][0] and engine.loads[-1][0].endswith("r1-distill-qwen-7b-4bit"))
-        assert fake.calls == ["r1-distill-qwen-7b-4bit"]
+        assert fake.calls == ["r1-distill-qwen-7b-4bit"] and fake.fit == (32768, 0)  # no context set: 32k, fp16
         await pilot.press("ctrl+o")  # now a local model, no longer offered for pulling
         await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
         ids = picker_ids(app)
