@@ -131,20 +131,3 @@ def test_context_flags_out_of_range_or_for_a_served_model_are_one_line():
     assert remote.returncode == 2 and remote.stderr.count("\n") == 1, remote.stderr
     assert "decodes on its own machine" in remote.stderr and "--context" in remote.stderr
 
-
-def test_eval_with_a_context_keys_its_card_on_it(taught_model, workbench_home, tmp_path):
-    import os
-
-    from workbench.eval.runner import EvalOptions, run_eval
-
-    model = workbench_home / "models" / "taught"
-    shutil.copytree(taught_model, model)
-    (tmp_path / "adds.jsonl").write_text(json.dumps({"question": "What is 12+30?", "answer": "42", "id": "q0"}) + "\n")
-    spec = tmp_path / "adds.toml"
-    spec.write_text('name = "adds"\nfile = "adds.jsonl"\nprompt_template = "{question}"\nverifier = "math"\n')
-    quiet = open(os.devnull, "w")
-    plain, _ = run_eval(EvalOptions(suite=str(spec), model=str(model)), progress_stream=quiet)
-    short, _ = run_eval(EvalOptions(suite=str(spec), model=str(model), decoding=Decoding(context=40)),
-                        progress_stream=quiet)
-    assert plain["accuracy"] == 1.0 and short["accuracy"] == 0.0  # no room left to answer in 40 tokens
-    assert "decoding" not in plain["sampling"] and short["sampling"]["decoding"] == {"context": 40}

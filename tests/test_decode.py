@@ -218,7 +218,7 @@ def test_run_refuses_decoding_options_for_a_served_model_in_one_line():
 
 # ---- `workbench eval` ---------------------------------------------------------------------------
 
-def test_eval_with_a_draft_scores_the_same_and_keys_its_card_on_the_decoding(taught_model, workbench_home, tmp_path):
+def test_eval_with_a_draft_or_a_context_keys_its_card_on_the_decoding(taught_model, workbench_home, tmp_path):
     import os
 
     from workbench.eval.runner import EvalOptions, run_eval
@@ -236,3 +236,7 @@ def test_eval_with_a_draft_scores_the_same_and_keys_its_card_on_the_decoding(tau
     assert "decoding" not in plain["sampling"]
     assert drafted["sampling"]["decoding"] == {"draft": str(taught_model), "draft_mode": "on"}
     assert drafted["items"][0]["samples"][0]["answer"] == plain["items"][0]["samples"][0]["answer"]
+    # a context too short to answer in (test_context.py): scored so, and keyed on it
+    short, _ = run_eval(EvalOptions(suite=str(spec), model=str(model), decoding=Decoding(context=40)),
+                        progress_stream=quiet)
+    assert short["accuracy"] == 0.0 and short["sampling"]["decoding"] == {"context": 40}
