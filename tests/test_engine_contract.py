@@ -115,7 +115,7 @@ def contracted(request, looping_model, tmp_path_factory):
 
 def long_request(kind: str) -> ChatRequest:
     """A request that runs for a while: a held script on the scripted engine; on a model, the looping
-    thinking (~160 tokens), kept going to max_tokens by a minimum where the engine steers."""
+    thinking (~160 tokens), kept going by a minimum (each `</think>` becomes "Wait", until the model ends)."""
     if kind == "scripted":
         return ChatRequest((Message("user", "long"),), Sampling(temperature=0.0, max_tokens=2000))
     return ChatRequest((Message("user", LOOPING),), Sampling(temperature=0.0, max_tokens=2000), min_thinking_tokens=2000)
@@ -168,11 +168,14 @@ def test_get_many_hands_out_every_event_in_order_and_the_terminal_one_last(contr
 def test_cancel_ends_a_running_generation_with_done_cancelled(contracted):
     kind, engine, model = contracted
     engine.load(model).collect()
-    job = engine.generate(long_request(kind))
-    first = job.get(timeout=60)
-    assert isinstance(first, (Think, Answer))
-    job.cancel()
-    *_, last = job
+    for _ in range(5):  # a fast model may end (~160 tokens) before a remote engine's hang-up reaches its server
+        job = engine.generate(long_request(kind))
+        first = job.get(timeout=60)
+        assert isinstance(first, (Think, Answer))
+        job.cancel()
+        *_, last = job
+        if last.stats.finish_reason == "cancelled":
+            break
     assert isinstance(last, Done) and last.stats.finish_reason == "cancelled"
     assert last.stats.generated_tokens < 2000 and job.stop_reason() == "cancelled"
 
@@ -250,12 +253,15 @@ def test_a_thinking_budget_cuts_the_thinking_marks_the_cut_and_the_answer_follow
 
 def test_answer_now_while_thinking_streams_closes_the_thinking_and_the_answer_streams(contracted):
     engine = steering(contracted)
-    job = engine.generate(ChatRequest((Message("user", LOOPING),), Sampling(temperature=0.0, max_tokens=400)))
-    first = job.get(timeout=60)
-    assert isinstance(first, Think)
-    job.answer_now()
-    events, done = cut_events(job)
-    kinds = [e.kind for e in events if isinstance(e, Steered)]
+    for _ in range(5):  # a remote response may end before the request reaches its server (a loaded machine)
+        job = engine.generate(ChatRequest((Message("user", LOOPING),), Sampling(temperature=0.0, max_tokens=400)))
+        first = job.get(timeout=60)
+        assert isinstance(first, Think)
+        job.answer_now()
+        events, done = cut_events(job)
+        kinds = [e.kind for e in events if isinstance(e, Steered)]
+        if kinds:
+            break
     assert kinds == ["answer_now"] and isinstance(events[-1], Answer)
     assert done.stats.thinking_cut == "answer_now" and done.stats.finish_reason != "cancelled"
     assert "".join(e.text for e in [first, *events] if isinstance(e, Think)).count(LOOP_LINE.strip()) < 6

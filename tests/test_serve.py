@@ -182,3 +182,24 @@ def test_serve_decodes_every_request_with_its_draft_and_says_so(taught_model):
     stats = events[-1].stats
     assert stats.draft == taught_model.name and stats.draft_proposed >= stats.draft_accepted > 0
     assert any(isinstance(e, Drafted) for e in events)
+
+
+def test_serve_context_refuses_with_400_what_does_not_fit_and_a_context_beyond_the_models_at_start(taught_model):
+    import openai
+
+    from workbench.engine.events import Decoding
+
+    with pytest.raises(UserError, match="more than .* own context of 4,096 tokens"):
+        open_server(str(taught_model), decoding=Decoding(context=5000))
+    local = open_server(str(taught_model), decoding=Decoding(context=30)).start()
+    try:
+        with pytest.raises(openai.BadRequestError, match="maximum context length is 30 tokens") as refused:
+            client(local, token="none").chat.completions.create(model=local.model_name,
+                                                            messages=[{"role": "user", "content": "x " * 40}])
+        assert refused.value.code == "context_length_exceeded"
+        reply = client(local, token="none").chat.completions.create(model=local.model_name, temperature=0,
+                                                                messages=[{"role": "user", "content": QUESTION}])
+        assert reply.usage.prompt_tokens + reply.usage.completion_tokens == 30
+        assert reply.choices[0].finish_reason == "length"
+    finally:
+        local.close()

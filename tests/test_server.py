@@ -209,12 +209,17 @@ class Loaded:
 
 
 def test_prepare_keeps_prompt_and_completion_within_the_context():
-    message = prepare(Loaded, ChatRequest((Message("user", "x" * 10),)))
+    message = prepare(Loaded, ChatRequest((Message("user", "x" * 10),)), 64)
     prompt_tokens = len("x" * 10 + "|<think>\n")
     assert message["sampling"]["max_tokens"] == 64 - prompt_tokens  # the profile's 1000, capped
-    assert prepare(Loaded, ChatRequest((Message("user", "x"),), Sampling(max_tokens=5)))["sampling"]["max_tokens"] == 5
+    assert prepare(Loaded, ChatRequest((Message("user", "x"),), Sampling(max_tokens=5)), 64)["sampling"]["max_tokens"] == 5
     with pytest.raises(RequestRefused, match="maximum context length is 64 tokens") as refused:
-        prepare(Loaded, ChatRequest((Message("user", "x" * 10),), Sampling(max_tokens=1 << 20)))
+        prepare(Loaded, ChatRequest((Message("user", "x" * 10),), Sampling(max_tokens=1 << 20)), 64)
     assert refused.value.code == "context_length_exceeded"
     with pytest.raises(RequestRefused, match=r"\d+ in the messages"):
-        prepare(Loaded, ChatRequest((Message("user", "x" * 100),)))
+        prepare(Loaded, ChatRequest((Message("user", "x" * 100),)), 64)
+    # the context the server runs within, when set smaller than the model's; unknown: the profile's max_tokens
+    assert prepare(Loaded, ChatRequest((Message("user", "x" * 10),)), 32)["sampling"]["max_tokens"] == 32 - prompt_tokens
+    with pytest.raises(RequestRefused, match="maximum context length is 16 tokens"):
+        prepare(Loaded, ChatRequest((Message("user", "x" * 10),)), 16)
+    assert prepare(Loaded, ChatRequest((Message("user", "x" * 100),)), None)["sampling"]["max_tokens"] == 1000

@@ -162,19 +162,12 @@ def rank_prompt_cache(loaded, gb: float | None):
     return PromptCache(int((DEFAULT_PROMPT_CACHE_GB if gb is None else gb) * 1e9), bytes_per_token=per_token)
 
 
-def context_length(loaded) -> int | None:
-    """Tokens the model can attend to (prompt + completion), from its config; None when it does not say."""
-    for value in (loaded.config.get("max_position_embeddings"), getattr(loaded.tokenizer, "model_max_length", None)):
-        if isinstance(value, int) and 0 < value < 1 << 40:
-            return value
-    return None
-
-
-def prepare(loaded, request) -> dict:
+def prepare(loaded, request, context: int | None) -> dict:
     """The broadcast message for one request: templated prompt (with any continued thinking), sampling and
     steering (budgets, effort: `plan_reasoning`, so every rank cuts the thinking at the same token), its
-    max_tokens within the model's context. Runs on the HTTP thread (the tokenizer only), so a request the
-    model cannot take is refused with 400 before it reaches the ranks."""
+    max_tokens within `context` (the server's decoder's: the model's own unless set; None: unknown). Runs on
+    the HTTP thread (the tokenizer only), so a request the model cannot take is refused with 400 before it
+    reaches the ranks."""
     from workbench.distributed.server import RequestRefused
     from workbench.engine.generate import encode_prompt, plan_reasoning
     from workbench.engine.job import one_line
@@ -188,7 +181,7 @@ def prepare(loaded, request) -> dict:
     except Exception as e:  # noqa: BLE001 - chat templates and tokenizers raise anything on odd input
         raise RequestRefused(f"cannot build the prompt: {one_line(e)}") from None
     sampling = sampling.to_dict()
-    limit = context_length(loaded)
+    limit = context
     if limit is not None:
         room = limit - prompt_tokens
         asked = request.sampling.max_tokens
@@ -206,7 +199,7 @@ def prepare(loaded, request) -> dict:
 def _submit(inbox: queue.Queue, loaded, request):
     from workbench.engine.job import Job
 
-    message = prepare(loaded, request)
+    message = prepare(loaded, request, loaded.decoder.context)
     job = Job.for_request(request)  # its loop check asks to answer now (answer_on_loop) or cancels
     inbox.put((message, job))
     return job

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from workbench.distributed.rank import prepare
 from workbench.distributed.server import ChatServer
 from workbench.engine.events import ChatRequest, Decoding, Failed
+from workbench.engine.generate import decoder_for
 from workbench.engine.thread import ThreadEngine
 from workbench.errors import UserError
 
@@ -64,6 +65,7 @@ def open_server(model: str | None, host: str = "127.0.0.1", port: int = 0, token
         if isinstance(last, Failed):
             raise UserError(last.message)
         loaded = engine.call(lambda loaded: loaded).result()
+        context = decoder_for(loaded, decoding.over(loaded.profile.decoding)).context  # UserError: beyond the model's
     except BaseException:
         server.server_close()
         engine.close()
@@ -71,7 +73,7 @@ def open_server(model: str | None, host: str = "127.0.0.1", port: int = 0, token
 
     def submit(request: ChatRequest):
         # the prompt and max_tokens checked against the context here (the tokenizer only), refused with 400
-        sampling = prepare(loaded, request)["sampling"]
+        sampling = prepare(loaded, request, context)["sampling"]
         return engine.generate(replace(request, sampling=replace(request.sampling, max_tokens=sampling["max_tokens"]),
                                        decoding=decoding))
 
