@@ -57,25 +57,36 @@ def main() -> None:
     words = "First, add the ones: 4 plus 8 is 12, write 2 and carry 1. Then the tens. Wait, check again. "
     sampling = Sampling(temperature=0.0, max_tokens=args.decode)
 
+    class PeaksDecoder(Decoder):
+        """The engine's decoder, noting MLX's peak when the first token is out (the prompt is in) and resetting it:
+        the Done's peak is then the decoding's own. (Events will not do: a random model's tokens may all be
+        held back by the detokenizer until the end.)"""
+
+        prompt_peak = 0
+
+        def steps(self, *args, **kw):
+            first = True
+            for token in super().steps(*args, **kw):
+                if first:
+                    self.prompt_peak, first = mx.get_peak_memory(), False
+                    mx.reset_peak_memory()
+                yield token
+
     def case(context: int, bits: int) -> tuple[float, float, float, float]:
         """(KV cache MB, peak MB over the request, peak MB while decoding, decode tok/s) of one run."""
         prompt = (words * (context // len(words) + 1))[:context]
         # mlx-lm processes all but the prompt's last token in chunks, then checks the cache's length
-        kv_start = context - 1 if args.kv_start == "end" else int(args.kv_start)
+        decoder = PeaksDecoder(kv_bits=bits, kv_start=context - 1 if args.kv_start == "end" else int(args.kv_start))
         cache = PromptCache()
-        events = stream_prompt(loaded.model, loaded.tokenizer, prompt, sampling, cache=cache,
-                               decoder=Decoder(kv_bits=bits, kv_start=kv_start))
-        request_peak, decoding = 0.0, False
-        for done in events:
-            if not decoding and not isinstance(done, Done):  # the first token: the prompt is in
-                request_peak, decoding = mx.get_peak_memory(), True
-                mx.reset_peak_memory()
+        done = list(stream_prompt(loaded.model, loaded.tokenizer, prompt, sampling, cache=cache, decoder=decoder))[-1]
+        request_peak = decoder.prompt_peak
         assert isinstance(done, Done) and done.stats.generated_tokens == args.decode, done
         assert all(hasattr(c, "bits") for c in cache.latest) == bool(bits), "the cache was not quantized as asked"
         decode_peak = done.stats.peak_memory_gb * 1e9  # since the reset
         kv = sum(c.nbytes for c in cache.latest) / 1e6
         print(f"  (context {context:,}, kv_bits {bits}: prompt {done.stats.time_to_first_token:.1f} s, "
-              f"decode {done.stats.generation_tps:.1f} tok/s)", flush=True)
+              f"decode {done.stats.generation_tps:.1f} tok/s, peaks {request_peak / 1e6:.1f} / {decode_peak / 1e6:.1f} MB)",
+              flush=True)
         return kv, max(request_peak, decode_peak) / 1e6, decode_peak / 1e6, done.stats.generation_tps
 
     print(f"bench model: hidden {args.hidden} x {args.layers} layers, {args.heads} heads ({args.heads // 2} KV heads, "
