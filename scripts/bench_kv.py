@@ -8,8 +8,8 @@ prompt: 2,048-token chunks attending to everything before them) and while decodi
 the first token: the weights, the cache and one token's work, what a long chain of thought holds).
 `--kv-start` 0 quantizes the cache from the first chunk on, so the prompt is processed with quantized
 attention (2-3x slower on this CPU); `--kv-start end` processes the prompt in full precision and
-quantizes the whole cache once it is in (the same cache to decode from, and the only way 32k prompts
-run in minutes here). Cases alternate over `--repeats` rounds; medians are printed with the ratio to the
+quantizes the whole cache once it is in: the same cache to decode from, at the unquantized prompt's speed
+(a 32k prompt: 2-4 minutes per case here). Cases alternate over `--repeats` rounds; medians are printed with the ratio to the
 unquantized baseline. The bench model computes in float32 (MLX on this CPU), so its unquantized cache
 takes 4 bytes a value where a Mac's fp16/bf16 model takes 2: the memory ratios here are larger than on
 a Mac by up to 2x; `--dtype float16` measures the Mac's layout (slowly on a CPU).
