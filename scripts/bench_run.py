@@ -133,7 +133,7 @@ def main() -> None:
     gen_cmd = [py, "-m", "mlx_lm", "generate", "--model", str(MODEL), "--prompt", PROMPT,
                "--max-tokens", str(args.max_tokens), "--temp", "0"]
     if args.exit:
-        return exit_gaps(run_cmd, base_env, args.exit)
+        return exit_gaps([a for a in run_cmd if a != "--no-save"], base_env, args.exit)  # it runs both
     gen_env = dict(base_env, **({"LD_PRELOAD": OPENBLAS} if args.baseline_blas else {}))
     runs, gens, gaps = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
