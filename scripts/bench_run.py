@@ -9,6 +9,13 @@ once to preload OpenBLAS on Linux). mlx_lm.generate gets no preload of its own; 
 preloads OpenBLAS for it too (its environment, no re-exec), the fair comparison of the work itself.
 
     .venv/bin/python scripts/bench_run.py [--pairs 7] [--no-save] [--baseline-blas]
+
+`--exit N` measures only what follows the answer, without mlx_lm.generate: N runs with saving and N with
+--no-save, alternating, each timed from the arrival on the pipe of the answer's last byte (the last
+streamed answer text; the stats line follows it) to the stats line's arrival and to the moment `wait4`
+returns (the process has exited: the shell's prompt would be back).
+
+    .venv/bin/python scripts/bench_run.py --exit 9
 """
 
 from __future__ import annotations
@@ -55,23 +62,56 @@ def timed(cmd: list[str], env: dict) -> dict:
     return {"wall": end - start, "rss_mb": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime, "chunks": chunks, "start": start, "end": end}
 
 
-def after_last_token(result: dict) -> float | None:
-    """Seconds from the arrival of `run`'s last token on the pipe to its exit: the user sees the answer,
-    then waits this long for the prompt. The chunk holding the stats line is not a token; if it arrived
-    together with the last token, the time is counted from that chunk."""
+def answer_end(result: dict) -> tuple[float, float] | None:
+    """(arrival of the answer's last byte, arrival of the stats line's first byte) on the pipe. The last
+    byte before the stats line is the last streamed answer text (the last token). When both came in one
+    chunk, both times are that chunk's (an upper bound for the answer's)."""
     chunks = result["chunks"]
     out = b"".join(c for _, c in chunks)
     stats_at = out.rfind(STATS_START)
-    if stats_at < 0:
+    if stats_at <= 0:
         return None
-    seen, previous = 0, None
+    seen, answer_at = 0, None
     for arrived, chunk in chunks:
-        if seen + len(chunk) > stats_at:  # this chunk holds the stats line's start
-            last = arrived if stats_at > seen else previous
-            return result["end"] - last
+        if answer_at is None and seen + len(chunk) >= stats_at:  # holds the answer's last byte
+            answer_at = arrived
+        if seen + len(chunk) > stats_at:  # holds the stats line's first byte
+            return answer_at, arrived
         seen += len(chunk)
-        previous = arrived
     return None
+
+
+def after_last_token(result: dict) -> float | None:
+    """Seconds from the arrival of `run`'s last token on the pipe to its exit: the user sees the answer,
+    then waits this long for the prompt."""
+    ends = answer_end(result)
+    return None if ends is None else result["end"] - ends[0]
+
+
+def exit_gaps(run_cmd: list[str], env: dict, runs: int) -> None:
+    """`runs` runs with saving and `runs` with --no-save, alternating after one warm-up run of each: the
+    time from the answer's last byte to the stats line and to the process's exit, medians and max."""
+    med = statistics.median
+    variants = {"saving on": run_cmd, "--no-save": [*run_cmd, "--no-save"]}
+    gaps: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(runs + 1):  # the first round writes the store and the bytecode: not counted
+            for name, cmd in (variants.items() if i % 2 == 0 else reversed(variants.items())):
+                result = timed(cmd, dict(env, WORKBENCH_HOME=tmp))
+                ends = answer_end(result)
+                if ends is None:
+                    sys.exit(f"no stats line after the answer in: {b''.join(c for _, c in result['chunks'])[-500:]!r}")
+                if i:
+                    gaps[name].append((ends[1] - ends[0], result["end"] - ends[0]))
+    load = os.getloadavg()
+    print(f"{runs} runs each, alternating; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    for name, values in gaps.items():
+        to_stats = [s * 1000 for s, _ in values]
+        to_exit = [e * 1000 for _, e in values]
+        print(f"{'workbench run ' + name:26s} last answer byte -> stats line: median {med(to_stats):5.1f} ms, "
+              f"max {max(to_stats):5.1f} ms; -> exit: median {med(to_exit):5.1f} ms, max {max(to_exit):5.1f} ms "
+              f"(target <= 50 ms)")
+        print(f"{'':26s} to exit, each run: {' '.join(f'{x:.0f}' for x in to_exit)} ms")
 
 
 def main() -> None:
@@ -80,6 +120,8 @@ def main() -> None:
     ap.add_argument("--no-save", action="store_true", help="run with --no-save")
     ap.add_argument("--baseline-blas", action="store_true", help="preload OpenBLAS for mlx_lm.generate too")
     ap.add_argument("--max-tokens", type=int, default=300, help="r1-nano's profile: 300, greedy")
+    ap.add_argument("--exit", type=int, default=0, metavar="N",
+                    help="only the time after the answer: N runs with saving and N with --no-save, no mlx_lm.generate")
     args = ap.parse_args()
     py = sys.executable
     # PYTHONDONTWRITEBYTECODE (set on some CI shells) would make `run` compile its own modules on every
@@ -90,6 +132,8 @@ def main() -> None:
                "--temp", "0", *(["--no-save"] if args.no_save else [])]
     gen_cmd = [py, "-m", "mlx_lm", "generate", "--model", str(MODEL), "--prompt", PROMPT,
                "--max-tokens", str(args.max_tokens), "--temp", "0"]
+    if args.exit:
+        return exit_gaps([a for a in run_cmd if a != "--no-save"], base_env, args.exit)  # it runs both
     gen_env = dict(base_env, **({"LD_PRELOAD": OPENBLAS} if args.baseline_blas else {}))
     runs, gens, gaps = [], [], []
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,6 +27,18 @@ def test_json_events(taught_model):
     assert "".join(e["text"] for e in events if e["type"] == "answer") == "The answer is \\boxed{42}."
     stats = events[-1]["stats"]
     assert stats["finish_reason"] == "stop" and stats["answer_tokens"] > 0 and stats["thinking_tokens"] > 0
+    # The process has returned: the session is in the store, complete, as another process reads it (the run
+    # leaves its WAL to its exit, without a checkpoint, and skips the teardown: cli.quick_exit).
+    from workbench.sessions import Store
+
+    with Store.open() as store:
+        session = store.session("last")
+    prompt, reply = session["turns"]
+    assert prompt["role"] == "user" and prompt["content"] == "What is 12+30?"
+    assert reply["status"] == "complete" and reply["stats"] == stats
+    assert reply["thinking"] == "".join(e["text"] for e in events if e["type"] == "think")
+    assert reply["content"] == "The answer is \\boxed{42}."
+    assert reply["inspection"]["tokens"]["answer"] == stats["answer_tokens"]
 
 
 def test_plain_output_from_stdin(taught_model):
