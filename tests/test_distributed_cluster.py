@@ -242,12 +242,12 @@ def cpu_ticks(pid: int) -> int:
 
 
 def test_cluster_idles_quietly_and_refuses_bad_requests_without_losing_a_rank(taught_model):
-    """Idle ranks sleep; a lone surrogate, a prompt or max_tokens beyond the context, thinking turned off on a
+    """Idle ranks sleep; a lone surrogate, a prompt or max_tokens beyond the context set, thinking turned off on a
     model that cannot turn it off get 400 and the ranks
     serve the next request; the official openai client streams thinking and answer."""
     import openai
 
-    cluster = Cluster(taught_model)
+    cluster = Cluster(taught_model, "--context", "2048")
     try:
         ranks = cluster.pids()
         time.sleep(1)  # settle after loading
@@ -268,7 +268,7 @@ def test_cluster_idles_quietly_and_refuses_bad_requests_without_losing_a_rank(ta
 
         assert post(b'{"messages": [{"role": "user", "content": "\\ud800"}]}')[0] == 400
         status, text = post(json.dumps({"messages": [{"role": "user", "content": "x"}], "max_tokens": 10**6}).encode())
-        assert status == 400 and "maximum context length is 4096 tokens" in text  # tiny models' config
+        assert status == 400 and "maximum context length is 2048 tokens" in text  # --context (the model's own: 4096)
         status, text = post(json.dumps({"messages": [{"role": "user", "content": "x" * 5000}]}).encode())
         assert status == 400 and "context_length_exceeded" in text
         status, text = post(json.dumps({"messages": [{"role": "user", "content": "x"}], "reasoning_effort": "off"}).encode())

@@ -52,6 +52,8 @@ def add_arguments(parser) -> None:
                             "every rank (default: the profile's; none: no draft)")
     serve.add_argument("--draft-tokens", type=int, default=None, metavar="N",
                        help="tokens the draft proposes per step (profile default: 3)")
+    serve.add_argument("--context", type=int, default=None, metavar="N",
+                       help="tokens a request may use, prompt and completion (default: the profile's, else the model's own)")
     serve.set_defaults(mode="pipeline")
 
     status = sub.add_parser("status", help="which layers each rank holds and its memory")
@@ -156,7 +158,8 @@ def launch_command(args, model, hostfile=None, token_file=None) -> list[str]:
     if args.split:
         command += ["--split", args.split]
     for flag, value in (("--kv-bits", getattr(args, "kv_bits", None)), ("--kv-start", getattr(args, "kv_start", None)),
-                        ("--draft", getattr(args, "draft", None)), ("--draft-tokens", getattr(args, "draft_tokens", None))):
+                        ("--draft", getattr(args, "draft", None)), ("--draft-tokens", getattr(args, "draft_tokens", None)),
+                        ("--context", getattr(args, "context", None))):
         if value is not None:
             command += [flag, str(value)]
     if getattr(args, "prompt_cache_gb", None) is not None:  # every rank alike, whatever its host's environment
@@ -179,6 +182,8 @@ def serve(args) -> int:
     if args.host not in LOOPBACK and not args.token:
         raise UserError(f"--host {args.host}: binding beyond loopback needs --token (or $WORKBENCH_TOKEN)")
     check_local_ranks(args)
+    if args.context is not None and args.context < 0:
+        raise UserError(f"--context must be a token count (0: the model's own), not {args.context}")
     if args.draft_tokens is not None and not 1 <= args.draft_tokens <= 64:
         raise UserError(f"--draft-tokens must be between 1 and 64, not {args.draft_tokens}")
     if args.kv_start is not None and args.kv_start < 0:

@@ -43,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--deadline", type=float, default=20.0, help="seconds a collective may take")
     p.add_argument("--kv-bits", type=int, default=None, help="KV-cache bits (4, 8; 0: fp16; default: the profile's)")
     p.add_argument("--kv-start", type=int, default=None, help="tokens from which the KV cache is quantized")
+    p.add_argument("--context", type=int, default=None, help="tokens a request may use (prompt and completion; "
+                   "default: the profile's, else the model's own)")
     p.add_argument("--draft", default=None, help="draft model folder (the same path on every host; '': none)")
     p.add_argument("--draft-tokens", type=int, default=None, help="tokens the draft proposes per step")
     p.add_argument("--prompt-cache-gb", type=float, default=None,
@@ -124,8 +126,8 @@ def rank_decoder(loaded, args):
     from workbench.engine.profiles import decoding_problem
     from workbench.errors import UserError
 
-    decoding = Decoding(kv_bits=args.kv_bits, kv_start=args.kv_start, draft=args.draft,
-                        draft_tokens=args.draft_tokens).over(loaded.profile.decoding)
+    decoding = Decoding(kv_bits=args.kv_bits, kv_start=args.kv_start, draft=args.draft, draft_tokens=args.draft_tokens,
+                        context=args.context).over(loaded.profile.decoding)
     problem = decoding_problem(decoding)
     if problem:
         raise UserError(problem)
@@ -139,7 +141,7 @@ def rank_decoder(loaded, args):
         helper = load_model(folder)
         check_same_vocabulary(loaded.tokenizer, helper.tokenizer, loaded.info.name, folder.name)
         draft = Draft(loaded.model, helper.model, folder.name)
-    decoder = decoder_for(loaded, Decoding(kv_bits=decoding.kv_bits, kv_start=decoding.kv_start,
+    decoder = decoder_for(loaded, Decoding(kv_bits=decoding.kv_bits, kv_start=decoding.kv_start, context=decoding.context,
                                            draft_tokens=decoding.draft_tokens, draft_mode="on"), draft)
     if decoder.kv_bits:
         print(f"KV cache: {decoder.kv_bits}-bit from {decoder.kv_start:,} tokens", flush=True)
