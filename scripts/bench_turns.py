@@ -1,13 +1,15 @@
-"""Time to first token of a later turn in a long chat: with prompt-cache reuse versus an unseen history of
-the same shape, for `workbench serve` and `mlx_lm.server` answering the same conversations in one run.
+"""A later turn in a long chat: with prompt-cache reuse versus an unseen history of the same shape, for
+`workbench serve` and `mlx_lm.server` answering the same conversations in one run.
 
 Each round sends a chat whose history is `--history` tokens (the bench model's tokenizer is one token per
 byte; a random 8-layer model with an 8k context, `tiny.make_bench_model`), unseen by the server ("cold":
 nothing to reuse), then its next turn: the same history, the answer, a new question ("warm": the server
-may reuse the cache of the request before). Time to first token is measured by the client (first streamed
-text). Both servers run at once, each in its own process with the same BLAS, and are asked in turn, one
-request at a time; medians and ratios are printed: each server's warm speed-up, and mlx_lm.server's warm
-time over ours per round.
+may reuse the cache of the request before). Measured by the client: the whole response (the prompt
+processed, then `--tokens` tokens), and the first streamed text for information only: a random model's
+tokens are mostly stray UTF-8 bytes, which mlx_lm.server streams as they come and our engine holds until
+they form text, so the first text is a difference in streaming, not in work. Both servers run at once, each
+in its own process with the same BLAS, and are asked in turn, one request at a time; medians and ratios
+are printed: each server's warm speed-up, and mlx_lm.server's warm time over ours per round.
 
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libopenblas.so.0 .venv/bin/python scripts/bench_turns.py [--history 3000 --rounds 5]
 """
@@ -54,8 +56,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def first_token(port: int, messages: list[dict], max_tokens: int) -> tuple[float, int | None]:
-    """(seconds to the first streamed text, the usage's cached_tokens if reported) of one streamed answer."""
+def first_token(port: int, messages: list[dict], max_tokens: int) -> tuple[float, int | None, float]:
+    """(seconds to the first streamed text, the usage's cached_tokens if reported, seconds to the end) of one
+    streamed answer."""
     body = json.dumps({"messages": messages, "stream": True, "temperature": 0.0, "max_tokens": max_tokens,
                        "stream_options": {"include_usage": True}})
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
@@ -75,8 +78,9 @@ def first_token(port: int, messages: list[dict], max_tokens: int) -> tuple[float
                 first = time.perf_counter() - start
         details = (chunk.get("usage") or {}).get("prompt_tokens_details") or {}
         cached = details.get("cached_tokens", cached)
+    end = time.perf_counter() - start
     connection.close()
-    return (first if first is not None else time.perf_counter() - start), cached
+    return (first if first is not None else end), cached, end
 
 
 def start(command: list[str], port: int) -> subprocess.Popen:
@@ -106,17 +110,18 @@ def measure(servers: dict, rounds: int, history: int, tokens: int) -> dict:
     try:
         for name, (command, port) in servers.items():
             procs[name] = start(command, port)
-        results = {name: {"cold": [], "warm": [], "cached": []} for name in servers}
+        results = {name: {"cold": [], "warm": [], "cached": [], "warm_first": []} for name in servers}
         for r in range(-1, rounds):  # round -1 warms both up
             chat, next_turn = conversation(r + 1000 if r < 0 else r, history)
             order = list(servers) if r % 2 == 0 else list(servers)[::-1]
-            colds = {name: first_token(servers[name][1], chat, tokens)[0] for name in order}
+            colds = {name: first_token(servers[name][1], chat, tokens)[2] for name in order}
             for name in order:  # the next turns back to back: the load changes less between them
-                warm, cached = first_token(servers[name][1], next_turn, tokens)
+                first, cached, whole = first_token(servers[name][1], next_turn, tokens)
                 if r >= 0:
                     results[name]["cold"].append(colds[name])
-                    results[name]["warm"].append(warm)
+                    results[name]["warm"].append(whole)
                     results[name]["cached"].append(cached)
+                    results[name]["warm_first"].append(first)
         return results
     finally:
         for proc in procs.values():
@@ -146,8 +151,9 @@ def main() -> None:
           f"{args.rounds} rounds, {args.tokens} tokens per answer")
     for name, r in results.items():
         c, w = statistics.median(r["cold"]), statistics.median(r["warm"])
-        print(f"{name}: unseen history {c * 1000:.0f} ms, next turn {w * 1000:.0f} ms (medians; next turns "
-              f"{', '.join(f'{x * 1000:.0f}' for x in r['warm'])}; cached tokens {r['cached']}); "
+        print(f"{name}: unseen history {c * 1000:.0f} ms, next turn {w * 1000:.0f} ms (medians of whole responses; "
+              f"next turns {', '.join(f'{x * 1000:.0f}' for x in r['warm'])}; their first text at "
+              f"{', '.join(f'{x * 1000:.0f}' for x in r['warm_first'])}; cached tokens {r['cached']}); "
               f"speed-up {c / w:.1f}x")
     ratios = [t / o for t, o in zip(results["mlx_lm.server"]["warm"], results["workbench serve"]["warm"])]
     print(f"next turn, mlx_lm.server / workbench serve: {statistics.median(ratios):.2f}x median of rounds "
