@@ -161,6 +161,30 @@ def test_auto_measures_with_and_without_the_draft_and_keeps_its_verdict(engine, 
         assert later.draft_proposed == 0
 
 
+def test_auto_keeps_the_agreed_verdict_whatever_it_measured(engine, monkeypatch):
+    """A cluster's ranks all keep rank 0's verdict (`Draft.agree`, a broadcast there): the verdict kept is
+    the one agreed, asked once with what this process measured."""
+    from workbench.engine import decode
+    from workbench.engine.generate import decoder_for, stream_prompt
+    from workbench.engine.prompt import build_prompt
+
+    monkeypatch.setattr(decode, "AUTO_TOKENS", 8)
+
+    def run(loaded, verdict: bool):
+        draft = decode.Draft(loaded.model, loaded.model, "itself")
+        asked = []
+        draft.agree = lambda faster: asked.append(faster) or verdict
+        decoder = decoder_for(loaded, Decoding(draft_mode="auto", draft_tokens=2), draft)
+        prompt = build_prompt(loaded.tokenizer, QUESTION)
+        *_, done = stream_prompt(loaded.model, loaded.tokenizer, prompt, GREEDY, decoder=decoder)
+        return done.stats, asked
+
+    for verdict in (True, False):
+        stats, asked = engine.call(lambda loaded: run(loaded, verdict)).result(timeout=120)
+        assert len(asked) == 1 and isinstance(asked[0], bool)
+        assert stats.draft_auto == ("kept" if verdict else "dropped") and stats.generated_tokens > 16
+
+
 def test_a_draft_with_another_vocabulary_is_refused_in_one_line(engine, draft_model, tmp_path):
     other = tmp_path / "other-vocab"
     shutil.copytree(draft_model, other)

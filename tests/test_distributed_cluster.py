@@ -414,7 +414,9 @@ def test_cluster_endpoint_across_namespaces_streams_both_phases(four_layer_model
 
 def test_cluster_quantizes_the_kv_cache_and_drafts_as_one_process_does():
     """Each rank quantizes its KV cache and drafts with the whole draft model alike: the greedy answers are one
-    process's (a draft never changes a greedy answer), and the draft's proposals are counted."""
+    process's (a draft never changes a greedy answer), the draft's proposals are counted, and auto's verdict
+    (after 256 tokens) is rank 0's on every rank, or the pipeline would part ways."""
+    from workbench.engine.decode import AUTO_TOKENS
     from workbench.engine.events import Decoding
     from workbench.engine.thread import ThreadEngine
     from workbench.models.local import resolve_model
@@ -423,12 +425,12 @@ def test_cluster_quantizes_the_kv_cache_and_drafts_as_one_process_does():
     bad = subprocess.run([sys.executable, "-m", "workbench", "cluster", "serve", "--model", str(nano),
                           "--local-ranks", "2", "--draft-tokens", "0"], capture_output=True, text=True, timeout=60, env=env())
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--draft-tokens must be between 1 and 64" in bad.stderr
-    request = ChatRequest.single("What is 1234 + 5678?", Sampling(temperature=0, max_tokens=60))
+    request = ChatRequest.single("What is 999 * 999 * 999?", Sampling(temperature=0, max_tokens=400))  # 280 tokens
     with ThreadEngine() as engine:
         engine.load(nano).collect()
         local = list(engine.generate(ChatRequest(request.messages, request.sampling,
                                                  decoding=Decoding(kv_bits=8, kv_start=0))))
-    assert local[-1].stats.kv_bits == 8
+    assert local[-1].stats.kv_bits == 8 and local[-1].stats.generated_tokens > 2 * AUTO_TOKENS  # past auto's verdict
     text = lambda events: "".join(e.text for e in events if isinstance(e, (Think, Answer)))  # noqa: E731
     for extra in (("--kv-bits", "8", "--kv-start", "0"), ("--kv-bits", "8", "--kv-start", "0", "--draft", str(nano))):
         cluster = Cluster(nano, *extra, "--deadline", "60")
@@ -438,8 +440,10 @@ def test_cluster_quantizes_the_kv_cache_and_drafts_as_one_process_does():
             served = list(remote.generate(request))
             assert cluster.output().count("KV cache: 8-bit from 0 tokens") == 2  # each rank decodes so
             drafted = "--draft" in extra
-            assert cluster.output().count(f"draft: {nano.name}, 3 tokens per step") == (2 if drafted else 0)
+            assert cluster.output().count(f"draft: {nano.name}, 3 tokens per step, auto (rank 0 decides)") == (
+                2 if drafted else 0)
             assert (served[-1].stats.draft_proposed > 0) == drafted, served[-1].stats
+            assert served[-1].stats.draft_auto in (("kept", "dropped") if drafted else ("",))  # auto decided
             live = [e for e in served if isinstance(e, Drafted)]  # the acceptance so far, streamed as it goes
             assert bool(live) == drafted and all(0 <= e.accepted <= e.proposed for e in live)
         finally:

@@ -15,6 +15,8 @@ from workbench.commands.arguments import DEFAULT_PORT, add_prompt_cache_argument
 
 
 def add_arguments(parser) -> None:
+    from workbench.engine.events import DRAFT_MODES
+
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     init = sub.add_parser("init", help="check the hosts and write an mlx.launch hostfile")
     init.add_argument("--hosts", required=True, help="comma-separated ssh host names, rank 0 first")
@@ -52,6 +54,9 @@ def add_arguments(parser) -> None:
                             "every rank (default: the profile's; none: no draft)")
     serve.add_argument("--draft-tokens", type=int, default=None, metavar="N",
                        help="tokens the draft proposes per step (profile default: 3)")
+    serve.add_argument("--draft-mode", choices=DRAFT_MODES, default=None,
+                       help="auto (default): measure the first tokens with and without the draft, keep the faster "
+                            "(rank 0's measure decides for all)")
     serve.add_argument("--context", type=int, default=None, metavar="N",
                        help="tokens a request may use, prompt and completion (default: the profile's, else the model's own)")
     serve.set_defaults(mode="pipeline")
@@ -159,7 +164,7 @@ def launch_command(args, model, hostfile=None, token_file=None) -> list[str]:
         command += ["--split", args.split]
     for flag, value in (("--kv-bits", getattr(args, "kv_bits", None)), ("--kv-start", getattr(args, "kv_start", None)),
                         ("--draft", getattr(args, "draft", None)), ("--draft-tokens", getattr(args, "draft_tokens", None)),
-                        ("--context", getattr(args, "context", None))):
+                        ("--draft-mode", getattr(args, "draft_mode", None)), ("--context", getattr(args, "context", None))):
         if value is not None:
             command += [flag, str(value)]
     if getattr(args, "prompt_cache_gb", None) is not None:  # every rank alike, whatever its host's environment

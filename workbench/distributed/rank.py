@@ -31,6 +31,8 @@ IDLE_TICK = 0.25
 
 
 def parse_args(argv=None):
+    from workbench.engine.events import DRAFT_MODES
+
     p = argparse.ArgumentParser(prog="workbench.distributed.rank")
     p.add_argument("--model", required=True, help="model folder (the same path on every host)")
     p.add_argument("--mode", choices=("pipeline", "tensor"), default="pipeline")
@@ -47,6 +49,7 @@ def parse_args(argv=None):
                    "default: the profile's, else the model's own)")
     p.add_argument("--draft", default=None, help="draft model folder (the same path on every host; '': none)")
     p.add_argument("--draft-tokens", type=int, default=None, help="tokens the draft proposes per step")
+    p.add_argument("--draft-mode", choices=DRAFT_MODES, default=None)
     p.add_argument("--prompt-cache-gb", type=float, default=None,
                    help="KV caches kept for later requests, counted at the whole model's fp16 size (every rank alike)")
     return p.parse_args(argv)
@@ -83,7 +86,7 @@ def main(argv=None) -> int:
         with watchdog.guard("loading the model", seconds=loading):
             loaded, shard = load_sharded(Path(args.model), group, args.mode, split, hosts[rank], free)
         print(shard.describe(), flush=True)
-        loaded.decoder = rank_decoder(loaded, args)
+        loaded.decoder = rank_decoder(loaded, args, control)
         loaded.prompt_cache = rank_prompt_cache(loaded, args.prompt_cache_gb)
         shards = control.gather_json(shard.to_dict(), "waiting for the others to load", seconds=loading)
         if rank == 0:
@@ -114,11 +117,11 @@ def main(argv=None) -> int:
     return 0
 
 
-def rank_decoder(loaded, args):
-    """How every rank decodes: KV-cache bits and draft from the command line over the profile's. A draft is
-    loaded whole on every rank (it is small), so each proposes the same tokens and keeps as many as the
-    others: the pipeline's ranks must run the same tokens. Its mode is always "on": `auto` decides by each
-    machine's own timing, and ranks that decided differently would part ways."""
+def rank_decoder(loaded, args, control):
+    """How every rank decodes: context, KV-cache bits and draft from the command line over the profile's. A
+    draft is loaded whole on every rank (it is small), so each proposes the same tokens and keeps as many as
+    the others: the pipeline's ranks must run the same tokens. In `auto` mode each rank times its own tokens
+    with and without the draft, and all keep rank 0's verdict (broadcast at the token where it is made)."""
     from workbench.engine.decode import Draft, check_same_vocabulary
     from workbench.engine.events import Decoding
     from workbench.engine.generate import decoder_for
@@ -127,7 +130,7 @@ def rank_decoder(loaded, args):
     from workbench.errors import UserError
 
     decoding = Decoding(kv_bits=args.kv_bits, kv_start=args.kv_start, draft=args.draft, draft_tokens=args.draft_tokens,
-                        context=args.context).over(loaded.profile.decoding)
+                        draft_mode=args.draft_mode, context=args.context).over(loaded.profile.decoding)
     problem = decoding_problem(decoding)
     if problem:
         raise UserError(problem)
@@ -141,12 +144,14 @@ def rank_decoder(loaded, args):
         helper = load_model(folder)
         check_same_vocabulary(loaded.tokenizer, helper.tokenizer, loaded.info.name, folder.name)
         draft = Draft(loaded.model, helper.model, folder.name)
-    decoder = decoder_for(loaded, Decoding(kv_bits=decoding.kv_bits, kv_start=decoding.kv_start, context=decoding.context,
-                                           draft_tokens=decoding.draft_tokens, draft_mode="on"), draft)
+        rank0 = control.group.rank() == 0
+        draft.agree = lambda faster: bool(control.broadcast_json(faster if rank0 else None, "agreeing on the draft"))
+    decoder = decoder_for(loaded, decoding, draft)
     if decoder.kv_bits:
         print(f"KV cache: {decoder.kv_bits}-bit from {decoder.kv_start:,} tokens", flush=True)
     if draft is not None:
-        print(f"draft: {draft.name}, {decoder.draft_tokens} tokens per step (always on in a cluster)", flush=True)
+        print(f"draft: {draft.name}, {decoder.draft_tokens} tokens per step, "
+              f"{'auto (rank 0 decides)' if decoder.auto else 'on'}", flush=True)
     return decoder
 
 

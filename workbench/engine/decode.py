@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from workbench.errors import UserError
 
@@ -32,6 +32,8 @@ class Draft:
     def __init__(self, model, draft_model, name: str) -> None:
         self.model, self.draft_model, self.name = model, draft_model, name
         self.faster: dict[int, bool] = {}  # auto's verdict per tokens-per-step: faster with the draft?
+        # How auto's verdict becomes final: as measured here, or (a cluster) rank 0's, so every rank keeps alike.
+        self.agree: Callable[[bool], bool] = lambda faster: faster
 
     def make_cache(self) -> list:
         from mlx_lm.models.cache import make_prompt_cache
@@ -129,7 +131,7 @@ class Decoder:
                     plan.pop(0)
                     rates.append((n - 1) / (times[-1] - times[0]) if n > 1 and times[-1] > times[0] else 0.0)
                     if not plan:
-                        faster = rates[0] > rates[1]
+                        faster = self.draft.agree(rates[0] > rates[1])
                         self.draft.faster[k] = faster
                         use_draft = faster
                         stats.draft_auto = "kept" if faster else "dropped"
