@@ -11,12 +11,10 @@ from __future__ import annotations
 import os
 import sys
 
-from workbench.commands.arguments import DEFAULT_PORT, add_prompt_cache_argument
+from workbench.commands.arguments import DEFAULT_PORT, add_decoding_arguments, add_prompt_cache_argument, decoding_from_args
 
 
 def add_arguments(parser) -> None:
-    from workbench.engine.events import DRAFT_MODES
-
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     init = sub.add_parser("init", help="check the hosts and write an mlx.launch hostfile")
     init.add_argument("--hosts", required=True, help="comma-separated ssh host names, rank 0 first")
@@ -44,21 +42,8 @@ def add_arguments(parser) -> None:
     serve.add_argument("--deadline", type=float, default=20.0, help="seconds before a silent rank counts as lost")
     serve.add_argument("--starting-port", type=int, default=32323, help="first port of the ring backend")
     serve.add_argument("--python", default=sys.executable, help="the workbench's Python on every host")
-    serve.add_argument("--kv-bits", type=int, choices=(0, 4, 8), default=None,
-                       help="every rank quantizes its KV cache to 4 or 8 bits (0: fp16; default: the model profile's)")
-    serve.add_argument("--kv-start", type=int, default=None, metavar="N",
-                       help="with --kv-bits: quantize once the cache holds N tokens (profile default: 5000)")
     add_prompt_cache_argument(serve)
-    serve.add_argument("--draft", default=None, metavar="MODEL",
-                       help="decode speculatively with this smaller model of the same tokenizer, loaded whole on "
-                            "every rank (default: the profile's; none: no draft)")
-    serve.add_argument("--draft-tokens", type=int, default=None, metavar="N",
-                       help="tokens the draft proposes per step (profile default: 3)")
-    serve.add_argument("--draft-mode", choices=DRAFT_MODES, default=None,
-                       help="auto (default): measure the first tokens with and without the draft, keep the faster "
-                            "(rank 0's measure decides for all)")
-    serve.add_argument("--context", type=int, default=None, metavar="N",
-                       help="tokens a request may use, prompt and completion (default: the profile's, else the model's own)")
+    add_decoding_arguments(serve)  # every rank alike; a draft loads whole on each, auto keeps rank 0's verdict
     serve.set_defaults(mode="pipeline")
 
     status = sub.add_parser("status", help="which layers each rank holds and its memory")
@@ -187,16 +172,11 @@ def serve(args) -> int:
     if args.host not in LOOPBACK and not args.token:
         raise UserError(f"--host {args.host}: binding beyond loopback needs --token (or $WORKBENCH_TOKEN)")
     check_local_ranks(args)
-    if args.context is not None and args.context < 0:
-        raise UserError(f"--context must be a token count (0: the model's own), not {args.context}")
-    if args.draft_tokens is not None and not 1 <= args.draft_tokens <= 64:
-        raise UserError(f"--draft-tokens must be between 1 and 64, not {args.draft_tokens}")
-    if args.kv_start is not None and args.kv_start < 0:
-        raise UserError(f"--kv-start must be a token count (0 or more), not {args.kv_start}")
+    decoding = decoding_from_args(args)
     args.prompt_cache_gb = prompt_cache_setting(given=args.prompt_cache_gb)
     model = resolve_model(args.model)
-    if args.draft is not None:  # the ranks get a folder (the same path on every host), or '' for none
-        args.draft = "" if args.draft.lower() in ("none", "off", "") else str(resolve_model(args.draft))
+    if decoding.draft is not None:  # the ranks get a folder (the same path on every host), or '' for none
+        args.draft = decoding.draft and str(resolve_model(decoding.draft))
     hostfile = None
     if args.local_ranks is None:
         hostfile = Hostfile.read(Path(args.hostfile or default_hostfile()))
