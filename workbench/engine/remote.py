@@ -38,6 +38,7 @@ from workbench.engine.openai_steering import (
 from workbench.engine.protocol import Capabilities
 from workbench.engine.splitter import ReasoningSplitter
 from workbench.errors import UserError
+from workbench.terminal import encodable
 
 REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
 MAX_PLAUSIBLE_TOKENS = 10**9  # a server's usage beyond this (or negative, or not an integer) is not believed
@@ -142,7 +143,7 @@ class RemoteEngine:
             return
         try:
             listed = self._get_json("/models", timeout=min(self.timeout, LOAD_TIMEOUT)).get("data")
-            entries = {unicode_text(m["id"]): m for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str)} \
+            entries = {encodable(m["id"]): m for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str)} \
                 if isinstance(listed, list) else {}
             models = list(entries)
         except EndpointError as e:
@@ -322,7 +323,7 @@ def error_text(error) -> str:
     """What a server's `error` field says: a string, or an object with a `message`."""
     if isinstance(error, dict):
         error = error.get("message")
-    return first_line(unicode_text(error)) if isinstance(error, str) else ""
+    return first_line(encodable(error)) if isinstance(error, str) else ""
 
 
 def error_message(raw) -> str:
@@ -350,18 +351,6 @@ def sse_data(response, limit: int = MAX_EVENT):
             if lines:
                 yield "\n".join(lines)
             lines, size = [], 0
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def unicode_text(text: str) -> str:
-    """`text` with lone surrogates (JSON may carry "\\ud800") as U+FFFD: they cannot be saved or shown."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return _SURROGATE.sub("\ufffd", text)
 
 
 MAX_NAME = 200  # characters of a name the server reports (its draft model's)
@@ -425,7 +414,7 @@ class StreamState:
                 self.stats.draft_auto = theirs["draft_auto"]
             draft = theirs.get("draft")
             if isinstance(draft, str) and len(draft) <= MAX_NAME and draft.isprintable():
-                self.stats.draft = unicode_text(draft)
+                self.stats.draft = encodable(draft)
             peak = chunk["stats"].get("peak_memory_gb")
             if isinstance(peak, int) and not isinstance(peak, bool):
                 peak = float(peak) if peak < MAX_PLAUSIBLE_GB else -1.0  # float() of 400 digits overflows
@@ -448,12 +437,12 @@ class StreamState:
             for key in REASONING_KEYS:
                 if isinstance(delta.get(key), str) and delta[key]:
                     self.reasoning_field = True
-                    out.append(Think(unicode_text(delta[key]), 1))
+                    out.append(Think(encodable(delta[key]), 1))
             content = delta.get("content")
             if isinstance(content, str) and (content.strip() or self.splitter is not None):
                 if self.splitter is None:
                     self.splitter = ReasoningSplitter(start_in_thinking=not self.reasoning_field)
-                out.extend(self.splitter.feed(unicode_text(content)))
+                out.extend(self.splitter.feed(encodable(content)))
             if choice.get("finish_reason"):
                 self.finish = str(choice["finish_reason"])
         for event in out:
