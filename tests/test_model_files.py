@@ -133,6 +133,9 @@ def test_a_session_of_run_carries_the_model_hash_of_a_report_card(taught_model, 
         reply = store.session("last")["turns"][1]
     assert reply["model_hash"] == card["model_sha256"] == identity.folder_sha256(folder)
     assert card["model_files"] == identity.file_hashes(folder)
+    weights = f"weights {card['model_sha256'][:12]}"  # which weights produced what, as both listings say it
+    shown, listed = workbench("sessions", "show", "last"), workbench("evals", str(folder))
+    assert weights in shown.stdout and weights in listed.stdout, shown.stdout + listed.stdout
 
 
 def test_shipped_model_verifies_against_manifest_toml_and_its_cards_stay_fresh(workbench_home):

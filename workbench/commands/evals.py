@@ -117,7 +117,7 @@ def summary_row(model: str, card: dict, path) -> dict:
     return {"model": model, "suite": (card.get("suite") or {}).get("name"), "accuracy": card.get("accuracy"),
             "ci95": [lo, hi], "n": card.get("n"), "samples": card.get("samples"), "finished": card.get("finished"),
             "stale": bool(card.get("stale")), "stale_reason": card.get("stale_reason"), "adapter": card.get("adapter"),
-            "file": str(path), "verifier": (card.get("verifier") or {}).get("version"),
+            "file": str(path), "model_sha256": card.get("model_sha256"), "verifier": (card.get("verifier") or {}).get("version"),
             "older_judge": older_judge(card.get("verifier") or {})}
 
 
@@ -159,5 +159,6 @@ def main(args) -> int:
             status += f"  judged by {r['verifier']} (now {r['older_judge']}: evals --rescore re-judges it)"
         print(f"{printable(r['model']):<24} {printable(r['suite'] or '?'):<12} {r['accuracy'] * 100:5.1f}%  "
               f"[{r['ci95'][0] * 100:.1f}, {r['ci95'][1] * 100:.1f}]  n={r['n']:<5} {r['finished'] or ''}{status}")
-        print(f"{'':<24} {r['file']}")
+        weights = f"  weights {printable(str(r['model_sha256']))[:12]}" if r["model_sha256"] else ""  # as sessions show
+        print(f"{'':<24} {r['file']}{weights}")
     return 0

@@ -124,7 +124,8 @@ def print_session(session: dict, out=None) -> None:
             out.write(f"{head}{t['role']}]\n{printable(t['content'])}\n")
             continue
         label = f" {t['label']}" if t.get("label") else ""
-        out.write(f"{head}assistant: {printable(t.get('model') or '?')}{printable(label)} · {t.get('status')}]\n")
+        weights = f" · weights {printable(str(t['model_hash']))[:12]}" if t.get("model_hash") else ""  # a card's model_sha256
+        out.write(f"{head}assistant: {printable(t.get('model') or '?')}{printable(label)}{weights} · {t.get('status')}]\n")
         if t["thinking"]:
             out.write(f"Thinking\n{printable(t['thinking'])}\n\n")
         out.write(f"Answer\n{printable(t['content'])}\n")
