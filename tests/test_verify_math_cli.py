@@ -95,6 +95,21 @@ def test_rescore_rewrites_verdicts_summary_and_markdown_but_not_the_hashes(tmp_p
     assert len(json.loads(path.read_text())["rescored"]) == 2
 
 
+def test_the_listing_names_a_card_judged_by_an_older_verifier(tmp_path, capsys, no_reexec, taught_model):
+    import shutil
+
+    folder = tmp_path / "judged"
+    shutil.copytree(taught_model, folder)
+    (folder / "evals").mkdir(exist_ok=True)
+    (folder / "evals" / "adds-1.json").write_text(json.dumps(old_card()))
+    assert main(["evals", str(folder)]) == 0
+    assert "judged by math/1 (now math/2: evals --rescore re-judges it)" in capsys.readouterr().out
+    assert main(["evals", "--rescore", str(folder / "evals" / "adds-1.json")]) == 0
+    capsys.readouterr()
+    assert main(["evals", str(folder)]) == 0
+    assert "judged by" not in capsys.readouterr().out
+
+
 def test_rescore_refuses_what_it_cannot_judge_in_one_line(tmp_path, capsys, no_reexec):
     code_card = tmp_path / "code.json"
     code_card.write_text(json.dumps(old_card("code")))
