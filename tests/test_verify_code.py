@@ -144,6 +144,10 @@ def test_output_is_capped():
 def test_extract_code_prefers_the_last_block_of_the_answer():
     text = "<think>```python\nbad()\n```</think>```python\nfirst()\n```\n```py\nsecond()\n```"
     assert extract_code(text) == "second()\n"
+    # a thinking that never closes has no answer, as for the math judge: its code is not the answer's
+    assert extract_code("<think>```python\nbad()\n```") == ""
+    assert extract_code("```python\nbad()\n```", opened=True) == ""
+    assert extract_code("```python\nok()\n```") == "ok()\n"
 
 
 def test_without_isolation_the_verifier_refuses_unless_opted_in(monkeypatch):

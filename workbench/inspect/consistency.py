@@ -59,16 +59,14 @@ def same_answer(a: str, b: str) -> bool:
 
 def math_verifier():
     """The math verifier of `workbench.verify`, run in its worker pool with a time limit (model output
-    is untrusted: a sympy bomb must not hang us), or None when that package is not there."""
-    try:
-        from workbench.verify import verify_with_timeout
-    except ImportError:
-        return None
+    is untrusted: a sympy bomb must not hang us)."""
+    from workbench.verify import verify_with_timeout
+
     return lambda completion, example: verify_with_timeout("math", completion, example)
 
 
 def verify_against(completion: str, gold: str, verifier=None) -> dict:
-    """Check `completion` against a gold answer: with the math verifier if present, else by comparison.
+    """Check `completion` against a gold answer: with the math verifier, or (verifier=False) by comparison.
     score is 1.0 / 0.0, or None when the verifier cannot judge (timeout, unreadable gold)."""
     verifier = math_verifier() if verifier is None else verifier  # False: compare without a verifier
     if verifier:

@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 
 from workbench.verify import plain
+from workbench.verify.answer import split_thinking
 from workbench.verify.registry import Verdict
 from workbench.verify.sandbox import Limits, Sandbox, SandboxError, SandboxUnavailable, deadline_for
 
@@ -102,10 +103,10 @@ os._exit(0)
 '''
 
 
-def extract_code(completion: str) -> str:
-    """The last fenced code block of the answer (after </think>), else the answer itself."""
-    end = completion.rfind("</think>")
-    answer = completion[end + len("</think>"):] if end >= 0 else completion
+def extract_code(completion: str, opened: bool = False) -> str:
+    """The last fenced code block of the answer (`answer.split_thinking`: after the last </think>; a thinking
+    that never closes has no answer), else the answer itself. `opened`: the prompt opened the thinking."""
+    _, answer, _ = split_thinking(completion, opened)
     blocks = CODE_BLOCK.findall(answer)
     return blocks[-1] if blocks else answer
 
@@ -209,7 +210,7 @@ def verify(completion: str, example: dict) -> Verdict:
     test = test_source(example)
     if not test.strip():
         return Verdict(None, "example has no tests")
-    code = extract_code(completion)
+    code = extract_code(completion, opened=bool(example.get("think_in_prompt")))
     if not code.strip():
         return Verdict(0.0, "no code found")
     entry = example.get("entry_point")
