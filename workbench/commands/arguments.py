@@ -37,14 +37,19 @@ def add_save_arguments(parser) -> None:
                         help="stop generating when the thinking is stuck in a repetition loop")
 
 
-def add_steering_arguments(parser) -> None:
-    """How the thinking is steered (ChatRequest's budget fields; engines with `Capabilities.steer`)."""
-    from workbench.engine.events import EFFORTS
-
+def add_budget_arguments(parser) -> None:
+    """The thinking's budgets (ChatRequest.max_thinking_tokens, min_thinking_tokens): run, the app and eval."""
     parser.add_argument("--thinking-budget", type=int, default=None, metavar="N",
                         help="at N thinking tokens the engine writes its budget message and </think>; the model answers")
     parser.add_argument("--min-thinking", type=int, default=None, metavar="N",
                         help="a </think> before N thinking tokens becomes \"Wait\" and the model thinks on")
+
+
+def add_steering_arguments(parser) -> None:
+    """How the thinking is steered (ChatRequest's budget fields; engines with `Capabilities.steer`)."""
+    from workbench.engine.events import EFFORTS
+
+    add_budget_arguments(parser)
     parser.add_argument("--effort", choices=EFFORTS, default=None,
                         help="a thinking budget from the model's profile (off: no thinking, where the template can)")
     parser.add_argument("--keep-thinking", action="store_true",

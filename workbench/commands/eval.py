@@ -13,7 +13,9 @@ import sys
 
 
 def add_arguments(parser) -> None:
-    from workbench.commands.arguments import add_decoding_arguments, add_engine_arguments, add_model_arguments
+    from workbench.commands.arguments import (
+        add_budget_arguments, add_decoding_arguments, add_engine_arguments, add_model_arguments,
+    )
 
     add_engine_arguments(parser)
     add_model_arguments(parser)
@@ -28,13 +30,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default: the model profile's)")
     parser.add_argument("--max-tokens", type=int, default=None, help="generation limit (default: the model profile's)")
     parser.add_argument("--verify-timeout", type=float, default=None, help="seconds per verification")
-    parser.add_argument("--thinking-budget", type=int, default=None, metavar="N",
-                        help="cut each response's thinking at N tokens (the budget message, </think>, then the answer)")
+    add_budget_arguments(parser)
     parser.add_argument("--budgets", default=None, metavar="B1,B2,...",
                         help="a thinking-budget sweep, e.g. 0,256,1024,max: one report card with a point per budget "
                         "(each budget continues the thinking of the one below it: nothing is generated twice)")
-    parser.add_argument("--min-thinking", type=int, default=None, metavar="N",
-                        help="a close of the thinking before N tokens becomes \"Wait\" and the thinking goes on")
     parser.add_argument("--progress-json", action="store_true", help=argparse.SUPPRESS)  # for the app
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run of the same eval")
     parser.add_argument("--fresh", action="store_true", help="discard an interrupted run and start over")

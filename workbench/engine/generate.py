@@ -74,6 +74,7 @@ class PromptCache:
         self.max_bytes = max_bytes
         self.bytes_per_token = bytes_per_token
         self.model = None
+        self.decoded_with: tuple | None = None  # the Decoder.key the kept caches were made with
         self.kept: list[KeptCache] = []  # least recently used first
 
     @property
@@ -250,7 +251,7 @@ def stream_prompt(model, tokenizer, prompt: str, sampling: Sampling, stop: StopC
     steering = steering or Steering()
     cache = cache if cache is not None else PromptCache()
     decoder = decoder or Decoder()
-    if getattr(cache, "decoded_with", None) != decoder.key:  # a cache quantized otherwise is not this request's
+    if cache.decoded_with != decoder.key:  # a cache quantized otherwise is not this request's
         cache.clear()
         cache.decoded_with = decoder.key
     tokens = encode_prompt(tokenizer, prompt)  # the context: prompt, then what was generated or inserted

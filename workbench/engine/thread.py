@@ -133,7 +133,7 @@ class ThreadEngine:
         self._loaded, self.info, self._cache, self._draft = loaded, loaded.info, None, None
         job.put(Loaded(loaded.info))
 
-    def _draft_for(self, name: str, trust_remote_code: bool = False):
+    def _draft_for(self, name: str):
         """The loaded model's draft named `name` (loaded once, kept until another model or draft)."""
         from workbench.engine.decode import Draft, check_same_vocabulary
         from workbench.engine.loader import load_model

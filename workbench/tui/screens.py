@@ -108,26 +108,26 @@ class SettingsScreen(ModalScreen["tuple[Sampling, Decoding] | None"]):
         with VerticalScroll(id="dialog"):
             yield Label("Sampling settings (empty: the model's default)", id="title")
             for name, label, kind in self.FIELDS:
-                value = getattr(self.sampling, name)
                 default = getattr(self.defaults, name)
-                with Horizontal(classes="field"):
-                    yield Label(label)
-                    yield Input("" if value is None else str(value), type=kind, id=name,
-                                placeholder="random" if name == "seed" and default is None else f"default: {default}")
+                yield from self.field(name, label, kind, getattr(self.sampling, name), "field",
+                                      "random" if name == "seed" and default is None else f"default: {default}")
             yield Label("Decoding: context (prompt and response tokens); KV cache 4 or 8 bits (0 off); a draft model "
                         "sharing the tokenizer (on/auto)",
                         classes="section")
             for name, label, kind in self.DECODING_FIELDS:
-                value = getattr(self.decoding, name)
                 default = getattr(self.decoding_defaults, name)
-                with Horizontal(classes="field compact"):
-                    yield Label(label)
-                    yield Input("" if value is None else str(value), type=kind, id=name,
-                                placeholder=f"default: {default if default not in (None, '') else 'none'}")
+                yield from self.field(name, label, kind, getattr(self.decoding, name), "field compact",
+                                      f"default: {default if default not in (None, '') else 'none'}")
             yield Static("", id="problem", markup=False)
             with Horizontal(id="buttons"):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
+
+    @staticmethod
+    def field(name: str, label: str, kind: str, value, classes: str, placeholder: str) -> ComposeResult:
+        with Horizontal(classes=classes):
+            yield Label(label)
+            yield Input("" if value is None else str(value), type=kind, id=name, placeholder=placeholder)
 
     def read_decoding(self) -> Decoding:
         """The decoding settings in the form; ValueError names the field that is wrong."""
