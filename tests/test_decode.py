@@ -230,7 +230,7 @@ def test_run_refuses_decoding_options_for_a_served_model_in_one_line():
     import subprocess
     import sys
 
-    for flags in (["--kv-bits", "8"], ["--draft", "r1-nano"]):
+    for flags in (["--kv-bits", "8"], ["--draft", "r1-nano"], ["--kv-start", "100"], ["--draft-mode", "on"]):
         out = subprocess.run([sys.executable, "-m", "workbench", "run", "hi", "--endpoint", "http://127.0.0.1:9", *flags],
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr

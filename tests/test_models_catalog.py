@@ -228,3 +228,19 @@ def test_recommend_with_a_draft_counts_its_weights_and_kv_cache(capsys):
     assert out["draft"] is True and "r1-distill-qwen-14b-4bit" not in {r["name"] for r in out["fits"]}
     assert main(["models", "recommend", "--memory", "64", "--disk", "500", "--draft"]) == 0
     assert "+ draft r1-distill-qwen-1.5b" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("config", [{"text_config": "x"}, {"text_config": [1]}, {"num_attention_heads": 0,
+                                    "hidden_size": 64, "num_hidden_layers": 2}, {"num_hidden_layers": "2"}, [], "x"])
+def test_a_config_of_any_shape_gives_a_kv_size_or_none(config):
+    """config.json is model input: `cluster serve` sizes its kept caches from it, and must not crash on it."""
+    from workbench.models.catalog import config_kv_cache_bytes
+
+    assert config_kv_cache_bytes(config) is None
+
+
+def test_the_kv_size_of_a_config_reads_a_multimodal_models_text_config():
+    from workbench.models.catalog import config_kv_cache_bytes, kv_cache_bytes
+
+    text = {"num_attention_heads": 8, "num_key_value_heads": 2, "hidden_size": 512, "num_hidden_layers": 4}
+    assert config_kv_cache_bytes({"text_config": text}, context=10) == kv_cache_bytes(4, 2, 64, 10)

@@ -104,6 +104,11 @@ def test_bad_starts_are_one_line(served, tmp_path):
         open_server(served.engine.info.path, host="0.0.0.0")
     with pytest.raises(UserError, match="no model named 'nope'"):
         open_server("nope")
+    with pytest.raises(UserError, match="cannot serve on 127.0.0.1:70000"):  # bind() raises OverflowError
+        open_server(served.engine.info.path, port=70000)
+    out = subprocess.run([sys.executable, "-m", "workbench", "serve", "--port", "70000"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2 and "70000 is not a port (0 to 65535)" in out.stderr and "Traceback" not in out.stderr
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{")
     with pytest.raises(UserError, match="broken"):

@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None, exit_process: bool = False) -> int:
     args = parser.parse_args(argv)
     module = getattr(args, "_module", None) or "app"
     command = importlib.import_module(f"workbench.commands.{module}")
+    args.exiting = exit_process and getattr(command, "QUICK_EXIT", False)  # the process ends when it returns
     try:
         status = command.main(args) or 0
     except UserError as e:

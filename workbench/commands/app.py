@@ -21,9 +21,9 @@ def main(args, engine=None) -> int:
     """`engine`: any engine object to open the app on (tests); by default a remote engine for
     --endpoint, else the MLX engine in its own process (the app's drawing and generation then do not
     share a GIL; `workbench run` keeps the in-process engine)."""
-    from workbench.commands.arguments import decoding_from_args, refuse_decoding
+    from workbench.commands.arguments import decoding_from_args
     from workbench.commands.run import sampling_from_args
-    from workbench.engine.choose import open_engine
+    from workbench.engine.choose import open_engine, refuse_decoding
     from workbench.tui.app import WorkbenchApp
 
     decoding = decoding_from_args(args)

@@ -8,6 +8,19 @@ from __future__ import annotations
 DEFAULT_PORT = 8123  # `workbench serve` and `workbench cluster serve`
 
 
+def port_number(text: str) -> int:
+    """argparse type of --port: 0 (any free port) to 65535."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0 to 65535)")
+    return value
+
+
 def add_engine_arguments(parser) -> None:
     """Where the model runs: here (MLX), or an OpenAI-compatible server (`workbench.engine.choose.open_engine`)."""
     parser.add_argument("--endpoint", default=None, metavar="URL",
@@ -93,15 +106,6 @@ def decoding_from_args(args):
         raise UserError(problem.replace("kv_start", "--kv-start").replace("draft_tokens", "--draft-tokens")
                         .replace("context must", "--context must"))
     return decoding
-
-
-def refuse_decoding(engine, decoding, endpoint) -> None:
-    """One line when the engine runs its model elsewhere (its server decides how it decodes)."""
-    from workbench.errors import UserError
-
-    if decoding.local and not engine.capabilities.decode:
-        raise UserError(f"{endpoint or 'this engine'} decodes on its own machine: --kv-bits, --draft and --context "
-                        f"apply only to a model run here; drop them (or set them where the model is served)")
 
 
 def add_prompt_cache_argument(parser) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from workbench.commands.arguments import DEFAULT_PORT, add_decoding_arguments, add_prompt_cache_argument, decoding_from_args
+from workbench.commands.arguments import DEFAULT_PORT, port_number, add_decoding_arguments, add_prompt_cache_argument, decoding_from_args
 
 
 def add_arguments(parser) -> None:
@@ -36,7 +36,7 @@ def add_arguments(parser) -> None:
                       help="each rank holds a slice of every layer (fast links)")
     serve.add_argument("--split", default=None, help="pipeline layer counts per rank, e.g. 10,18 (default: by free memory)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind on rank 0 (others need --token)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--port", type=port_number, default=DEFAULT_PORT)
     serve.add_argument("--token", default=os.environ.get("WORKBENCH_TOKEN"),
                        help="bearer token required on every request (default: $WORKBENCH_TOKEN)")
     serve.add_argument("--deadline", type=float, default=20.0, help="seconds before a silent rank counts as lost")

@@ -9,7 +9,7 @@ import sys
 
 from workbench.commands.arguments import (
     add_decoding_arguments, add_engine_arguments, add_model_arguments, add_sampling_arguments, add_save_arguments,
-    add_steering_arguments, decoding_from_args, refuse_decoding,
+    add_steering_arguments, decoding_from_args,
 )
 from workbench.errors import UserError
 from workbench.terminal import printable  # model output is untrusted: escapes are shown, not obeyed
@@ -106,7 +106,7 @@ def steering_from_args(args) -> dict:
 
 
 def main(args) -> int:
-    from workbench.engine.choose import open_engine
+    from workbench.engine.choose import open_engine, refuse_decoding
     from workbench.engine.events import ChatRequest, Failed, Message
 
     continued = None
@@ -180,8 +180,11 @@ def stream(args, prompt: str, info, job, continued=None) -> int:
         except UserError as e:  # the store failed as the response ended: what was written before is kept
             print(f"workbench: warning: {e}", file=sys.stderr)
             unsaved = True
-    if isinstance(recorder, Recorder):  # the process ends now (QUICK_EXIT): no checkpoint after the answer
-        recorder.store.leave_to_exit()
+    if isinstance(recorder, Recorder):
+        if getattr(args, "exiting", False):  # the process ends now (QUICK_EXIT): no checkpoint after the answer
+            recorder.store.leave_to_exit()
+        else:  # a caller that goes on (cli.main without exit_process)
+            recorder.store.close()
     return status or (1 if unsaved else 0)
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 
-from workbench.commands.arguments import DEFAULT_PORT, add_decoding_arguments, add_prompt_cache_argument, decoding_from_args
+from workbench.commands.arguments import DEFAULT_PORT, port_number, add_decoding_arguments, add_prompt_cache_argument, decoding_from_args
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model", "-m", default=None, help="model folder or name (default: r1-nano)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (beyond loopback needs --token)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT)
     parser.add_argument("--token", default=os.environ.get("WORKBENCH_TOKEN"),
                         help="bearer token required on every request (default: $WORKBENCH_TOKEN)")
     add_prompt_cache_argument(parser)

@@ -97,7 +97,7 @@ def main(argv=None) -> int:
                 token = Path(args.token_file).read_text().strip() if args.token_file else None
                 server = ChatServer((args.host, args.port), lambda request: _submit(inbox, loaded, request),
                                     loaded.info.name, token, cluster=lambda: shards, steers=True)
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, OverflowError) as e:  # OverflowError: a port beyond 65535
                 raise UserError(f"cannot serve on {args.host}:{args.port} ({getattr(e, 'strerror', None) or e})") from None
             threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
             signal.signal(signal.SIGTERM, lambda *_: inbox.put(None))

@@ -57,7 +57,7 @@ def open_server(model: str | None, host: str = "127.0.0.1", port: int = 0, token
         resolve_model(decoding.draft)  # a draft that is not there is one line now, not a failure per request
     try:
         server = ChatServer((host, port), lambda request: None, folder.name, token, steers=True)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, OverflowError) as e:  # OverflowError: a port beyond 65535
         raise UserError(f"cannot serve on {host}:{port} ({getattr(e, 'strerror', None) or e})") from None
     engine = ThreadEngine(prompt_cache_gb)
     try:

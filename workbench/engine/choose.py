@@ -24,3 +24,14 @@ def open_engine(endpoint: str | None = None, token: str | None = None, own_proce
     from workbench.engine.thread import ThreadEngine
 
     return ThreadEngine()
+
+
+def refuse_decoding(engine: Engine, decoding, endpoint: str | None) -> None:
+    """One line (UserError) when decoding settings are asked of an engine that runs its model elsewhere:
+    its server decides how it decodes (run, the app and eval ask this)."""
+    from workbench.errors import UserError
+
+    if decoding.local and not engine.capabilities.decode:
+        raise UserError(f"{endpoint or 'this engine'} decodes on its own machine: --context, --kv-bits/--kv-start and "
+                        f"--draft/--draft-tokens/--draft-mode apply only to a model run here; drop them (or set them "
+                        f"where the model is served)")

@@ -73,8 +73,10 @@ class Decoding:
 
     @property
     def local(self) -> bool:
-        """Whether this asks for anything (then the engine must run the model here)."""
-        return bool(self.kv_bits or self.draft or self.context)
+        """Whether this asks for anything (then the engine must run the model here); kv_bits 0 and draft ""
+        ask for the default (fp16, no draft)."""
+        return bool(self.kv_bits or self.draft or self.context) or any(
+            v is not None for v in (self.kv_start, self.draft_tokens, self.draft_mode))
 
     @classmethod
     def from_dict(cls, d: dict) -> "Decoding":

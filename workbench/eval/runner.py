@@ -213,7 +213,7 @@ def weights_identity(info: ModelInfo, adapter: Path | None, log: Progress) -> tu
 def run_eval(options: EvalOptions, engine: Engine | None = None, progress_stream=None) -> tuple[dict, Path]:
     """Run a suite; return (report card, path of its JSON). `engine` defaults to the one
     `open_engine(options.endpoint)` chooses: a server's model, or a new in-process ThreadEngine."""
-    from workbench.engine.choose import open_engine
+    from workbench.engine.choose import open_engine, refuse_decoding
     from workbench.engine.events import ChatRequest, Failed, Sampling
     from workbench.engine.profiles import Profile
     from workbench.verify import VerifierPool, verifier_version
@@ -258,9 +258,7 @@ def run_eval(options: EvalOptions, engine: Engine | None = None, progress_stream
                             f"drop {flag}, or evaluate the model here")
         settings.update(steering)
         if options.decoding.local:  # only then, as above; a draft changes no greedy answer but sampled ones may differ
-            if not engine.capabilities.decode:
-                raise UserError(f"{options.endpoint or 'this engine'} decodes on its own machine: --kv-bits, --draft "
-                                "and --context apply only to a model evaluated here; drop them")
+            refuse_decoding(engine, options.decoding, options.endpoint)
             settings["decoding"] = {k: v for k, v in options.decoding.to_dict().items() if v is not None}
         weights = ([identity["model_sha256"], combined_sha256(identity["adapter_files"] or {})]
                    if identity["served"] is None else [identity["served"]["endpoint"], identity["served"]["model"]])

@@ -83,13 +83,14 @@ def kv_cache_bytes(layers: int, kv_heads: int, head_dim: int, context: int = CON
 
 def config_kv_cache_bytes(config: dict, context: int = CONTEXT, kv_bits: int = 0) -> int | None:
     """`kv_cache_bytes` from a config.json's attention sizes; None when it has no standard ones."""
-    config = {**config, **(config.get("text_config") or {})}
+    text = config.get("text_config") if isinstance(config, dict) else None
+    config = {**config, **text} if isinstance(text, dict) else config
     try:
         heads = config["num_attention_heads"]
         kv_heads = config.get("num_key_value_heads") or heads
         head_dim = config.get("head_dim") or config["hidden_size"] // heads
         sizes = (config["num_hidden_layers"], kv_heads, head_dim)
-    except (KeyError, TypeError, ZeroDivisionError):
+    except (KeyError, TypeError, ZeroDivisionError, AttributeError):  # a config.json of any shape
         return None
     if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
         return None
