@@ -75,11 +75,19 @@ async def test_hostile_cards_are_escaped_skipped_or_refused_in_one_line():
     broken["budgets"][1]["accuracy"] = "lots"
     (folder / "c-broken.json").write_text(json.dumps(broken))
     (folder / "d-notjson.json").write_text("not json {")
-    app = WorkbenchApp(ScriptedEngine())
+    for ci95 in (5, True, {"a": 1}, [0.1]):  # the interval of a point that is not two numbers
+        odd = sweep_card()
+        odd["budgets"][0]["ci95"] = ci95
+        (folder / f"e-ci95-{type(ci95).__name__}-{len(str(ci95))}.json").write_text(json.dumps(odd))
+    app = WorkbenchApp(ScriptedEngine(name="evil[/]"))  # a served model's name is the server's: no markup
     async with app.run_test(size=(150, 44)) as pilot:
         screen = await open_evals(pilot, app)
-        await wait_for(pilot, lambda: len(screen.cards) == 2 and screen.shown is not None)
-        assert sorted(p.name for p, _ in screen.cards) == ["a-hostile.json", "c-broken.json"]
+        await wait_for(pilot, lambda: len(screen.cards) == 6 and screen.shown is not None)
+        assert sorted(p.name for p, _ in screen.cards)[:2] == ["a-hostile.json", "c-broken.json"]
+        for path, _ in screen.cards:
+            if path.name.startswith("e-ci95"):
+                show_card(screen, path.name)
+                await wait_for(pilot, lambda: "budgets[0].ci95 is missing or out of range" in screen_text(app))
         show_card(screen, "a-hostile.json")
         await wait_for(pilot, lambda: "\\x1b[31mred" in screen_text(app))
         text = screen_text(app)
@@ -221,7 +229,9 @@ def test_the_eval_command_is_workbench_eval_of_the_loaded_model_with_json_progre
     assert argv[1:] == ["-m", "workbench", "eval", "--model", "/models/m", "--adapter", "/ad", "--suite", "arithmetic",
                         "--limit", "5", "--budgets", "0,max", "--progress-json"]
     for bad, why in (("--suite a --model other", "sets this itself"), ("--limit 5", "say which suite"),
-                     ("--suite 'a", "quotation")):
+                     ("--suite 'a", "quotation"), ("--suite a --budgets 0 --mod other", "sets this itself"),
+                     ("--suite a --budgets 0 --endp http://h:1", "sets this itself"),
+                     ("--suite a --budgets 0 -mother", "sets this itself"), ("--suite a --limit 5", "say which budgets")):
         with pytest.raises(ValueError, match=why):
             launch.eval_command(bad, "/models/m")
 

@@ -179,11 +179,15 @@ async def test_what_at_budget_b_cuts_the_selected_turns_thinking_answers_beside_
         assert len(engine.requests) == 2 and not isinstance(app.screen, AtBudgetScreen)
         await pilot.press("shift+f12")
         await wait_for(pilot, lambda: isinstance(app.screen, AskBudgetScreen))
+        app.screen.query_one(Input).value = "9" * 5000  # beyond int()'s digit limit: said, not a crash
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "A number of thinking tokens (0 to 999,999,999)." in screen_text(app))
         app.screen.query_one(Input).value = "5"
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, AtBudgetScreen) and app.screen.ended)
         request = engine.requests[-1]
         assert request.continue_thinking == THINKING and request.max_thinking_tokens == 5
+        assert request.sampling == engine.requests[0].sampling  # the turn's own request, its thinking cut
         assert request.messages == (Message("user", "one"),)  # the selected turn's prompt, not the last one
         screen = app.screen
         assert screen.budget_answer == "At 5: \\boxed{40}\x1b[2J" and screen.after_cut == BUDGET_MESSAGE

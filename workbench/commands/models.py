@@ -45,7 +45,7 @@ def report_cards(folder: str) -> list[dict]:
     """The latest report card per suite (`workbench eval` writes them into `evals/` of the model folder, or
     under $WORKBENCH_HOME for read-only models): suite, accuracy in percent, n, stale (checked against the
     model's files now). Unreadable cards are skipped."""
-    from workbench.eval.card import card_paths, refresh_cards
+    from workbench.eval.card import card_paths, refresh_cards, suite_name
 
     latest = {}
     fresh = dict(refresh_cards(folder))
@@ -55,8 +55,7 @@ def report_cards(folder: str) -> list[dict]:
             accuracy = float(card["accuracy"])
         except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
             continue
-        suite = card.get("suite")
-        suite = str((suite.get("name") if isinstance(suite, dict) else suite) or path.stem)
+        suite = str(suite_name(card) or path.stem)
         latest[suite] = {"suite": suite, "accuracy": accuracy * 100 if accuracy <= 1 else accuracy,
                          "n": card.get("n"), "stale": bool(card.get("stale")), "file": str(path)}
     return list(latest.values())

@@ -89,6 +89,13 @@ def claim_check(claimed: tuple[float, str] | None, summary: dict, suite: str) ->
 
 # ---- where cards live -------------------------------------------------------------------------
 
+def suite_name(card: dict):
+    """The suite a card measured (its `suite.name`; older cards hold the name itself); None when it does not say.
+    Untrusted: callers escape what they show."""
+    suite = card.get("suite")
+    return suite.get("name") if isinstance(suite, dict) else suite
+
+
 def write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -8,12 +8,12 @@ terminal with plotext (also in the app) and saved as a PNG with matplotlib.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import UserError
+from workbench.eval.card import suite_name
 from workbench.jsonl import parse_line
 from workbench.terminal import printable
 
@@ -67,16 +67,17 @@ def curve_of(card: dict, where: str = "card") -> Curve:
         for i, p in enumerate(budgets):
             if not isinstance(p, dict):
                 raise ValueError(f"budgets[{i}]")
-            low, high = (p.get("ci95") or [None, None])[:2]
+            ci95 = p.get("ci95")
+            if not isinstance(ci95, list) or len(ci95) < 2:
+                raise ValueError(f"budgets[{i}].ci95")
+            low, high = ci95[:2]
             points.append(CurvePoint(printable(str(p.get("label", p.get("budget"))))[:20],
                                      _number(p.get("mean_thinking_tokens"), f"budgets[{i}].mean_thinking_tokens", MAX_TOKENS),
                                      _number(p.get("accuracy"), f"budgets[{i}].accuracy", 1),
                                      _number(low, f"budgets[{i}].ci95", 1), _number(high, f"budgets[{i}].ci95", 1)))
     except ValueError as e:
         raise UserError(f"{where}: {e} is missing or out of range") from None
-    suite = card.get("suite")
-    suite = suite.get("name") if isinstance(suite, dict) else suite
-    return Curve(legend(card), printable(str(suite))[:60], tuple(points))
+    return Curve(legend(card), printable(str(suite_name(card)))[:60], tuple(points))
 
 
 def read_curves(paths: list[str]) -> list[Curve]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.eval.card import wilson
-from workbench.eval.curve import Curve, CurvePoint
+from workbench.eval.curve import MAX_TOKENS, Curve, CurvePoint
 from workbench.paths import workbench_home
 from workbench.terminal import printable
 
@@ -29,13 +29,23 @@ def eval_command(arguments: str, model: str, adapter: str | None = None) -> list
     """`workbench eval --model MODEL [--adapter A] ARGUMENTS --progress-json`; ValueError (one line) for
     unbalanced quotes, a flag the app sets itself, or no --suite."""
     args = shlex.split(arguments)
-    own = sorted({a.split("=")[0] for a in args} & set(OWN_FLAGS))
+    own = sorted({a.split("=")[0] for a in args if sets_own_flag(a.split("=")[0])})
     if own:
         raise ValueError(f"{', '.join(own)}: the app sets this itself (the model loaded now)")
     if not any(a in ("--suite", "-s") or a.startswith("--suite=") for a in args):
         raise ValueError("say which suite: e.g. --suite arithmetic --limit 50 --budgets 0,64,128,max")
+    if not any(a == "--budgets" or a.startswith("--budgets=") for a in args):  # the screen draws a sweep
+        raise ValueError("say which budgets: e.g. --budgets 0,64,128,max (a plain eval: `workbench eval`)")
     return [sys.executable, "-m", "workbench", "eval", "--model", model,
             *(["--adapter", adapter] if adapter else []), *args, "--progress-json"]
+
+
+def sets_own_flag(arg: str) -> bool:
+    """Whether argparse would read `arg` as one of OWN_FLAGS: itself, an abbreviation of a long one (`--mod`),
+    or a short one with its value joined (`-mX`)."""
+    if arg.startswith("--") and len(arg) > 2:
+        return any(flag.startswith(arg) for flag in OWN_FLAGS if flag.startswith("--"))
+    return arg.startswith("-m")
 
 
 def suite_of(arguments: str) -> str:
@@ -76,7 +86,8 @@ class Tally:
 
 
 def _count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 53
+    """A plausible token or sample count (what the curve can draw: below MAX_TOKENS)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_TOKENS
 
 
 @dataclass

@@ -147,6 +147,7 @@ class WorkbenchApp(App):
         self.ready = False  # a model is loaded
         self.load_failed = False
         self.job = None  # the generate job running, if any
+        self.at_budget_job = None  # the latest "answer at budget B" (not recorded)
         self.response_no = 0  # number of the live response (messages of older ones are ignored)
         self.turn_view: TurnView | None = None
         self.raw_mode = False
@@ -195,8 +196,9 @@ class WorkbenchApp(App):
         self.query_one("#panes").set_class(event.size.width < NARROW, "stacked")
 
     def on_unmount(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
+        for job in (self.job, self.at_budget_job):
+            if job is not None:
+                job.cancel()
         if self.eval_run is not None and self.eval_run.launched.process.poll() is None:
             # as Ctrl-C: finished samples are kept for `workbench eval ... --resume`
             self.eval_run.launched.process.send_signal(signal.SIGINT)
@@ -578,10 +580,11 @@ class WorkbenchApp(App):
     def answer_at_budget(self, turn: Response, budget: int, tokens: int | None = None) -> None:
         from workbench.tui.steer_screens import AtBudgetScreen
 
-        request = ChatRequest(turn.request.messages, self.sampling, continue_thinking=turn.thinking,
-                              max_thinking_tokens=budget)
+        # the turn's own request (its sampling, decoding, prompt rules), its thinking cut at the budget
+        request = replace(turn.request, continue_thinking=turn.thinking, max_thinking_tokens=budget,
+                          min_thinking_tokens=None)
         try:
-            job = self.engine.generate(request)
+            job = self.at_budget_job = self.engine.generate(request)
         except Exception as e:  # noqa: BLE001 - an engine that cannot start it: say so, keep the app
             self.notify(f"engine: {e}", severity="error", markup=False)
             return

@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from workbench.eval.card import suite_name
 from workbench.eval.launch import LaunchedEval, RunningSweep, suite_of
 from workbench.terminal import printable
 from workbench.tui.messages import EvalProgress
@@ -104,8 +105,7 @@ def points_table(curve, counts: list) -> Text:
 
 
 def card_label(path: Path, card: dict) -> Text:
-    suite = card.get("suite")
-    suite = suite.get("name") if isinstance(suite, dict) else suite
+    suite = suite_name(card)
     accuracy = card.get("accuracy")
     accuracy = f"{accuracy:.1%}" if isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool) else "?"
     kind = f"sweep of {len(card['budgets'])}" if isinstance(card.get("budgets"), list) and card["budgets"] else "eval"
@@ -151,7 +151,8 @@ class EvalsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#cards").border_title = f"Report cards of {printable(self.model or 'no model')[:30]}"
+        # a Text, not a string: a border title is markup, and a served model's name is the server's to choose
+        self.query_one("#cards").border_title = Text(f"Report cards of {printable(self.model or 'no model')[:30]}")
         self.query_one("#plot").border_title = "Accuracy by thinking budget"
         self.query_one("#eval-args").focus()
         self.list_cards(self.app.eval_run is not None and self.app.eval_run.running)
@@ -164,7 +165,7 @@ class EvalsScreen(Screen):
         cards = []
         if self.folder is not None:
             cards = [(p, c) for p, c in ((p, read_card(p)) for p in card_paths(self.folder)) if c is not None]
-            cards.sort(key=lambda pc: pc[0].stat().st_mtime if pc[0].exists() else 0, reverse=True)
+            cards.sort(key=lambda pc: modified(pc[0]), reverse=True)
         self.app.call_from_thread(self._listed, cards, show_running, select)
 
     def _listed(self, cards: list, show_running: bool, select: Path | None) -> None:
@@ -316,3 +317,11 @@ class EvalsScreen(Screen):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "stop":
             self.action_stop()
+
+
+def modified(path: Path) -> float:
+    """Its modification time; 0 for a card deleted meanwhile."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

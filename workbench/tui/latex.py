@@ -421,7 +421,7 @@ class LatexStream:
             return "", None
         tail = "".join(self._pieces)
         ready = len(tail)
-        for _ in range(4):
+        for _ in range(4):  # each try settles less; a few tries end it, else everything waits
             append, covered, state = _convert(tail[:ready], 0, final, self.markdown, self._state)
             # A backslash decides what the character after it is (`\\$` opens no math): never settle one
             # without that character, or the rest would be converted without it.
@@ -429,6 +429,8 @@ class LatexStream:
             if not back:
                 break
             ready = covered - back
+        else:
+            return "", None  # still a backslash at the end: hold it all (MAX_SPAN bounds the wait)
         self._state = state
         rest = tail[covered:]
         self._pieces, self._held = ([rest] if rest else []), len(rest)

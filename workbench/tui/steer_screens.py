@@ -161,8 +161,8 @@ class AskBudgetScreen(ModalScreen[int | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         text = event.value.strip()
-        if not text.isdigit():
-            self.query_one("#problem", Static).update("A number of thinking tokens (0 or more).")
+        if not text.isdigit() or len(text) > 9:  # int() refuses over 4,300 digits; no thinking is 10^9 tokens
+            self.query_one("#problem", Static).update("A number of thinking tokens (0 to 999,999,999).")
             return
         self.dismiss(int(text))
 
