@@ -131,7 +131,7 @@ async def test_a_compare_session_opens_side_by_side():
     with Store.open() as store:
         sid = store.new_session("What is 12+30?", "compare")
         store.add_turn(sid, "user", "What is 12+30?")
-        for label, thinking, answer in (("temp=0.0", "Wait, 42.", "\\boxed{42}"), ("temp=1.0", "Hmm, 41?", "\\boxed{41}")):
+        for label, thinking, answer in (("temp=0.0", "Wait, 42.", "\\boxed{42}"), ("[/]temp=1.0", "Hmm, 41?", "\\boxed{41}")):
             rec = Recorder(store, sid, "What is 12+30?", sampling=Sampling(), label=label)
             for e in (Think(thinking), Answer(answer), Done(Stats(thinking_tokens=3, answer_tokens=2, finish_reason="stop"))):
                 rec.feed(e)
@@ -142,7 +142,10 @@ async def test_a_compare_session_opens_side_by_side():
         await pilot.pause()
         assert isinstance(app.screen, CompareScreen)
         titles = [c.border_title for c in app.screen.query(".variant")]
-        assert titles == ["temp=0.0", "temp=1.0"]
+        from rich.text import Text
+
+        # a label is text, not markup: shown as written
+        assert [Text.from_markup(str(t)).plain for t in titles] == ["temp=0.0", "[/]temp=1.0"]
         text = "\n".join(str(w.render()) for w in app.screen.query(".summary"))
         assert "wait 1" in text and "hmm 1" in text
         await pilot.press("escape")

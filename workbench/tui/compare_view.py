@@ -57,7 +57,8 @@ class CompareScreen(ModalScreen):
         with Horizontal(id="columns"):
             for t in (t for t in turns if t["role"] == "assistant"):
                 column = VerticalScroll(classes="variant")
-                column.border_title = printable(t.get("label") or t.get("model") or "response")
+                # a Text: a title is markup, and a model's name or label is untrusted
+                column.border_title = Text(printable(t.get("label") or t.get("model") or "response"))
                 with column:
                     yield Static(Text(column_summary(t)), classes="summary", markup=False)
                     yield Static(Text(printable(t["thinking"])), classes="thought", markup=False)
