@@ -7,9 +7,8 @@ then `--decode` tokens. Two peaks are printed: over the whole request (dominated
 prompt: 2,048-token chunks attending to everything before them) and while decoding (MLX's peak reset at
 the first token: the weights, the cache and one token's work, what a long chain of thought holds).
 `--kv-start` 0 quantizes the cache from the first chunk on, so the prompt is processed with quantized
-attention (2-3x slower on this CPU); `--kv-start end` processes the prompt in full precision and
-quantizes the whole cache once it is in: the same cache to decode from, at the unquantized prompt's speed
-(a 32k prompt: 2-4 minutes per case here). Cases alternate over `--repeats` rounds; medians are printed with the ratio to the
+attention (slower: docs/benchmarks.md); `--kv-start end` processes the prompt in full precision and
+quantizes the whole cache once it is in: the same cache to decode from, at the unquantized prompt's speed. Cases alternate over `--repeats` rounds; medians are printed with the ratio to the
 unquantized baseline. The bench model computes in float32 (MLX on this CPU), so its unquantized cache
 takes 4 bytes a value where a Mac's fp16/bf16 model takes 2: the memory ratios here are larger than on
 a Mac by up to 2x; `--dtype float16` measures the Mac's layout (slowly on a CPU).
@@ -29,7 +28,7 @@ def main() -> None:
     ap.add_argument("--contexts", default="8192,32768", help="prompt lengths in tokens, comma-separated")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--heads", type=int, default=4, help="attention heads (head width hidden/heads: 64)")
+    ap.add_argument("--heads", type=int, default=4, help="attention heads (each hidden/heads wide)")
     ap.add_argument("--decode", type=int, default=32, help="tokens generated after the prompt")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--dtype", choices=("float32", "float16"), default="float32")
@@ -90,7 +89,7 @@ def main() -> None:
         return kv, max(request_peak, decode_peak) / 1e6, decode_peak / 1e6, done.stats.generation_tps
 
     print(f"bench model: hidden {args.hidden} x {args.layers} layers, {args.heads} heads ({args.heads // 2} KV heads, "
-          f"64 wide), {args.dtype}; kv_start {args.kv_start}; {args.decode} tokens decoded after the prompt; "
+          f"{args.hidden // args.heads} wide), {args.dtype}; kv_start {args.kv_start}; {args.decode} tokens decoded after the prompt; "
           f"{args.repeats} round(s), medians", flush=True)
     for context in contexts:
         results: dict[int, list] = {0: [], 8: [], 4: []}
@@ -104,6 +103,7 @@ def main() -> None:
             print(f"context {context:>6,}  kv_bits {name:8s}  KV cache {kv:8.1f} MB ({kv / base[0]:.2f}x)  "
                   f"peak {peak:8.1f} MB ({peak / base[1]:.2f}x)  decoding {decode_peak:7.1f} MB "
                   f"({decode_peak / base[2]:.2f}x)  decode {tps:6.1f} tok/s ({tps / base[3]:.2f}x)", flush=True)
+
 
 if __name__ == "__main__":
     main()

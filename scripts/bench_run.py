@@ -2,8 +2,7 @@
 process wall time, peak RSS, and for `run` the time from its last token on the pipe to its exit.
 
 Pairs run alternately (run, generate, run, generate, ...) so load drift falls on both; medians and the
-median of the per-pair ratios are printed. `run` saves 
-unless --no-save, into one temporary WORKBENCH_HOME that the warm-up run creates (a user's store exists
+median of the per-pair ratios are printed. `run` saves its response unless --no-save, into one temporary WORKBENCH_HOME that the warm-up run creates (a user's store exists
 after their first run); it starts the way a user starts it (`python -m workbench`, which re-executes itself
 once to preload OpenBLAS on Linux). mlx_lm.generate gets no preload of its own; `--baseline-blas`
 preloads OpenBLAS for it too (its environment, no re-exec), the fair comparison of the work itself.
@@ -112,6 +111,9 @@ def exit_gaps(run_cmd: list[str], env: dict, runs: int) -> None:
               f"max {max(to_stats):5.1f} ms; -> exit: median {med(to_exit):5.1f} ms, max {max(to_exit):5.1f} ms "
               f"(target <= 50 ms)")
         print(f"{'':26s} to exit, each run: {' '.join(f'{x:.0f}' for x in to_exit)} ms")
+    if len(gaps) == 2:  # the baseline measured in the same run: what saving adds after the last token
+        (a, va), (b, vb) = gaps.items()
+        print(f"to exit, {a} / {b}: {med([e for _, e in va]) / med([e for _, e in vb]):.2f}x (medians)")
 
 
 def main() -> None:

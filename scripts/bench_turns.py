@@ -56,7 +56,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def first_token(port: int, messages: list[dict], max_tokens: int) -> tuple[float, int | None, float]:
+def ask(port: int, messages: list[dict], max_tokens: int) -> tuple[float, int | None, float]:
     """(seconds to the first streamed text, the usage's cached_tokens if reported, seconds to the end) of one
     streamed answer."""
     body = json.dumps({"messages": messages, "stream": True, "temperature": 0.0, "max_tokens": max_tokens,
@@ -114,9 +114,9 @@ def measure(servers: dict, rounds: int, history: int, tokens: int) -> dict:
         for r in range(-1, rounds):  # round -1 warms both up
             chat, next_turn = conversation(r + 1000 if r < 0 else r, history)
             order = list(servers) if r % 2 == 0 else list(servers)[::-1]
-            colds = {name: first_token(servers[name][1], chat, tokens)[2] for name in order}
+            colds = {name: ask(servers[name][1], chat, tokens)[2] for name in order}
             for name in order:  # the next turns back to back: the load changes less between them
-                first, cached, whole = first_token(servers[name][1], next_turn, tokens)
+                first, cached, whole = ask(servers[name][1], next_turn, tokens)
                 if r >= 0:
                     results[name]["cold"].append(colds[name])
                     results[name]["warm"].append(whole)
