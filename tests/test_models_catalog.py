@@ -218,8 +218,11 @@ def test_recommend_with_a_draft_counts_its_weights_and_kv_cache(capsys):
     with_drafts = {f.entry.name: f for f in recommend(between, 500 * GB, draft=True)}
     assert plain["r1-distill-qwen-14b-4bit"].fits and not with_drafts["r1-distill-qwen-14b-4bit"].fits
     assert "no draft" in with_drafts["r1-distill-qwen-1.5b-4bit"].why()  # nothing drafts for the smallest
-    # a cluster decodes without a draft: two machines count none
-    assert "draft" not in recommend(between, 500 * GB, machines=2, draft=True)[0].why()
+    # a cluster loads the whole draft on every machine (cluster serve --draft): each machine counts it
+    two = {f.entry.name: f for f in recommend(between, 500 * GB, machines=2, draft=True)}
+    assert two["r1-distill-qwen-14b-4bit"].memory_needed == (fit(qwen14, between, 500 * GB, machines=2).memory_needed
+                                                             + draft.weights_bytes + draft.kv_cache_bytes())
+    assert "draft r1-distill-qwen-1.5b-4bit" in two["r1-distill-qwen-14b-4bit"].why()
 
     assert main(["models", "recommend", "--memory", str(between / GB), "--disk", "500", "--json"]) == 0
     assert "r1-distill-qwen-14b-4bit" in {r["name"] for r in json.loads(capsys.readouterr().out)["fits"]}

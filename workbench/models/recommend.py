@@ -82,7 +82,7 @@ def fit(entry: CatalogEntry, memory_bytes: int, disk_bytes: int, machines: int =
         kv_bits: int = 0, draft: CatalogEntry | None = None, drafting: bool = False) -> Fit:
     """Split across `machines` (mlx.distributed shards weights and KV cache); each keeps its own overhead.
     `context`: tokens of prompt and response; `kv_bits`: the KV cache quantized (4 or 8; 0: fp16); `draft`: a
-    draft model decoding beside it on one machine (`drafting`: one was asked for, perhaps none found)."""
+    draft model decoding beside it, whole on each machine (`drafting`: one was asked for, perhaps none found)."""
     shared = entry.weights_bytes + entry.kv_cache_bytes(context, kv_bits)
     extra = draft_bytes(draft, context, kv_bits) if draft else 0
     return Fit(entry, machines, memory_needed=shared // machines + extra + int(RUNTIME_OVERHEAD),
@@ -100,13 +100,12 @@ def recommend(memory_bytes: int, disk_bytes: int, machines: int = 1,
               entries: list[CatalogEntry] | None = None, context: int = CONTEXT, kv_bits: int = 0,
               draft: bool = False) -> list[Fit]:
     """Every downloadable catalog model, best first, with whether it fits (cluster-only ones need machines > 1).
-    `draft`: count each model's catalog draft beside it (on one machine: a cluster decodes without a draft)."""
+    `draft`: count each model's catalog draft beside it (a cluster loads the whole draft on every machine)."""
     entries = load_catalog() if entries is None else entries
     by_name = {e.name: e for e in entries}
-    drafting = draft and machines == 1
     candidates = [e for e in entries if not e.embedded and (machines > 1 or not e.cluster_only)]
-    return [fit(e, memory_bytes, disk_bytes, machines, context, kv_bits, by_name.get(e.draft) if drafting else None,
-                drafting) for e in ranked(candidates)]
+    return [fit(e, memory_bytes, disk_bytes, machines, context, kv_bits, by_name.get(e.draft) if draft else None,
+                draft) for e in ranked(candidates)]
 
 
 def fits_to_pull(local_names: set[str], context: int = CONTEXT, kv_bits: int = 0) -> list[Fit]:
